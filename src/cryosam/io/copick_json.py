@@ -1,0 +1,102 @@
+"""copick pick files (JSON, Å): ``points[].location.{x, y, z}``.
+
+This module reads and writes the JSON file format directly so that copick
+projects work without the optional ``copick`` package; project-level access
+(runs, voxel spacings, segmentations) lives in the copick integration.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from cryosam.errors import CryosamError
+from cryosam.io import coords
+from cryosam.io.atomic import write_text_atomic
+from cryosam.io.picks import Picks, check_class_name
+
+_IDENTITY = np.eye(4).tolist()
+
+
+def picks_to_copick_dict(
+    picks: Picks,
+    voxel_size: float,
+    object_name: str,
+    user_id: str = "cryosam",
+    session_id: str = "0",
+    run_name: str | None = None,
+) -> dict:
+    """copick ``CopickPicksFile`` content for the picks of one object (class)."""
+    xyz = coords.zyx_to_angstrom_xyz(picks.zyx, voxel_size)
+    points = []
+    for i in range(len(picks)):
+        point = {
+            "location": {"x": float(xyz[i, 0]), "y": float(xyz[i, 1]), "z": float(xyz[i, 2])},
+            "transformation_": _IDENTITY,
+            "instance_id": int(picks.instance[i]),
+        }
+        if np.isfinite(picks.score[i]):
+            point["score"] = float(picks.score[i])
+        points.append(point)
+    return {
+        "pickable_object_name": object_name,
+        "user_id": user_id,
+        "session_id": session_id,
+        "run_name": run_name or picks.tomogram,
+        "voxel_spacing": float(voxel_size),
+        "unit": "angstrom",
+        "points": points,
+        "trust_orientation": False,
+    }
+
+
+def write_copick_json(
+    path: str | os.PathLike,
+    picks: Picks,
+    voxel_size: float,
+    object_name: str | None = None,
+    overwrite: bool = False,
+    **kwargs,
+) -> Path:
+    """Write one copick picks JSON (all picks must be of one class unless ``object_name``)."""
+    if object_name is None:
+        classes = picks.classes
+        if len(classes) > 1:
+            raise CryosamError("a copick picks file holds one object; split picks by class")
+        object_name = classes[0] if classes else "particle"
+    content = picks_to_copick_dict(picks, voxel_size, object_name, **kwargs)
+    return write_text_atomic(path, json.dumps(content, indent=2), overwrite)
+
+
+def read_copick_json(path: str | os.PathLike, voxel_size: float) -> Picks:
+    """Read a copick picks JSON; locations in Å are converted with ``voxel_size``."""
+    path = Path(path)
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise CryosamError(f"{path}: no such file; check the path") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CryosamError(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("points"), list):
+        raise CryosamError(f"{path}: not a copick picks file (no 'points' list)")
+    unit = str(data.get("unit", "angstrom")).lower()
+    if unit not in ("angstrom", "å", "a"):
+        raise CryosamError(f"{path}: unit {unit!r} is not supported; copick picks are in angstrom")
+    name = check_class_name(data.get("pickable_object_name") or "particle", str(path))
+    xyz, score, inst = [], [], []
+    for i, point in enumerate(data["points"]):
+        try:
+            loc = point["location"]
+            xyz.append([float(loc["x"]), float(loc["y"]), float(loc["z"])])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CryosamError(f"{path}: point {i} has no numeric location.x/y/z") from exc
+        score.append(float(point.get("score", np.nan)))
+        inst.append(int(point.get("instance_id", i + 1)))
+    arr = np.asarray(xyz, dtype=np.float64).reshape(-1, 3)
+    if not np.isfinite(arr).all():
+        raise CryosamError(f"{path}: NaN or infinite locations")
+    zyx = coords.angstrom_xyz_to_zyx(arr, voxel_size)
+    return Picks(zyx, score, [name] * len(zyx), inst, None, data.get("run_name"))

@@ -1,0 +1,193 @@
+"""RELION STAR pick lists: RELION 3 (pixels) and RELION 5 (centred Å).
+
+The dialect of a file is detected from its columns. Class names, which RELION
+has no label for, go into an extra ``data_cryosam_classes`` block keyed by
+``rlnClassNumber``; RELION reads only the blocks it asks for, so the file stays
+valid for RELION, Warp/M and pytom.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import starfile
+
+from cryosam.errors import CryosamError
+from cryosam.io import coords
+from cryosam.io.atomic import atomic_path
+from cryosam.io.picks import Picks, check_class_name
+from cryosam.io.tomogram import tomogram_stem
+
+RELION3 = "relion3"
+RELION5 = "relion5"
+R3_COLS = ("rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ")
+R5_COLS = (
+    "rlnCenteredCoordinateXAngst",
+    "rlnCenteredCoordinateYAngst",
+    "rlnCenteredCoordinateZAngst",
+)
+ANGLE_COLS = ("rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi")
+CLASS_BLOCK = "cryosam_classes"
+
+
+def _exact(values: np.ndarray) -> list[str]:
+    """Shortest text that reads back to the same float64 (Python's repr)."""
+    return [repr(float(v)) for v in values]
+
+
+def write_star(
+    path: str | os.PathLike,
+    picks: Picks,
+    dialect: str = RELION3,
+    shape_zyx=None,
+    voxel_size: float | None = None,
+    tomogram: str | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write picks as a RELION STAR file.
+
+    Args:
+        dialect: ``'relion3'`` (``rlnCoordinateX/Y/Z`` pixels, ``rlnMicrographName``) or
+            ``'relion5'`` (``rlnCenteredCoordinateX/Y/ZAngst``, ``rlnTomoName``; needs
+            ``shape_zyx`` and ``voxel_size``).
+        tomogram: name written per row (defaults to ``picks.tomogram``).
+    """
+    name = tomogram or picks.tomogram or "tomogram"
+    classes = picks.classes
+    number = {c: i + 1 for i, c in enumerate(classes)}
+    particles: dict[str, object] = {}
+    if dialect == RELION3:
+        particles["rlnMicrographName"] = [name] * len(picks)
+        xyz = coords.zyx_to_relion3_xyz(picks.zyx)
+        cols = R3_COLS
+    elif dialect == RELION5:
+        if shape_zyx is None:
+            raise CryosamError("RELION 5 STAR output needs the tomogram shape")
+        particles["rlnTomoName"] = [tomogram_stem(name)] * len(picks)
+        xyz = coords.zyx_to_relion5_xyz_angst(picks.zyx, shape_zyx, voxel_size)
+        cols = R5_COLS
+    else:
+        raise CryosamError(f"unknown STAR dialect {dialect!r}; use relion3 or relion5")
+    for i, col in enumerate(cols):
+        particles[col] = _exact(xyz[:, i])
+    if picks.angles is not None:
+        for i, col in enumerate(ANGLE_COLS):
+            particles[col] = _exact(picks.angles[:, i])
+    particles["rlnAutopickFigureOfMerit"] = _exact(picks.score)
+    particles["rlnClassNumber"] = [number[c] for c in picks.class_name]
+    particles["rlnTomoParticleName"] = [f"{tomogram_stem(name)}/{int(i)}" for i in picks.instance]
+    blocks = {
+        "particles": pd.DataFrame(particles),
+        CLASS_BLOCK: pd.DataFrame(
+            {"rlnClassNumber": list(number.values()), "cryosamClassName": list(number)}
+        ),
+    }
+    with atomic_path(path, overwrite) as tmp:
+        starfile.write(blocks, tmp, overwrite=True)
+    return Path(path)
+
+
+def detect_dialect(columns) -> str:
+    """``'relion5'`` or ``'relion3'`` from a particles table's columns."""
+    cols = set(columns)
+    if all(c in cols for c in R5_COLS):
+        return RELION5
+    if all(c in cols for c in R3_COLS):
+        return RELION3
+    raise KeyError
+
+
+def read_star(
+    path: str | os.PathLike,
+    shape_zyx=None,
+    voxel_size: float | None = None,
+    tomogram: str | None = None,
+) -> Picks:
+    """Read picks from a RELION 3 or RELION 5 STAR file (dialect detected from its columns).
+
+    Args:
+        shape_zyx, voxel_size: needed for RELION 5 (centred Å) coordinates.
+        tomogram: keep only rows whose ``rlnTomoName``/``rlnMicrographName`` names this
+            tomogram (matched with or without extensions); ``None`` keeps all rows.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise CryosamError(f"{path}: no such file; check the path")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            blocks = starfile.read(path, always_dict=True)
+    except Exception as exc:  # starfile raises many types on malformed text
+        raise CryosamError(f"{path}: not a readable STAR file ({exc})") from exc
+    table, dialect = None, None
+    for block in blocks.values():
+        if isinstance(block, pd.DataFrame):
+            try:
+                dialect = detect_dialect(block.columns)
+            except KeyError:
+                continue
+            table = block
+            break
+    if table is None:
+        raise CryosamError(
+            f"{path}: no table with known coordinate columns; need rlnCoordinateX/Y/Z "
+            "(RELION 3, pixels) or rlnCenteredCoordinateX/Y/ZAngst (RELION 5, Å)"
+        )
+    name_col = next((c for c in ("rlnTomoName", "rlnMicrographName") if c in table), None)
+    if tomogram is not None and name_col is not None:
+        want = tomogram_stem(tomogram)
+        keep = table[name_col].astype(str).map(lambda s: tomogram_stem(s) == want)
+        table = table[keep.to_numpy()]
+    cols = R5_COLS if dialect == RELION5 else R3_COLS
+    xyz = _numeric(table, cols, path)
+    if dialect == RELION5:
+        if shape_zyx is None:
+            raise CryosamError(
+                f"{path}: RELION 5 coordinates are relative to the tomogram centre; "
+                "give the tomogram so its shape and voxel size are known"
+            )
+        zyx = coords.relion5_xyz_angst_to_zyx(xyz, shape_zyx, voxel_size)
+    else:
+        zyx = coords.relion3_xyz_to_zyx(xyz)
+    score = (
+        _numeric(table, ["rlnAutopickFigureOfMerit"], path, allow_nan=True)[:, 0]
+        if "rlnAutopickFigureOfMerit" in table
+        else None
+    )
+    angles = _numeric(table, ANGLE_COLS, path) if all(c in table for c in ANGLE_COLS) else None
+    class_name = None
+    if "rlnClassNumber" in table:
+        names = {}
+        extra = blocks.get(CLASS_BLOCK)
+        if isinstance(extra, pd.DataFrame) and {"rlnClassNumber", "cryosamClassName"} <= set(
+            extra.columns
+        ):
+            names = {
+                int(k): check_class_name(v, str(path))
+                for k, v in zip(extra["rlnClassNumber"], extra["cryosamClassName"])
+            }
+        class_name = [names.get(int(k), str(int(k))) for k in table["rlnClassNumber"]]
+    instance = None
+    if "rlnTomoParticleName" in table:
+        try:
+            instance = [int(str(s).rsplit("/", 1)[-1]) for s in table["rlnTomoParticleName"]]
+        except ValueError:
+            instance = None
+    name = None
+    if name_col is not None and len(table):
+        name = str(table[name_col].iloc[0])
+    return Picks(zyx, score, class_name, instance, angles, tomogram or name)
+
+
+def _numeric(table: pd.DataFrame, cols, path, allow_nan: bool = False) -> np.ndarray:
+    try:
+        values = table[list(cols)].astype(np.float64).to_numpy()
+    except (ValueError, TypeError) as exc:
+        raise CryosamError(f"{path}: non-numeric values in {', '.join(cols)}") from exc
+    if not allow_nan and not np.isfinite(values).all():
+        raise CryosamError(f"{path}: NaN or infinite values in {', '.join(cols)}")
+    return values

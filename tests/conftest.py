@@ -1,0 +1,33 @@
+"""Shared fixtures: small MRC files written the way other programs write them."""
+
+from __future__ import annotations
+
+import mrcfile
+import numpy as np
+import pytest
+
+
+def write_mrc(path, data, voxel_size=10.0, origin=(0.0, 0.0, 0.0), compression=None):
+    """Write ``data`` as MRC with mrcfile directly (not through cryosam)."""
+    with mrcfile.new(path, overwrite=True, compression=compression) as mrc:
+        mrc.set_data(data)
+        mrc.voxel_size = voxel_size
+        mrc.header.origin.x, mrc.header.origin.y, mrc.header.origin.z = origin
+    return path
+
+
+@pytest.fixture
+def blob_volume():
+    """(20, 32, 40) float32 volume: noise with three dark (protein-like) balls."""
+    rng = np.random.default_rng(0)
+    vol = rng.normal(0, 0.3, (20, 32, 40)).astype(np.float32)
+    zz, yy, xx = np.mgrid[:20, :32, :40]
+    for c in [(10, 8, 10), (10, 20, 28), (6, 24, 10)]:
+        r2 = (zz - c[0]) ** 2 + (yy - c[1]) ** 2 + (xx - c[2]) ** 2
+        vol[r2 <= 9] -= 2.0
+    return vol
+
+
+@pytest.fixture
+def mrc_path(tmp_path, blob_volume):
+    return write_mrc(tmp_path / "tomo.mrc", blob_volume, voxel_size=10.0, origin=(5.0, 6.0, 7.0))

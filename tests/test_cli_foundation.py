@@ -1,0 +1,98 @@
+"""The command line: `cryosam info` and the bad-input contract (one line, exit 2)."""
+
+import subprocess
+import sys
+
+import numpy as np
+
+from cryosam.cli import main
+from tests.conftest import write_mrc
+
+
+def run(capsys, *args):
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_info_prints_shape_and_voxel_size(capsys, mrc_path):
+    code, out, err = run(capsys, "info", mrc_path)
+    assert code == 0, err
+    assert "shape (z, y, x): 20 x 32 x 40" in out
+    assert "voxel size: 10 Å" in out
+    assert "estimated memory for a run:" in out
+    assert "dark protein" in out  # the fixture has dark balls
+
+
+def test_info_on_gzip_int8(capsys, tmp_path):
+    data = np.random.default_rng(1).integers(-100, 100, (6, 7, 8)).astype(np.int8)
+    path = write_mrc(tmp_path / "tomo.mrc.gz", data, voxel_size=13.48, compression="gzip")
+    code, out, err = run(capsys, "info", path)
+    assert code == 0, err
+    assert "shape (z, y, x): 6 x 7 x 8" in out
+    assert "voxel size: 13.48 Å" in out
+    assert "int8 (MRC mode 0)" in out
+
+
+def test_info_unknown_voxel_size_and_override(capsys, tmp_path):
+    path = write_mrc(tmp_path / "t.mrc", np.random.rand(4, 5, 6).astype(np.float32), 1.0)
+    code, out, _ = run(capsys, "info", path)
+    assert code == 0 and "voxel size: unknown" in out
+    code, out, _ = run(capsys, "info", path, "--voxel-size", "6.5", "--diameter", "130")
+    assert code == 0 and "voxel size: 6.5 Å" in out and "= 20.0 voxels" in out
+
+
+def _bad_inputs(tmp_path, blob_volume):
+    good = write_mrc(tmp_path / "good.mrc", blob_volume)
+    trunc = tmp_path / "trunc.mrc"
+    trunc.write_bytes(good.read_bytes()[:2000])
+    text = tmp_path / "text.mrc"
+    text.write_text("not a tomogram\n" * 200)
+    nan = blob_volume.copy()
+    nan[0, 0, 0] = np.nan
+    return [
+        (["info", tmp_path / "missing.mrc"], "no such file"),
+        (["info", text], "not an MRC"),
+        (["info", trunc], "truncated"),
+        (["info", write_mrc(tmp_path / "nan.mrc", nan)], "NaN"),
+        (["info", good, "--voxel-size", "0"], "positive"),
+        (["info", good, "--diameter", "-5"], "--diameter"),
+    ]
+
+
+def test_bad_input_table_one_line_exit_2(capsys, tmp_path, blob_volume):
+    for args, match in _bad_inputs(tmp_path, blob_volume):
+        code, out, err = run(capsys, *args)
+        assert code == 2, (args, err)
+        lines = err.strip().splitlines()
+        assert len(lines) == 1, err
+        assert lines[0].startswith("cryosam: error:") and match in lines[0], lines[0]
+        assert "Traceback" not in err
+
+
+def test_debug_shows_traceback(capsys, tmp_path):
+    code, _, err = run(capsys, "--debug", "info", tmp_path / "missing.mrc")
+    assert code == 2 and "Traceback" in err
+
+
+def test_usage_errors_exit_2(capsys):
+    code, _, _ = run(capsys, "info")
+    assert code == 2
+    code, _, _ = run(capsys, "no-such-command")
+    assert code == 2
+
+
+def test_console_script_help_and_subcommands():
+    proc = subprocess.run(
+        [sys.executable, "-m", "cryosam", "--help"], capture_output=True, text=True
+    )
+    assert proc.returncode == 0
+    for cmd in ("info", "segment", "pick", "evaluate", "simulate", "demo", "models", "batch"):
+        assert cmd in proc.stdout
+    proc = subprocess.run(
+        [sys.executable, "-c", "import cryosam.cli, sys; print(sorted(sys.modules))"],
+        capture_output=True,
+        text=True,
+    )
+    for heavy in ("scipy", "pandas", "torch", "dask", "matplotlib"):
+        assert f"'{heavy}'" not in proc.stdout, f"{heavy} imported at CLI start-up"

@@ -1,0 +1,74 @@
+import pytest
+
+from cryosam.errors import CryosamError
+from cryosam.io.prompts import (
+    parse_point,
+    prompts_for_tomogram,
+    read_prompt_csv,
+    read_prompt_file,
+    validate_prompts,
+)
+
+
+def test_parse_point_forms():
+    p = parse_point("10,20.5,30")
+    assert p.zyx == (10.0, 20.5, 30.0) and p.class_name == "particle" and not p.negative
+    assert parse_point("1,2,3:ribosome").class_name == "ribosome"
+    neg = parse_point("1,2,3", negative=True)
+    assert neg.negative and neg.class_name is None  # applies to every class
+    assert parse_point("1,2,3:ring", negative=True).class_name == "ring"
+    for bad in ("1,2", "a,b,c", "1,2,3,4", "1,2,nan", "1,2,3:bad name"):
+        with pytest.raises(CryosamError):
+            parse_point(bad)
+
+
+def test_prompt_csv_any_order_and_options(tmp_path):
+    path = tmp_path / "prompts.csv"
+    path.write_text(
+        "tomogram,x,y,z,class,negative\n"
+        "TS_01.mrc,3,2,1,ribosome,0\n"
+        "TS_02,6,5,4,,1\n"
+        "TS_01.rec.gz,9,8,7,ring,1\n"
+    )
+    prompts = read_prompt_csv(path)
+    assert [p.zyx for p in prompts] == [(1, 2, 3), (4, 5, 6), (7, 8, 9)]
+    assert [p.class_name for p in prompts] == ["ribosome", None, "ring"]
+    assert [p.negative for p in prompts] == [False, True, True]
+    mine = prompts_for_tomogram(prompts, "/data/TS_01.mrc")
+    assert [p.zyx for p in mine] == [(1, 2, 3), (7, 8, 9)]
+
+
+@pytest.mark.parametrize(
+    "text,match",
+    [
+        ("", "not a readable CSV"),
+        ("z,y,x\n", "no rows"),
+        ("a,b,c\n1,2,3\n", "lacks column"),
+        ("z,y,x\n1,2,three\n", "line 2"),
+        ("z,y,x,negative\n1,2,3,maybe\n", "negative"),
+    ],
+)
+def test_bad_prompt_csv(tmp_path, text, match):
+    path = tmp_path / "p.csv"
+    path.write_text(text)
+    with pytest.raises(CryosamError, match=match):
+        read_prompt_csv(path)
+
+
+def test_prompt_file_types(tmp_path):
+    with pytest.raises(CryosamError, match="unknown prompt file type"):
+        (tmp_path / "p.xyz").write_text("1 2 3")
+        read_prompt_file(tmp_path / "p.xyz")
+    with pytest.raises(CryosamError, match="no such file"):
+        read_prompt_file(tmp_path / "none.csv")
+
+
+def test_validate_prompts():
+    shape = (10, 20, 30)
+    with pytest.raises(CryosamError, match="no prompts"):
+        validate_prompts([], shape)
+    with pytest.raises(CryosamError, match="only negative"):
+        validate_prompts([parse_point("1,1,1", negative=True)], shape)
+    with pytest.raises(CryosamError, match="outside the volume"):
+        validate_prompts([parse_point("10,1,1")], shape)
+    validate_prompts([parse_point("9,19,29"), parse_point("0,0,0", negative=True)], shape)
