@@ -15,6 +15,12 @@ from pathlib import Path
 from cryosam.errors import CryosamError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def check_writable(path: Path, overwrite: bool) -> None:
     """Refuse to replace an existing ``path`` unless ``overwrite``."""
     if path.exists() and not overwrite:
@@ -38,6 +44,7 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pa
         raise CryosamError(f"cannot write to {path.parent}: {exc.strerror or exc}") from exc
     os.close(fd)
     tmp_path = Path(tmp)
+    os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; results should be shareable
     try:
         yield tmp_path
         os.replace(tmp_path, path)

@@ -1,0 +1,114 @@
+"""Preview pictures: orthogonal slices with masks and picks overlaid.
+
+One PNG a person can look at to see whether a result is right: the top row shows
+the raw slices (percentile window), the bottom row the same slices with class
+colours and pick markers, with a legend.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from cryosam.io.atomic import atomic_path
+
+_CLASS_COLOURS = [
+    "#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6",
+    "#bcf60c", "#fabebe", "#008080", "#e6beff", "#9a6324", "#fffac8", "#800000",
+]  # fmt: skip
+
+
+def class_colour(i: int) -> str:
+    """Colour of class id ``i`` (1-based) in every picture cryosam draws."""
+    return _CLASS_COLOURS[(i - 1) % len(_CLASS_COLOURS)]
+
+
+def _window(img: np.ndarray) -> tuple[float, float]:
+    lo, hi = np.percentile(img, [1, 99])
+    return float(lo), float(hi) if hi > lo else float(lo) + 1.0
+
+
+def write_preview(
+    path: str | os.PathLike,
+    volume: np.ndarray,
+    labels: np.ndarray | None = None,
+    class_names: dict[int, str] | None = None,
+    points_zyx: np.ndarray | None = None,
+    point_classes: list[int] | None = None,
+    centre=None,
+    slab: float = 3.0,
+    title: str = "",
+    overwrite: bool = False,
+) -> Path:
+    """Write a PNG of the z, y and x slices through ``centre`` (default: the middle).
+
+    Args:
+        volume: ``(z, y, x)`` tomogram.
+        labels: optional ``(z, y, x)`` class ids (0 = background), drawn in class colours.
+        class_names: id -> name for the legend.
+        points_zyx: optional ``(N, 3)`` picks; those within ``slab`` voxels of a slice
+            are drawn as circles on it, in the colour of ``point_classes`` (ids).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    shape = np.asarray(volume.shape)
+    c = (shape // 2) if centre is None else np.clip(np.round(centre).astype(int), 0, shape - 1)
+    views = [
+        ("z", lambda a: a[c[0]], (1, 2), f"xy slice at z={c[0]}"),
+        ("y", lambda a: a[:, c[1]], (0, 2), f"xz slice at y={c[1]}"),
+        ("x", lambda a: a[:, :, c[2]], (0, 1), f"yz slice at x={c[2]}"),
+    ]
+    # equal panel heights: each panel's width ratio is its aspect (width / height)
+    widths = [shape[2] / shape[1], shape[2] / shape[0], shape[1] / shape[0]]
+    fig, axes = plt.subplots(
+        2,
+        3,
+        figsize=(4.5 * sum(widths) + 1, 10),
+        gridspec_kw={"width_ratios": widths},
+        squeeze=False,
+    )
+    n_ids = int(labels.max()) if labels is not None and labels.size else 0
+    cmap = ListedColormap(["none"] + [class_colour(i) for i in range(1, max(n_ids, 1) + 1)])
+    pts = None if points_zyx is None else np.asarray(points_zyx, dtype=float).reshape(-1, 3)
+    pcls = None if point_classes is None else np.asarray(point_classes)
+    for col, (axis_name, take, (ra, ca), label) in enumerate(views):
+        img = np.asarray(take(volume), dtype=np.float32)
+        lo, hi = _window(img)
+        for row in range(2):
+            ax = axes[row, col]
+            ax.imshow(img, cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
+            ax.set_title(label if row == 0 else label + " + overlay", fontsize=10)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        ax = axes[1, col]
+        if labels is not None:
+            lab = np.asarray(take(labels))
+            ax.imshow(
+                np.ma.masked_equal(lab, 0), cmap=cmap, vmin=0, vmax=max(n_ids, 1),
+                alpha=0.45, interpolation="nearest",
+            )  # fmt: skip
+        if pts is not None and len(pts):
+            axis = "zyx".index(axis_name)
+            near = np.abs(pts[:, axis] - c[axis]) <= slab
+            colours = [class_colour(int(k)) for k in pcls[near]] if pcls is not None else "yellow"
+            ax.scatter(
+                pts[near, ca], pts[near, ra], s=60, facecolors="none", edgecolors=colours,
+                linewidths=1.2,
+            )  # fmt: skip
+    if class_names:
+        handles = [Patch(color=class_colour(i), label=n) for i, n in sorted(class_names.items())]
+        fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 7), fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=12)
+    fig.tight_layout(rect=(0, 0.05, 1, 0.97))
+    with atomic_path(path, overwrite) as tmp:
+        fig.savefig(tmp, dpi=80, format="png")
+    plt.close(fig)
+    return Path(path)
