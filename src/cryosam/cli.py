@@ -119,12 +119,6 @@ def _not_yet(command: str, issue: str) -> None:
 _PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
-@app.command(context_settings=_PASSTHROUGH, add_help_option=True)
-def segment(ctx: typer.Context) -> None:
-    """Segment the particle under each prompt point in 3D (cross-plane self-prompting)."""
-    _not_yet("segment", "planned: one prompt -> one 3D particle")
-
-
 @app.command(context_settings=_PASSTHROUGH)
 def pick(ctx: typer.Context) -> None:
     """Find every particle like the prompted ones: picks, masks and a preview."""
@@ -151,7 +145,7 @@ def batch(ctx: typer.Context) -> None:
 
 def _register_optional_commands() -> None:
     """Commands defined in their own modules (kept light: they import lazily)."""
-    from cryosam import cli_evaluate, cli_simulate  # noqa: F401
+    from cryosam import cli_evaluate, cli_segment, cli_simulate  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -112,3 +112,55 @@ def write_preview(
         fig.savefig(tmp, dpi=80, format="png")
     plt.close(fig)
     return Path(path)
+
+
+def write_instance_preview(
+    path: str | os.PathLike,
+    volume: np.ndarray,
+    labels: np.ndarray,
+    points_zyx: np.ndarray,
+    half_width: int,
+    title: str = "",
+    max_rows: int = 6,
+    overwrite: bool = False,
+) -> Path:
+    """One row per prompt (at most ``max_rows``): z, y and x planes through the prompt,
+    cropped to ``half_width`` voxels around it, with the instance's outline and the point."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pts = np.asarray(points_zyx, dtype=float).reshape(-1, 3)[:max_rows]
+    rows = max(1, len(pts))
+    fig, axes = plt.subplots(rows, 3, figsize=(10, 3.4 * rows), squeeze=False)
+    shape = np.asarray(volume.shape)
+    for r, p in enumerate(pts):
+        c = np.clip(np.round(p).astype(int), 0, shape - 1)
+        lo = np.maximum(c - half_width, 0)
+        hi = np.minimum(c + half_width + 1, shape)
+        crop = tuple(slice(a, b) for a, b in zip(lo, hi))
+        sub, lab = volume[crop], labels[crop] == (r + 1)
+        local = c - lo
+        for col, axis in enumerate((0, 1, 2)):
+            img = np.take(sub, local[axis], axis=axis)
+            mask = np.take(lab, local[axis], axis=axis)
+            u, v = [a for a in range(3) if a != axis]
+            ax = axes[r, col]
+            lo_w, hi_w = _window(img)
+            ax.imshow(img, cmap="gray", vmin=lo_w, vmax=hi_w, interpolation="nearest")
+            if mask.any():
+                ax.contour(mask.astype(float), levels=[0.5], colors=[class_colour(r + 1)])
+            ax.plot(local[v], local[u], "+", color="yellow", markersize=12, mew=2)
+            name = "zyx"[axis]
+            ax.set_title(f"#{r + 1} {name}={c[axis]} ({'zyx'[u]} down, {'zyx'[v]} across)",
+                         fontsize=9)  # fmt: skip
+            ax.set_xticks([])
+            ax.set_yticks([])
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    with atomic_path(path, overwrite) as tmp:
+        fig.savefig(tmp, dpi=80, format="png")
+    plt.close(fig)
+    return Path(path)

@@ -1,0 +1,113 @@
+"""`cryosam segment`: one 3D instance mask per prompt point."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from cryosam.cli import app
+from cryosam.cli_common import DIAMETER_HELP, NEGATIVE_HELP, POINT_HELP, PROMPTS_HELP
+
+
+@app.command()
+def segment(
+    tomogram: Path = typer.Argument(..., help="Tomogram (.mrc, .rec, ...; .gz/.bz2 too)."),
+    point: list[str] = typer.Option([], "--point", "-p", help=POINT_HELP),
+    negative: list[str] = typer.Option([], "--negative", "-n", help=NEGATIVE_HELP),
+    prompts: Path | None = typer.Option(None, "--prompts", help=PROMPTS_HELP),
+    diameter: list[str] = typer.Option([], "--diameter", "-d", help=DIAMETER_HELP),
+    out: Path = typer.Option(Path("cryosam-segment"), "--out", "-o", help="Output folder."),
+    voxel_size: float | None = typer.Option(
+        None, "--voxel-size", help="Å per voxel; overrides the header (needed if it says 0 or 1)."
+    ),
+    invert: str = typer.Option(
+        "auto", "--invert", help="Protein is dark (yes: raw tomograms), bright (no) or auto."
+    ),
+    segmenter: str = typer.Option(
+        "classical", "--segmenter", help="classical (no weights) or sam (needs a model)."
+    ),
+    model: str | None = typer.Option(
+        None, "--model", help="SAM checkpoint: local folder, hub id or registry short name."
+    ),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps (SAM only)."),
+    combine: str = typer.Option("vote", "--combine", help="Merge of the 3 stacks: vote|union."),
+    axes: str = typer.Option("zyx", "--axes", help="Propagation axes (z = reference code)."),
+    tau_iou: float = typer.Option(0.5, "--tau-iou", help="Stop when adjacent-slice IoU < this."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
+) -> None:
+    """Segment the particle under each prompt in 3D (cross-plane self-prompting).
+
+    Writes OUT/masks/instances.mrc (id k = k-th positive prompt, 0 = background),
+    OUT/instances.csv (centre, voxels, score per prompt), OUT/preview.png and OUT/run.json.
+    """
+    from cryosam.cli_common import load_prompts, parse_diameters, progress_bar
+    from cryosam.config import Config
+    from cryosam.errors import CryosamError
+    from cryosam.io.atomic import atomic_path
+    from cryosam.io.tomogram import read_tomogram, write_volume
+    from cryosam.preview import write_instance_preview
+    from cryosam.runinfo import Timer, check_outputs, sha256_file, write_run_json
+    from cryosam.segmentation import segment_prompts
+
+    timer = Timer()
+    config = Config(
+        segmenter=segmenter, model=model, invert=invert, combine=combine,
+        propagation_axes=axes, tau_iou=tau_iou,
+    )  # fmt: skip
+    names = ["masks/instances.mrc", "instances.csv", "preview.png", "run.json"]
+    check_outputs(out, names, overwrite)
+    with timer.stage("read"):
+        tomo = read_tomogram(tomogram, voxel_size=voxel_size)
+        vs = tomo.require_voxel_size()
+        all_prompts = load_prompts(point, negative, prompts, tomo.shape, vs, tomogram)
+        classes = sorted({p.class_name for p in all_prompts if not p.negative})
+        diam = parse_diameters(diameter, classes, vs)
+    seg = _build_segmenter(config, device)
+    n_pos = sum(not p.negative for p in all_prompts)
+    bar = progress_bar(n_pos, "segmenting")
+    with timer.stage("segment"):
+        outcome = segment_prompts(tomo.data, all_prompts, diam, config, seg, bar.update)
+    bar.close()
+    for w in outcome.warnings:
+        typer.echo(f"warning: {w}", err=True)
+    if all(m.empty for m in outcome.instances):
+        raise CryosamError("no prompt segmented to anything; check the points and --invert")
+    with timer.stage("write"):
+        write_volume(out / "masks" / "instances.mrc", outcome.labels, vs, tomo.origin,
+                     kind="instance", overwrite=overwrite)  # fmt: skip
+        import pandas as pd
+
+        with atomic_path(out / "instances.csv", overwrite) as tmp:
+            pd.DataFrame(outcome.summary()).to_csv(tmp, index=False)
+        half = int(max(diam.values()))
+        write_instance_preview(
+            out / "preview.png", tomo.data, outcome.labels,
+            [p.zyx for p in outcome.prompts], half,
+            title=f"{tomogram.name}: {n_pos} prompt(s), {config.segmenter} segmenter",
+            overwrite=overwrite,
+        )  # fmt: skip
+    write_run_json(out / "run.json", {
+        "command": "segment",
+        "input": {"path": str(tomogram), "sha256": sha256_file(tomogram),
+                  "shape": list(tomo.shape), "voxel_size": vs,
+                  "protein_dark_inverted": outcome.inverted},
+        "config": config.to_dict(),
+        "diameters_px": diam,
+        "prompts": [p.__dict__ for p in all_prompts],
+        "instances": outcome.summary(),
+        "warnings": outcome.warnings,
+        "timings_s": {**timer.seconds, "total": timer.total()},
+    })  # fmt: skip
+    ok = sum(not m.empty for m in outcome.instances)
+    typer.echo(f"segmented {ok}/{n_pos} prompts in {timer.total():.1f} s")
+    typer.echo(f"instances: {out / 'masks' / 'instances.mrc'}")
+    typer.echo(f"preview: {out / 'preview.png'}")
+
+
+def _build_segmenter(config, device: str):
+    from cryosam.models import make_segmenter
+
+    if config.segmenter == "classical":
+        return make_segmenter("classical", config=config)
+    return make_segmenter(config.segmenter, config=config, model=config.model, device=device)

@@ -1,0 +1,145 @@
+"""The weight-free segmenter: denoising plus seeded, size-bounded region growing.
+
+Works on any laptop with no model. The volume is denoised once in 3D (Gaussian,
+sigma a fraction of the diameter). For each instance a threshold is set halfway
+between the particle's interior (upper quartile in a ball around the prompt) and
+the local background (median of a shell one to one and a half diameters out). On a
+slice, the foreground components near the prompt point, or overlapping the grown
+mask of the previous slice, form the particle; a closing and hole filling seal the
+lumen of hollow particles, so a prompt inside a barrel segments the barrel. The
+logits are a signed distance to the mask edge, so the most confident point is the
+mask's deepest point.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from cryosam.config import Config
+from cryosam.models.base import SliceResult, take_slice
+
+
+def _disk(r: float) -> np.ndarray:
+    n = int(np.ceil(r))
+    yy, xx = np.mgrid[-n : n + 1, -n : n + 1]
+    return (yy**2 + xx**2) <= r * r + 1e-9
+
+
+def _ball_values(vol: np.ndarray, c: np.ndarray, r_in: float, r_out: float) -> np.ndarray:
+    n = int(np.ceil(r_out))
+    lo = np.maximum(c - n, 0)
+    hi = np.minimum(c + n + 1, vol.shape)
+    block = vol[tuple(slice(a, b) for a, b in zip(lo, hi))]
+    grids = np.ogrid[tuple(slice(a - ci, b - ci) for a, b, ci in zip(lo, hi, c))]
+    r = np.sqrt(sum(g.astype(np.float32) ** 2 for g in grids))
+    return block[(r >= r_in) & (r <= r_out)]
+
+
+def signed_distance(mask: np.ndarray) -> np.ndarray:
+    """> 0 inside (distance to the edge), < 0 outside; float32."""
+    if not mask.any():
+        return np.full(mask.shape, -1.0, np.float32)
+    inside = ndimage.distance_transform_edt(mask)
+    outside = ndimage.distance_transform_edt(~mask)
+    return (inside - outside).astype(np.float32)
+
+
+class ClassicalSegmenter:
+    """Seeded, size-bounded region growing on a denoised volume (no weights)."""
+
+    name = "classical"
+
+    def __init__(self, config: Config | None = None):
+        self.config = config or Config()
+        self.smooth: np.ndarray | None = None
+        self.diameter_px = 10.0
+        self.level = 0.0
+        self.scale = 1.0
+
+    def signature(self) -> dict:
+        c = self.config
+        return {"name": self.name, "smoothing_factor": c.smoothing_factor, "level": c.level}
+
+    def set_volume(self, volume: np.ndarray, diameter_px: float) -> None:
+        self.diameter_px = float(diameter_px)
+        sigma = self.config.smoothing_factor * self.diameter_px
+        vol = np.asarray(volume, dtype=np.float32)
+        self.smooth = ndimage.gaussian_filter(vol, sigma) if sigma > 0.3 else vol
+
+    def begin_instance(self, point_zyx: np.ndarray) -> None:
+        d = self.diameter_px
+        c = np.clip(np.round(point_zyx).astype(int), 0, np.asarray(self.smooth.shape) - 1)
+        inner = _ball_values(self.smooth, c, 0.0, max(1.5, 0.25 * d))
+        shell = _ball_values(self.smooth, c, 1.0 * d, 1.5 * d)
+        interior = float(np.percentile(inner, 75))
+        background = float(np.median(shell)) if shell.size else float(np.median(self.smooth))
+        if interior <= background:  # nothing brighter than its surroundings here
+            background = interior - float(self.smooth.std())
+        self.scale = interior - background
+        self.level = background + self.config.level * self.scale
+
+    def segment(self, axis, index, window, points_uv, labels, mask_logits=None) -> SliceResult:
+        img = take_slice(self.smooth, axis, index)[window]
+        d = self.diameter_px
+        cfg = self.config
+        fg = img > self.level
+        pts = np.asarray(points_uv, dtype=np.float64).reshape(-1, 2)
+        labels = np.asarray(labels).reshape(-1)
+        pos, neg = pts[labels > 0], pts[labels <= 0]
+        prev = None if mask_logits is None else mask_logits > 0
+        if prev is not None and prev.any():
+            grow = max(1.0, cfg.seed_radius_factor * d * 0.5)
+            fg &= ndimage.binary_dilation(prev, _disk(grow))
+        comps, n = ndimage.label(fg)
+        if n == 0:
+            return self._empty(img.shape)
+        seeds = np.zeros(img.shape, dtype=bool)
+        for u, v in np.round(pos).astype(int):
+            if 0 <= u < img.shape[0] and 0 <= v < img.shape[1]:
+                seeds[u, v] = True
+        near = np.zeros(img.shape, dtype=bool)
+        if seeds.any():
+            near |= ndimage.distance_transform_edt(~seeds) <= max(1.5, cfg.seed_radius_factor * d)
+        if prev is not None:
+            near |= prev
+        keep = np.unique(comps[near & fg])
+        for u, v in np.round(neg).astype(int):
+            if 0 <= u < img.shape[0] and 0 <= v < img.shape[1] and comps[u, v]:
+                keep = keep[keep != comps[u, v]]
+        keep = keep[keep > 0]
+        if len(keep) == 0:
+            return self._empty(img.shape)
+        mask = np.isin(comps, keep)
+        # close gaps and fill lumens to find the particle's extent, then keep only its
+        # foreground: walls of a hollow particle, not its lumen
+        rc = cfg.closing_factor * d
+        region = mask
+        if rc >= 1.0:
+            pad = int(np.ceil(rc)) + 1
+            region = ndimage.binary_closing(np.pad(mask, pad), _disk(rc))[pad:-pad, pad:-pad]
+        region = ndimage.binary_fill_holes(region)
+        mask = region & fg | mask
+        if not mask.any():
+            return self._empty(img.shape)
+        contrast = float(img[mask].mean() - self.level) / (self.scale + 1e-12)
+        return SliceResult(mask, signed_distance(mask), float(np.clip(contrast * 2, 0, 1)))
+
+    def refine(self, mask: np.ndarray, offset: np.ndarray) -> np.ndarray:
+        """Grow a propagated 3D mask by up to ``grow_factor`` diameters into voxels above
+        the low ``envelope_level`` (hysteresis), so its edge sits on the molecular
+        envelope rather than on the stricter propagation level."""
+        steps = int(round(self.config.grow_factor * self.diameter_px))
+        if steps < 1 or not mask.any():
+            return mask
+        box = tuple(slice(o, o + s) for o, s in zip(offset, mask.shape))
+        low = self.level - (self.config.level - self.config.envelope_level) * self.scale
+        allowed = self.smooth[box] > low
+        grown = mask.copy()
+        for _ in range(steps):
+            grown |= ndimage.binary_dilation(grown) & allowed
+        return grown
+
+    @staticmethod
+    def _empty(shape) -> SliceResult:
+        return SliceResult(np.zeros(shape, bool), np.full(shape, -1.0, np.float32), 0.0)

@@ -1,0 +1,157 @@
+"""SAM-family promptable segmenter through ``transformers`` (SamModel, SamHQModel).
+
+Slices are embedded once (LRU cache keyed by axis and index) and answered with
+point prompts plus, when propagating, the previous slice's mask as low-res logits.
+Intensities map through a percentile window of the whole volume; protein is shown
+dark, as in the raw tomogram slices the paper feeds to SAM. Points and logits go
+through SAM's resize-and-pad with :mod:`cryosam.models.sam_geometry`.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+
+from cryosam.config import Config
+from cryosam.errors import CryosamError
+from cryosam.models.base import SliceResult, take_slice
+from cryosam.models.loading import half_dtype, load_pretrained, pick_device, require_torch
+from cryosam.models.sam_geometry import (
+    image_to_lowres,
+    lowres_to_image,
+    points_to_sam,
+    to_sam_pixels,
+)
+
+_LOGIT_FLOOR = -20.0
+
+
+class SamSegmenter:
+    """:class:`~cryosam.models.base.PromptableSegmenter` backed by a SAM checkpoint."""
+
+    name = "sam"
+
+    def __init__(
+        self,
+        config: Config | None = None,
+        model: str | None = None,
+        device: str = "auto",
+        cache_slices: int = 512,
+        model_object=None,
+    ):
+        torch, transformers = require_torch()
+        self.config = config or Config()
+        self.torch = torch
+        self.device = pick_device(device)
+        self.dtype = half_dtype(self.device)
+        if model_object is None:
+            cls = transformers.SamModel
+            if model and "hq" in str(model).lower():
+                cls = getattr(transformers, "SamHQModel", cls)
+            model_object = load_pretrained(cls, model, "SAM model")
+        self.model = model_object.to(self.device, dtype=self.dtype).eval()
+        vcfg = self.model.config.vision_config
+        self.size = int(vcfg.image_size if np.isscalar(vcfg.image_size) else vcfg.image_size[0])
+        self.cache: OrderedDict = OrderedDict()
+        self.cache_slices = cache_slices
+        self.volume = None
+        self.window = (0.0, 1.0)
+        self.diameter_px = 10.0
+        self.lowres = None
+
+    def signature(self) -> dict:
+        return {"name": self.name, "model": str(self.config.model), "size": self.size}
+
+    def set_volume(self, volume: np.ndarray, diameter_px: float) -> None:
+        if self.volume is not volume:
+            self.cache.clear()
+            shown = -np.asarray(volume, np.float32)  # protein dark, as in raw slices
+            step = max(1, int(round((shown.size / 4e6) ** (1 / 3))))
+            lo, hi = np.percentile(shown[::step, ::step, ::step], [0.5, 99.5])
+            self.window = (float(lo), float(hi))
+            self.volume = volume
+            self._shown = shown
+        self.diameter_px = float(diameter_px)
+
+    def begin_instance(self, point_zyx: np.ndarray) -> None:
+        return None
+
+    def embedding(self, axis: int, index: int):
+        """Image embedding of one slice (computed once, then cached)."""
+        key = (axis, index)
+        if key in self.cache:
+            self.cache.move_to_end(key)
+            return self.cache[key]
+        img = take_slice(self._shown, axis, index)
+        pixels = to_sam_pixels(img, self.size, self.window)
+        t = self.torch.from_numpy(pixels)[None].to(self.device, dtype=self.dtype)
+        with self.torch.inference_mode():
+            emb = self.model.get_image_embeddings(t)
+        self.cache[key] = emb
+        if len(self.cache) > self.cache_slices:
+            self.cache.popitem(last=False)
+        return emb
+
+    def segment(self, axis, index, window, points_uv, labels, mask_logits=None) -> SliceResult:
+        torch = self.torch
+        full_shape = take_slice(self._shown, axis, index).shape
+        h, w = full_shape
+        off = np.array([window[0].start or 0, window[1].start or 0], dtype=np.float64)
+        pts = np.asarray(points_uv, dtype=np.float64).reshape(-1, 2) + off
+        xy = points_to_sam(pts, h, w, self.size)
+        emb = self.embedding(axis, index)
+        kwargs = {
+            "image_embeddings": emb,
+            "input_points": torch.tensor(xy[None, None], dtype=self.dtype, device=self.device),
+            "input_labels": torch.tensor(np.asarray(labels)[None, None], device=self.device),
+        }
+        lowres_size = 4 * emb.shape[-1]
+        if mask_logits is not None:
+            full = np.full(full_shape, _LOGIT_FLOOR, np.float32)
+            full[window] = mask_logits
+            low = image_to_lowres(full, h, w, self.size, lowres_size)
+            kwargs["input_masks"] = torch.tensor(low[None, None], dtype=self.dtype,
+                                                 device=self.device)  # fmt: skip
+        with torch.inference_mode():
+            out = self.model(**kwargs, multimask_output=mask_logits is None)
+        masks = out.pred_masks[0, 0].float().cpu().numpy()  # (n_masks, lowres, lowres)
+        ious = out.iou_scores[0, 0].float().cpu().numpy()
+        choice = self._choose(masks, ious, h, w)
+        logits = lowres_to_image(masks[choice], h, w, self.size)[window]
+        return SliceResult(logits > 0, logits, float(np.clip(ious[choice], 0, 1)))
+
+    def _choose(self, masks: np.ndarray, ious: np.ndarray, h: int, w: int) -> int:
+        """Best-scored candidate whose area fits the particle size (else the smallest)."""
+        if len(masks) == 1:
+            return 0
+        scale = (h * w) / (masks.shape[-1] ** 2)
+        areas = (masks > 0).sum(axis=(1, 2)) * scale
+        fits = areas <= np.pi * (0.5 * self.config.max_area_factor * self.diameter_px) ** 2
+        if fits.any():
+            return int(np.argmax(np.where(fits, ious, -np.inf)))
+        return int(np.argmin(areas))
+
+
+def tiny_sam_config(image_size: int = 256):
+    """A very small random SAM configuration (for tests and timing scaffolds)."""
+    _, transformers = require_torch()
+    from transformers.models.sam.configuration_sam import (
+        SamMaskDecoderConfig,
+        SamPromptEncoderConfig,
+        SamVisionConfig,
+    )
+
+    vc = SamVisionConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                         global_attn_indexes=[1], output_channels=32, window_size=4,
+                         mlp_dim=64, num_pos_feats=16, image_size=image_size)  # fmt: skip
+    pc = SamPromptEncoderConfig(hidden_size=32, image_size=image_size)
+    mc = SamMaskDecoderConfig(hidden_size=32, mlp_dim=64, num_attention_heads=2,
+                              iou_head_hidden_dim=32)  # fmt: skip
+    return transformers.SamConfig(
+        vision_config=vc.to_dict(), prompt_encoder_config=pc.to_dict(),
+        mask_decoder_config=mc.to_dict(),
+    )  # fmt: skip
+
+
+__all__ = ["SamSegmenter", "tiny_sam_config", "CryosamError"]

@@ -1,0 +1,96 @@
+import numpy as np
+import pytest
+
+from cryosam.config import Config
+from cryosam.evaluate import dice_iou
+from cryosam.models import make_segmenter
+from cryosam.preprocess import prepare_volume
+from cryosam.propagate import propagate_instance
+from cryosam.simulate import Imaging, SimulationConfig, simulate
+from cryosam.simulate.species import template
+
+
+@pytest.fixture(scope="module")
+def sim():
+    cfg = SimulationConfig(
+        shape=(64, 128, 128),
+        fractions={"ribosome": 0.04, "proteasome": 0.01, "ball": 0.01},
+        vesicles=1,
+        filaments=0,
+        imaging=Imaging(snr=1.0),
+        seed=9,
+    )
+    return simulate(cfg)
+
+
+def dice_of(sim, cls, config, n=6):
+    d = template(cls, 10.0).diameter_angst / 10.0
+    vol, inverted = prepare_volume(sim.tomogram, "auto", d)
+    assert inverted  # simulated tomograms have dark protein
+    seg = make_segmenter("classical", config=config)
+    seg.set_volume(vol, d)
+    out = []
+    rows = [o for o in sim.particles if o["class"] == cls][:n]
+    for o in rows:
+        m = propagate_instance(seg, vol.shape, (o["z"], o["y"], o["x"]), d, config)
+        full = np.zeros(vol.shape, bool)
+        full[m.box()] = m.mask
+        out.append(dice_iou(full, sim.scene.instances == o["instance"])[0])
+    return float(np.median(out))
+
+
+def test_classical_segments_ribosomes_and_balls(sim):
+    assert dice_of(sim, "ribosome", Config()) > 0.7
+    assert dice_of(sim, "ball", Config()) > 0.6
+
+
+def test_prompt_inside_a_barrel_segments_the_barrel_not_its_lumen(sim):
+    d = template("proteasome", 10.0).diameter_angst / 10.0
+    vol, _ = prepare_volume(sim.tomogram, "yes", d)
+    seg = make_segmenter("classical")
+    seg.set_volume(vol, d)
+    o = next(o for o in sim.particles if o["class"] == "proteasome")
+    assert sim.scene.instances[int(o["z"]), int(o["y"]), int(o["x"])] == 0  # lumen
+    m = propagate_instance(seg, vol.shape, (o["z"], o["y"], o["x"]), d)
+    full = np.zeros(vol.shape, bool)
+    full[m.box()] = m.mask
+    truth = sim.scene.instances == o["instance"]
+    assert (full & truth).sum() > 0.4 * truth.sum()
+
+
+def test_union_contains_vote_and_axes_are_respected(sim):
+    d = template("ribosome", 10.0).diameter_angst / 10.0
+    vol, _ = prepare_volume(sim.tomogram, "yes", d)
+    o = next(o for o in sim.particles if o["class"] == "ribosome")
+    p = (o["z"], o["y"], o["x"])
+    masks = {}
+    for comb, axes in [("union", "zyx"), ("vote", "zyx"), ("union", "z")]:
+        cfg = Config(combine=comb, propagation_axes=axes)
+        seg = make_segmenter("classical", config=cfg)
+        seg.set_volume(vol, d)
+        masks[comb, axes] = propagate_instance(seg, vol.shape, p, d, cfg)
+    assert set(masks["union", "z"].slices) == {"z"}
+    assert set(masks["union", "zyx"].slices) == {"z", "y", "x"}
+    u, v = masks["union", "zyx"].mask, masks["vote", "zyx"].mask
+    assert v.sum() > 0 and u.sum() >= v.sum()
+
+
+def test_bound_stops_a_prompt_on_a_membrane_from_flooding(sim):
+    ves = next(o for o in sim.scene.objects if o["class"] == "membrane")
+    mem = np.argwhere(sim.scene.instances == ves["instance"])
+    p = mem[len(mem) // 2]
+    d = 20.0
+    vol, _ = prepare_volume(sim.tomogram, "yes", d)
+    seg = make_segmenter("classical")
+    seg.set_volume(vol, d)
+    m = propagate_instance(seg, vol.shape, p, d)
+    extent = np.ptp(np.argwhere(m.mask), axis=0) if m.voxels else np.zeros(3)
+    assert extent.max() <= 2 * Config().max_extent_factor * d + 1
+
+
+def test_empty_where_there_is_nothing():
+    vol = np.random.default_rng(0).normal(size=(32, 32, 32)).astype(np.float32)
+    seg = make_segmenter("classical")
+    seg.set_volume(vol, 10.0)
+    m = propagate_instance(seg, vol.shape, (16, 16, 16), 10.0)
+    assert m.voxels < 0.5 * np.pi / 6 * 10**3 * 8  # no flood of the volume

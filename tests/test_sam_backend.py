@@ -1,0 +1,62 @@
+"""The SAM backend's plumbing with a tiny random model: caching, mapping, mask prompts."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from cryosam.config import Config  # noqa: E402
+from cryosam.models.sam import SamSegmenter, tiny_sam_config  # noqa: E402
+from cryosam.models.sam_geometry import points_to_sam  # noqa: E402
+from cryosam.propagate import propagate_instance  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def segmenter(tmp_path_factory):
+    path = tmp_path_factory.mktemp("sam") / "tiny"
+    torch.manual_seed(0)
+    transformers.SamModel(tiny_sam_config(image_size=128)).save_pretrained(path)
+    seg = SamSegmenter(Config(), model=str(path), device="cpu")
+    vol = np.random.default_rng(0).normal(size=(20, 40, 70)).astype(np.float32)
+    seg.set_volume(vol, 8.0)
+    return seg
+
+
+def test_points_and_masks_reach_the_model_in_sam_coordinates(segmenter, monkeypatch):
+    seen = {}
+    forward = segmenter.model.forward
+
+    def spy(**kwargs):
+        seen.update(kwargs)
+        return forward(**kwargs)
+
+    monkeypatch.setattr(segmenter.model, "forward", spy)
+    window = (slice(5, 35), slice(10, 60))
+    res = segmenter.segment(0, 7, window, np.array([[12.0, 20.0]]), np.array([1]))
+    assert res.mask.shape == (30, 50) and res.logits.shape == (30, 50)
+    expected = points_to_sam(np.array([[17.0, 30.0]]), 40, 70, 128)  # window offset added
+    got = seen["input_points"][0, 0].float().numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-3)
+    assert "input_masks" not in seen
+    segmenter.segment(0, 8, window, np.array([[12.0, 20.0]]), np.array([1]), res.logits)
+    assert tuple(seen["input_masks"].shape) == (1, 1, 32, 32)  # 4 x the 8x8 embedding grid
+
+
+def test_embeddings_are_computed_once_per_slice(segmenter, monkeypatch):
+    calls = []
+    embed = segmenter.model.get_image_embeddings
+    monkeypatch.setattr(
+        segmenter.model, "get_image_embeddings", lambda x: calls.append(1) or embed(x)
+    )
+    segmenter.cache.clear()
+    window = (slice(0, 40), slice(0, 70))
+    for _ in range(3):
+        segmenter.segment(1, 10, window, np.array([[5.0, 5.0]]), np.array([1]))
+    assert len(calls) == 1
+
+
+def test_propagation_runs_through_sam(segmenter):
+    inst = propagate_instance(segmenter, (20, 40, 70), (10, 20, 35), 8.0, Config())
+    assert set(inst.slices) == {"z", "y", "x"}
+    assert inst.mask.shape == (13, 13, 13)  # box of +-ceil(0.75 * 8) voxels around the point
