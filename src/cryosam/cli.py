@@ -120,18 +120,6 @@ _PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
 @app.command(context_settings=_PASSTHROUGH)
-def pick(ctx: typer.Context) -> None:
-    """Find every particle like the prompted ones: picks, masks and a preview."""
-    _not_yet("pick", "planned: one prompt -> every particle")
-
-
-@app.command(context_settings=_PASSTHROUGH)
-def demo(ctx: typer.Context) -> None:
-    """Simulate a tomogram, pick from one prompt and score against the truth."""
-    _not_yet("demo", "planned with 'pick'")
-
-
-@app.command(context_settings=_PASSTHROUGH)
 def models(ctx: typer.Context) -> None:
     """List, download and verify foundation-model weights (SAM, DINOv2)."""
     _not_yet("models", "planned: weight registry")
@@ -145,7 +133,7 @@ def batch(ctx: typer.Context) -> None:
 
 def _register_optional_commands() -> None:
     """Commands defined in their own modules (kept light: they import lazily)."""
-    from cryosam import cli_evaluate, cli_segment, cli_simulate  # noqa: F401
+    from cryosam import cli_evaluate, cli_pick, cli_segment, cli_simulate  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -43,6 +43,8 @@ class Config:
     """3D Gaussian denoising sigma, in diameters."""
     level: float = 0.45
     """Foreground threshold between local background (0) and particle interior (1)."""
+    interior_percentile: float = 75.0
+    """Percentile of the denoised density near the prompt taken as the particle interior."""
     envelope_level: float = 0.2
     """Lower level (same scale as ``level``) that the finished mask may grow into."""
     grow_factor: float = 0.06

@@ -164,3 +164,51 @@ def write_instance_preview(
         fig.savefig(tmp, dpi=80, format="png")
     plt.close(fig)
     return Path(path)
+
+
+def write_pick_preview(
+    path: str | os.PathLike,
+    volume: np.ndarray,
+    semantic: np.ndarray,
+    class_names: dict[int, str],
+    picks_zyx: np.ndarray,
+    pick_class_ids: list[int],
+    candidate_scores: dict[str, np.ndarray],
+    cuts: dict[str, float],
+    centre=None,
+    title: str = "",
+    overwrite: bool = False,
+) -> Path:
+    """Orthogonal slices with masks and picks, plus a score histogram per class with its cut."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tmp_slices = Path(path).with_name(f".{Path(path).stem}-slices.png")
+    write_preview(tmp_slices, volume, semantic, class_names, picks_zyx, pick_class_ids,
+                  centre=centre, slab=4.0, title=title, overwrite=True)  # fmt: skip
+    slices = plt.imread(tmp_slices)
+    tmp_slices.unlink(missing_ok=True)
+    n = max(1, len(candidate_scores))
+    fig = plt.figure(figsize=(slices.shape[1] / 80, slices.shape[0] / 80 + 2.6))
+    grid = fig.add_gridspec(2, n, height_ratios=[slices.shape[0] / 80, 2.2])
+    ax = fig.add_subplot(grid[0, :])
+    ax.imshow(slices)
+    ax.axis("off")
+    ids = {v: k for k, v in class_names.items()}
+    for i, (name, scores) in enumerate(candidate_scores.items()):
+        ax = fig.add_subplot(grid[1, i])
+        colour = class_colour(ids.get(name, i + 1))
+        ax.hist(scores, bins=40, color=colour, alpha=0.8)
+        if name in cuts and np.isfinite(cuts[name]):
+            ax.axvline(cuts[name], color="black", linestyle="--")
+            kept = int((np.asarray(scores) >= cuts[name]).sum())
+            ax.set_title(f"{name}: {len(scores)} candidates, cut {cuts[name]:.3f} keeps {kept}",
+                         fontsize=9)  # fmt: skip
+        ax.set_xlabel("similarity score")
+    fig.tight_layout()
+    with atomic_path(path, overwrite) as tmp:
+        fig.savefig(tmp, dpi=80, format="png")
+    plt.close(fig)
+    return Path(path)

@@ -54,6 +54,7 @@ def segment_prompts(
     config: Config | None = None,
     segmenter=None,
     progress=None,
+    prepared: tuple[np.ndarray, bool] | None = None,
 ) -> SegmentOutcome:
     """Segment every positive prompt in 3D.
 
@@ -63,6 +64,8 @@ def segment_prompts(
         diameters_px: class name -> expected diameter in voxels.
         segmenter: a ready segmenter (default: ``config.segmenter`` built here).
         progress: called with the number of finished instances.
+        prepared: ``(volume, inverted)`` from :func:`~cryosam.preprocess.prepare_volume`
+            when the caller already has it.
     """
     config = config or Config()
     validate_prompts(prompts, volume.shape)
@@ -76,9 +79,11 @@ def segment_prompts(
                 f"the {name} diameter ({d:.0f} voxels) is not smaller than the volume "
                 f"{volume.shape}; check --diameter (Å) and the voxel size"
             )
-    pts = np.array([p.zyx for p in positives])
-    d_min = min(diameters_px[p.class_name] for p in positives)
-    prepared, inverted = prepare_volume(volume, config.invert, d_min, pts)
+    if prepared is None:
+        pts = np.array([p.zyx for p in positives])
+        d_min = min(diameters_px[p.class_name] for p in positives)
+        prepared = prepare_volume(volume, config.invert, d_min, pts)
+    prepared, inverted = prepared
     if segmenter is None:
         segmenter = make_segmenter(config.segmenter, config=config)
     labels = np.zeros(volume.shape, dtype=label_dtype(len(positives)))

@@ -72,7 +72,7 @@ class ClassicalSegmenter:
         c = np.clip(np.round(point_zyx).astype(int), 0, np.asarray(self.smooth.shape) - 1)
         inner = _ball_values(self.smooth, c, 0.0, max(1.5, 0.25 * d))
         shell = _ball_values(self.smooth, c, 1.0 * d, 1.5 * d)
-        interior = float(np.percentile(inner, 75))
+        interior = float(np.percentile(inner, self.config.interior_percentile))
         background = float(np.median(shell)) if shell.size else float(np.median(self.smooth))
         if interior <= background:  # nothing brighter than its surroundings here
             background = interior - float(self.smooth.std())

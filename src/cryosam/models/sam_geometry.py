@@ -28,9 +28,7 @@ def points_to_sam(points_uv: np.ndarray, h: int, w: int, size: int) -> np.ndarra
     """
     nh, nw = resized_shape(h, w, size)
     pts = np.asarray(points_uv, dtype=np.float64).reshape(-1, 2)
-    return np.stack(
-        [(pts[:, 1] + 0.5) * nw / w - 0.5, (pts[:, 0] + 0.5) * nh / h - 0.5], axis=1
-    )
+    return np.stack([(pts[:, 1] + 0.5) * nw / w - 0.5, (pts[:, 0] + 0.5) * nh / h - 0.5], axis=1)
 
 
 def _zoom_to(arr: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

@@ -1,0 +1,92 @@
+"""Seconds per slice of full-size foundation models (random weights: timing only).
+
+    python benchmarks/model_timing.py --models sam-vit-b          # this CPU
+    python benchmarks/model_timing.py --models sam-vit-b,sam-vit-h --device cuda
+
+Reports model build time, seconds per slice embedding (batch 1, after one warm-up),
+seconds per mask-decoder call, and peak process memory (RSS).
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from cryosam.cli_evaluate import format_table  # noqa: E402
+
+SAM_SIZES = {
+    "sam-vit-b": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                      global_attn_indexes=[2, 5, 8, 11]),
+    "sam-vit-l": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
+                      global_attn_indexes=[5, 11, 17, 23]),
+    "sam-vit-h": dict(hidden_size=1280, num_hidden_layers=32, num_attention_heads=16,
+                      global_attn_indexes=[7, 15, 23, 31]),
+}  # fmt: skip
+
+
+def time_sam(name: str, device: str, repeats: int) -> dict:
+    import torch
+    from transformers import SamConfig, SamModel
+    from transformers.models.sam.configuration_sam import SamVisionConfig
+
+    from cryosam.models.loading import half_dtype
+
+    t0 = time.perf_counter()
+    cfg = SamConfig(vision_config=SamVisionConfig(**SAM_SIZES[name]).to_dict())
+    dev = torch.device(device)
+    dtype = half_dtype(dev)
+    model = SamModel(cfg).to(dev, dtype=dtype).eval()
+    build = time.perf_counter() - t0
+    x = torch.randn(1, 3, 1024, 1024, device=dev, dtype=dtype)
+    with torch.inference_mode():
+        emb = model.get_image_embeddings(x)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            emb = model.get_image_embeddings(x)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        per_slice = (time.perf_counter() - t0) / repeats
+        pts = torch.tensor([[[[512.0, 512.0]]]], device=dev, dtype=dtype)
+        lab = torch.ones(1, 1, 1, dtype=torch.long, device=dev)
+        model(image_embeddings=emb, input_points=pts, input_labels=lab)
+        t0 = time.perf_counter()
+        for _ in range(10):
+            model(image_embeddings=emb, input_points=pts, input_labels=lab, multimask_output=False)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        per_call = (time.perf_counter() - t0) / 10
+    return {
+        "model": name, "device": device, "dtype": str(dtype).replace("torch.", ""),
+        "params (M)": sum(p.numel() for p in model.parameters()) / 1e6,
+        "build s": build, "s / slice (1024^2)": per_slice, "s / decoder call": per_call,
+        "peak RSS MB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }  # fmt: skip
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--models", default="sam-vit-b")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--repeats", type=int, default=2)
+    args = ap.parse_args(argv)
+    rows = []
+    for name in args.models.split(","):
+        if name in SAM_SIZES:
+            rows.append(time_sam(name, args.device, args.repeats))
+        else:
+            raise SystemExit(f"unknown model {name}; known: {', '.join(SAM_SIZES)}")
+        print(format_table(rows[-1:], list(rows[-1])), flush=True)
+    print()
+    print(format_table(rows, list(rows[0])))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

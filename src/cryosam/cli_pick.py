@@ -1,0 +1,176 @@
+"""`cryosam pick` and `cryosam demo`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from cryosam.cli import app
+from cryosam.cli_common import DIAMETER_HELP, NEGATIVE_HELP, POINT_HELP, PROMPTS_HELP
+
+PICK_OUTPUTS = ["picks.csv", "candidates.csv", "picks.star", "masks/semantic.mrc",
+                "masks/instances.mrc", "preview.png", "run.json"]  # fmt: skip
+
+
+@app.command()
+def pick(
+    tomogram: Path = typer.Argument(..., help="Tomogram (.mrc, .rec, ...; .gz/.bz2 too)."),
+    point: list[str] = typer.Option([], "--point", "-p", help=POINT_HELP),
+    negative: list[str] = typer.Option([], "--negative", "-n", help=NEGATIVE_HELP),
+    prompts: Path | None = typer.Option(None, "--prompts", help=PROMPTS_HELP),
+    diameter: list[str] = typer.Option([], "--diameter", "-d", help=DIAMETER_HELP),
+    out: Path = typer.Option(Path("cryosam-pick"), "--out", "-o", help="Output folder."),
+    voxel_size: float | None = typer.Option(
+        None, "--voxel-size", help="Å per voxel; overrides the header (needed if it says 0 or 1)."
+    ),
+    invert: str = typer.Option(
+        "auto", "--invert", help="Protein is dark (yes: raw tomograms), bright (no) or auto."
+    ),
+    top_k: int = typer.Option(512, "--top-k", help="At most this many candidates per class."),
+    tau_sim: float = typer.Option(0.5, "--tau-sim", help="Similarity kept at each level."),
+    relion5: bool = typer.Option(
+        False, "--relion5", help="Write picks.star as RELION 5 (centred Å) instead of RELION 3."
+    ),
+    naive: bool = typer.Option(False, "--naive", help="Brute-force matching (comparison only)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
+) -> None:
+    """Find every particle like the prompted ones: picks, masks and a preview.
+
+    Click one particle (--point z,y,x) and give its approximate --diameter in Å. Writes
+    OUT/picks.csv (accepted picks: z,y,x,score,class,instance), OUT/candidates.csv (every
+    scored candidate and its status), OUT/picks.star, OUT/masks/semantic.mrc,
+    OUT/masks/instances.mrc, OUT/preview.png and OUT/run.json (config, cut, timings).
+    """
+    from cryosam.cli_common import load_prompts, parse_diameters
+    from cryosam.config import Config
+    from cryosam.io.tomogram import read_tomogram
+    from cryosam.runinfo import check_outputs
+
+    config = Config(invert=invert, top_k=top_k, tau_sim=tau_sim)
+    check_outputs(out, PICK_OUTPUTS, overwrite)
+    tomo = read_tomogram(tomogram, voxel_size=voxel_size)
+    vs = tomo.require_voxel_size()
+    all_prompts = load_prompts(point, negative, prompts, tomo.shape, vs, tomogram)
+    classes = list(dict.fromkeys(p.class_name for p in all_prompts if not p.negative))
+    diam = parse_diameters(diameter, classes, vs)
+    outcome = run_pick(tomo, tomogram, all_prompts, diam, config, out, overwrite, relion5, naive)
+    for rep in outcome.reports:
+        typer.echo(
+            f"{rep.name}: {rep.n_accepted} picks ({rep.n_prompts} prompted, "
+            f"{rep.n_candidates} candidates, cut {rep.cut:.3f} by {rep.cut_method})"
+        )
+    typer.echo(f"picks: {out / 'picks.csv'}")
+    typer.echo(f"preview: {out / 'preview.png'}")
+
+
+def run_pick(tomo, tomogram_path, prompts, diam, config, out, overwrite, relion5=False,
+             naive=False):  # fmt: skip
+    """Pick and write every output of ``cryosam pick``; returns the outcome."""
+    from cryosam.io.atomic import atomic_path
+    from cryosam.io.picks import write_picks_csv
+    from cryosam.io.star import RELION3, RELION5, write_star
+    from cryosam.io.tomogram import tomogram_stem, write_volume
+    from cryosam.pipeline import pick_particles
+    from cryosam.preview import write_pick_preview
+    from cryosam.runinfo import Timer, sha256_file, write_run_json
+
+    timer = Timer()
+    with timer.stage("pick"):
+        outcome = pick_particles(
+            tomo.data, prompts, diam, config,
+            progress=lambda stage: typer.echo(f"  {stage}", err=True), naive=naive,
+        )  # fmt: skip
+    for w in outcome.prompt_outcome.warnings:
+        typer.echo(f"warning: {w}", err=True)
+    vs = tomo.voxel_size
+    with timer.stage("write"):
+        picks = outcome.picks
+        picks.tomogram = Path(tomogram_path).name
+        write_picks_csv(out / "picks.csv", picks, overwrite)
+        cand = outcome.candidates.to_frame().drop(columns=["instance"])
+        cand["status"] = outcome.candidate_status
+        with atomic_path(out / "candidates.csv", overwrite) as tmp:
+            cand.to_csv(tmp, index=False)
+        write_star(out / "picks.star", picks, RELION5 if relion5 else RELION3, tomo.shape, vs,
+                   tomogram=Path(tomogram_path).name, overwrite=overwrite)  # fmt: skip
+        write_volume(out / "masks" / "semantic.mrc", outcome.semantic, vs, tomo.origin,
+                     kind="class", overwrite=overwrite)  # fmt: skip
+        write_volume(out / "masks" / "instances.mrc", outcome.instances, vs, tomo.origin,
+                     kind="instance", overwrite=overwrite)  # fmt: skip
+        names = {i: n for n, i in outcome.class_ids.items()}
+        scores = {r.name: outcome.candidates.of_class(r.name).score for r in outcome.reports}
+        write_pick_preview(
+            out / "preview.png", tomo.data, outcome.semantic, names, picks.zyx,
+            [outcome.class_ids[c] for c in picks.class_name], scores,
+            {r.name: r.cut for r in outcome.reports}, centre=picks.zyx[0],
+            title=f"{tomogram_stem(tomogram_path)}: {len(picks)} picks "
+            f"({', '.join(f'{r.name} {r.n_accepted}' for r in outcome.reports)})",
+            overwrite=overwrite,
+        )  # fmt: skip
+    write_run_json(out / "run.json", {
+        "command": "pick",
+        "input": {"path": str(tomogram_path), "sha256": sha256_file(tomogram_path),
+                  "shape": list(tomo.shape), "voxel_size": vs,
+                  "protein_dark_inverted": outcome.inverted},
+        "config": config.to_dict(),
+        "class_ids": outcome.class_ids,
+        "classes": [r.__dict__ for r in outcome.reports],
+        "cut": {r.name: {"value": r.cut, "method": r.cut_method} for r in outcome.reports},
+        "prompts": [p.__dict__ for p in prompts],
+        "diameters_px_given": diam,
+        "n_picks": len(outcome.picks),
+        "timings_s": {**outcome.timings, **timer.seconds, "total": timer.total()},
+        "star_dialect": "relion5" if relion5 else "relion3",
+    })  # fmt: skip
+    return outcome
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("cryosam-demo"), "--out", "-o", help="Output folder."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the simulated tomogram."),
+    snr: float = typer.Option(0.5, "--snr", help="Tomogram SNR of the simulation."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier demo."),
+) -> None:
+    """Simulate a tomogram, pick ribosomes from one prompt, score against the truth.
+
+    Everything runs offline with the weight-free backend: a 100 x 200 x 200 tomogram at
+    10 Å with ribosomes, proteasomes, double rings, small proteins, vesicles and
+    filaments. Prints precision, recall and F1 and where the preview picture is.
+    """
+    import numpy as np
+
+    from cryosam.config import Config
+    from cryosam.evaluate import score_picks
+    from cryosam.io.prompts import Prompt
+    from cryosam.io.tomogram import read_tomogram
+    from cryosam.runinfo import check_outputs
+    from cryosam.simulate import Imaging, SimulationConfig, simulate, write_simulation
+    from cryosam.simulate.species import template
+
+    check_outputs(out / "pick", PICK_OUTPUTS, overwrite)
+    typer.echo("simulating a 100 x 200 x 200 tomogram (10 Å voxels) ...")
+    sim = simulate(SimulationConfig(shape=(100, 200, 200), imaging=Imaging(snr=snr), seed=seed))
+    write_simulation(sim, out / "truth", overwrite=True)
+    ribos = np.array([(o["z"], o["y"], o["x"]) for o in sim.particles if o["class"] == "ribosome"])
+    centre = np.array(sim.tomogram.shape) / 2
+    prompt = ribos[np.argmin(np.linalg.norm(ribos - centre, axis=1))]
+    diameter = round(template("ribosome", 10.0).diameter_angst / 100) * 10.0  # voxels
+    typer.echo(
+        f"prompt: one ribosome at z,y,x={prompt[0]:g},{prompt[1]:g},{prompt[2]:g}; "
+        f"--diameter {diameter * 10:g} Å"
+    )
+    tomo = read_tomogram(out / "truth" / "tomogram.mrc")
+    outcome = run_pick(tomo, out / "truth" / "tomogram.mrc",
+                       [Prompt(tuple(prompt), "ribosome")], {"ribosome": diameter},
+                       Config(), out / "pick", overwrite)  # fmt: skip
+    radius = 0.5 * template("ribosome", 10.0).diameter_angst / 10.0
+    s = score_picks(outcome.picks.of_class("ribosome").zyx, ribos, radius)
+    typer.echo(
+        f"ribosomes: {s.n_true} true, {s.n_pred} picked -> precision {s.precision:.3f}, "
+        f"recall {s.recall:.3f}, F1 {s.f1:.3f} (match radius {radius:.1f} voxels)"
+    )
+    typer.echo(f"picks: {out / 'pick' / 'picks.csv'}")
+    typer.echo(f"preview: {out / 'pick' / 'preview.png'}")
+    typer.echo(f"truth preview: {out / 'truth' / 'preview.png'}")

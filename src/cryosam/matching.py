@@ -1,0 +1,153 @@
+"""Hierarchical feature matching, 3D non-maximum suppression and top-K.
+
+Features are pooled by each pyramid ratio (in input voxels; coarse to fine). The
+coarsest level is compared with the query everywhere; every finer level only in
+cells whose parent passed ``tau_sim`` (and their neighbours, so a particle on a
+cell border is not lost). At the finest level, local maxima at least the NMS
+radius apart are the matches, best first, at most ``top_k``.
+:func:`naive_match` compares every cell of the finest level, for comparison.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+from skimage.feature import peak_local_max
+
+
+@dataclass
+class MatchResult:
+    """Similarity at the finest pyramid level.
+
+    Attributes:
+        similarity: ``(z, y, x)`` float32 over the finest level; ``-inf`` where pruned.
+        cell: input voxels per cell of the finest level.
+        evaluated: number of cell-query comparisons made, per level.
+    """
+
+    similarity: np.ndarray
+    cell: int
+    evaluated: list[int]
+
+    def to_input(self, grid_zyx) -> np.ndarray:
+        """Finest-level cell coordinates -> input voxel coordinates (cell centres)."""
+        return np.asarray(grid_zyx, dtype=np.float64) * self.cell + (self.cell - 1) / 2.0
+
+
+def pool(features: np.ndarray, factor: int) -> np.ndarray:
+    """Mean-pool ``(C, z, y, x)`` by ``factor`` (edges padded by replication)."""
+    if factor == 1:
+        return features.astype(np.float32, copy=False)
+    c, *shape = features.shape
+    pad = [(0, 0)] + [(0, (-s) % factor) for s in shape]
+    f = np.pad(features.astype(np.float32), pad, mode="edge")
+    z, y, x = (s // factor for s in f.shape[1:])
+    return f.reshape(c, z, factor, y, factor, x, factor).mean(axis=(2, 4, 6))
+
+
+def similarity(feats: np.ndarray, queries: np.ndarray, kind: str = "cosine") -> np.ndarray:
+    """Max over queries ``(Q, C)`` of the similarity to feature columns ``(C, N)`` -> ``(N,)``.
+
+    ``cosine`` (paper) compares directions only. ``dice`` = 2 f.q / (|f|^2 + |q|^2)
+    also penalises a magnitude mismatch; it equals the cosine when the norms agree.
+    """
+    q = np.atleast_2d(np.asarray(queries, np.float32))
+    f = feats.astype(np.float32, copy=False)
+    dots = q @ f
+    f2 = (f * f).sum(axis=0)
+    if kind == "cosine":
+        sim = dots / (np.linalg.norm(q, axis=1)[:, None] * np.sqrt(f2)[None] + 1e-8)
+    elif kind == "dice":
+        sim = 2 * dots / ((q * q).sum(axis=1)[:, None] + f2[None] + 1e-8)
+    else:
+        raise ValueError(kind)
+    return sim.max(axis=0)
+
+
+def cosine(features: np.ndarray, queries: np.ndarray, kind: str = "cosine") -> np.ndarray:
+    """Similarity map: ``(C, z, y, x)`` x ``(Q, C)`` -> ``(z, y, x)``."""
+    flat = features.reshape(features.shape[0], -1)
+    return similarity(flat, queries, kind).reshape(features.shape[1:]).astype(np.float32)
+
+
+def level_factors(pyramid, stride: int) -> list[int]:
+    """Pyramid ratios in input voxels -> pooling factors of the feature grid (unique, >= 1)."""
+    out = []
+    for r in pyramid:
+        f = max(1, int(round(r / stride)))
+        if not out or f < out[-1]:
+            out.append(f)
+    return out
+
+
+def hierarchical_match(
+    features: np.ndarray,
+    stride: int,
+    queries: np.ndarray,
+    pyramid,
+    tau_sim: float,
+    kind: str = "cosine",
+) -> MatchResult:
+    """Coarse-to-fine matching of ``queries`` against ``(C, z, y, x)`` features."""
+    factors = level_factors(pyramid, stride)
+    q = np.atleast_2d(np.asarray(queries, np.float32))
+    evaluated = []
+    keep = None
+    prev_factor = None
+    sim = None
+    for f in factors:
+        level = pool(features, f)
+        shape = level.shape[1:]
+        if keep is None:
+            sim = cosine(level, q, kind)
+            evaluated.append(sim.size * len(q))
+        else:
+            ratio = prev_factor // f if prev_factor % f == 0 else prev_factor / f
+            parents = ndimage.binary_dilation(keep, np.ones((3, 3, 3), bool))
+            idx = np.argwhere(parents)
+            r = int(np.ceil(ratio))
+            offs = np.indices((r, r, r)).reshape(3, -1).T
+            cells = (idx[:, None, :] * ratio).astype(int) + offs[None]
+            cells = cells.reshape(-1, 3)
+            ok = np.all(cells < np.asarray(shape), axis=1)
+            cells = np.unique(cells[ok], axis=0)
+            sim = np.full(shape, -np.inf, dtype=np.float32)
+            if len(cells):
+                feats = level[:, cells[:, 0], cells[:, 1], cells[:, 2]]
+                s = similarity(feats, q, kind)
+                sim[cells[:, 0], cells[:, 1], cells[:, 2]] = s
+            evaluated.append(len(cells) * len(q))
+        keep = sim >= tau_sim
+        prev_factor = f
+    return MatchResult(sim, factors[-1] * stride, evaluated)
+
+
+def naive_match(
+    features: np.ndarray, stride: int, queries: np.ndarray, pyramid, kind: str = "cosine"
+) -> MatchResult:
+    """Similarity at every cell of the finest level (the brute force the paper compares to)."""
+    f = level_factors(pyramid, stride)[-1]
+    level = pool(features, f)
+    sim = cosine(level, queries, kind)
+    return MatchResult(sim, f * stride, [sim.size * len(np.atleast_2d(queries))])
+
+
+def find_peaks(result: MatchResult, radius_px: float, top_k: int, min_score: float):
+    """Local maxima of the similarity, ``radius_px`` input voxels apart, best ``top_k``.
+
+    Returns input-voxel positions ``(N, 3)`` and scores, best first.
+    """
+    sim = result.similarity
+    finite = np.where(np.isfinite(sim), sim, -1.0)
+    dist = max(1, int(round(radius_px / result.cell)))
+    peaks = peak_local_max(
+        finite, min_distance=dist, threshold_abs=min_score, exclude_border=False,
+        num_peaks=top_k,
+    )  # fmt: skip
+    if len(peaks) == 0:
+        return np.zeros((0, 3)), np.zeros(0)
+    scores = finite[tuple(peaks.T)]
+    order = np.argsort(-scores, kind="stable")
+    return result.to_input(peaks[order]), scores[order].astype(np.float64)

@@ -1,0 +1,292 @@
+"""Prompts -> every similar particle: queries, hierarchical matching, cut, masks, picks.
+
+1. The prompts are segmented in 3D (cross-plane self-prompting); each class's
+   size comes from its prompted masks (within +-30 % of ``--diameter``).
+2. Tomogram features are computed per class size (weight-free feature bank).
+3. A class's query is the centre-weighted masked average of the features over its
+   prompted masks; negative prompts give negative queries.
+4. Hierarchical matching and 3D NMS give at most ``top_k`` candidates per class;
+   a candidate closer to a negative query than to its class's query is rejected,
+   and classes compete for a particle.
+5. Each class gets an automatic cut from its own candidates' score distribution
+   (Otsu's threshold), so no threshold is carried between tomograms; every
+   candidate and its score is kept for the user.
+6. Only accepted candidates are segmented; the mask centroid is the pick centre.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from skimage.filters import threshold_otsu
+
+from cryosam.config import Config
+from cryosam.errors import CryosamError
+from cryosam.features import FeatureVolume, classical_features
+from cryosam.io.picks import Picks
+from cryosam.io.prompts import Prompt, validate_prompts
+from cryosam.matching import find_peaks, hierarchical_match, naive_match, similarity
+from cryosam.models import make_segmenter
+from cryosam.preprocess import prepare_volume
+from cryosam.propagate import InstanceMask, propagate_instance
+from cryosam.runinfo import Timer
+from cryosam.segmentation import SegmentOutcome, label_dtype, segment_prompts
+
+SIZE_TOLERANCE = 0.3
+"""A class's size from its prompted masks may differ this much from ``--diameter``."""
+
+
+@dataclass
+class ClassReport:
+    """What happened to one class."""
+
+    name: str
+    class_id: int
+    diameter_px: float
+    n_prompts: int
+    n_candidates: int = 0
+    n_accepted: int = 0
+    cut: float = float("nan")
+    cut_method: str = ""
+    comparisons: list[int] = field(default_factory=list)
+
+
+@dataclass
+class PickOutcome:
+    """Result of :func:`pick_particles`."""
+
+    picks: Picks
+    candidates: Picks
+    candidate_status: np.ndarray
+    semantic: np.ndarray
+    instances: np.ndarray
+    class_ids: dict[str, int]
+    reports: list[ClassReport]
+    prompt_outcome: SegmentOutcome
+    inverted: bool
+    timings: dict[str, float]
+
+
+def class_diameter(masks: list[InstanceMask], user_px: float) -> float:
+    """Particle size from prompted masks (largest box extent), kept within tolerance."""
+    extents = [max(np.ptp(np.argwhere(m.mask), axis=0)) + 1 for m in masks if not m.empty]
+    if not extents:
+        return user_px
+    est = float(np.median(extents))
+    return float(np.clip(est, (1 - SIZE_TOLERANCE) * user_px, (1 + SIZE_TOLERANCE) * user_px))
+
+
+def gmm_threshold(scores, iterations: int = 200) -> float:
+    """Where a two-component 1D Gaussian mixture's posteriors cross (EM from Otsu's split).
+
+    Unlike Otsu's threshold it is not pulled toward the larger group, which matters
+    when false candidates outnumber true ones."""
+    x = np.asarray(scores, dtype=np.float64)
+    t = float(threshold_otsu(x))
+    parts = [x[x < t], x[x >= t]]
+    if min(len(p) for p in parts) < 2:
+        return t
+    floor = 1e-3 * float(np.ptp(x))
+    w = np.array([len(p) / len(x) for p in parts])
+    mu = np.array([p.mean() for p in parts])
+    sd = np.array([max(p.std(), floor) for p in parts])
+    for _ in range(iterations):
+        dens = w / sd * np.exp(-0.5 * ((x[:, None] - mu) / sd) ** 2)
+        resp = dens / (dens.sum(axis=1, keepdims=True) + 1e-300)
+        n = resp.sum(axis=0) + 1e-12
+        new_mu = (resp * x[:, None]).sum(axis=0) / n
+        sd = np.maximum(np.sqrt((resp * (x[:, None] - new_mu) ** 2).sum(axis=0) / n), floor)
+        w = n / len(x)
+        if np.allclose(new_mu, mu, atol=1e-9):
+            mu = new_mu
+            break
+        mu = new_mu
+    lo, hi = np.argsort(mu)
+    grid = np.linspace(mu[lo], mu[hi], 2001)
+    dens = w / sd * np.exp(-0.5 * ((grid[:, None] - mu) / sd) ** 2)
+    above = dens[:, hi] >= dens[:, lo]
+    return float(grid[np.argmax(above)]) if above.any() else t
+
+
+def automatic_cut(scores: np.ndarray, floor: float) -> tuple[float, str]:
+    """Per-tomogram cut from the candidates' own score distribution, at least ``floor``."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if len(scores) < 5 or float(np.ptp(scores)) == 0.0:
+        return floor, "tau_sim (too few candidates for a distribution)"
+    return max(gmm_threshold(scores), floor), "two-component mixture of candidate scores"
+
+
+def compete(rows: list, nms_factor: float) -> list[int]:
+    """Classes compete for a particle: accepted candidates best first; one that lies within
+    the NMS radius of a kept candidate of another class becomes 'other_class'.
+    Rows are ``(zyx, score, class, status, diameter)``; returns the kept row indices."""
+    kept: list[int] = []
+    for i in sorted(range(len(rows)), key=lambda i: -rows[i][1]):
+        z, s_, cls, st, d = rows[i]
+        if st != "accepted":
+            continue
+        for j in kept:
+            zj, _, cj, _, dj = rows[j]
+            if cj != cls and np.linalg.norm(zj - z) < nms_factor * min(d, dj):
+                rows[i] = (z, s_, cls, "other_class", d)
+                break
+        else:
+            kept.append(i)
+    return kept
+
+
+def deduplicate(entries: list, nms_factor: float, n_first: int = 0) -> list:
+    """Drop picks whose centre lies within the NMS radius of a better one (any class).
+
+    The first ``n_first`` entries (the prompts) always stay, in order; the others are
+    taken best score first."""
+    head, rest = entries[:n_first], sorted(entries[n_first:], key=lambda e: -e[1])
+    kept = list(head)
+    for e in rest:
+        if all(np.linalg.norm(e[0] - k[0]) >= nms_factor * min(e[3], k[3]) for k in kept):
+            kept.append(e)
+    return kept
+
+
+def _query(features: FeatureVolume, masks: list[InstanceMask], points) -> np.ndarray:
+    vecs = []
+    for m, p in zip(masks, points):
+        if m is not None and not m.empty:
+            vecs.append(features.pool(m.mask, m.offset))
+        else:
+            vecs.append(features.sample([p])[0])
+    return np.mean(vecs, axis=0)
+
+
+def pick_particles(
+    volume: np.ndarray,
+    prompts: list[Prompt],
+    diameters_px: dict[str, float],
+    config: Config | None = None,
+    progress=None,
+    naive: bool = False,
+) -> PickOutcome:
+    """Find every particle like the prompted ones.
+
+    Args:
+        volume: tomogram ``(z, y, x)`` as read.
+        prompts: positive (and negative) prompts in voxels.
+        diameters_px: class -> approximate diameter in voxels.
+        progress: ``progress(stage: str)`` between stages.
+        naive: match every cell at the finest level (for comparison only).
+    """
+    config = config or Config()
+    timer = Timer()
+    say = progress or (lambda stage: None)
+    validate_prompts(prompts, volume.shape)
+    positives = [p for p in prompts if not p.negative]
+    classes = list(dict.fromkeys(p.class_name for p in positives))
+    with timer.stage("prepare"):
+        d_min = min(diameters_px[c] for c in classes)
+        prepared, inverted = prepare_volume(
+            volume, config.invert, d_min, np.array([p.zyx for p in positives])
+        )
+    segmenter = make_segmenter(config.segmenter, config=config)
+    with timer.stage("segment_prompts"):
+        seg = segment_prompts(volume, prompts, diameters_px, config, segmenter,
+                              prepared=(prepared, inverted))  # fmt: skip
+    say("prompts segmented")
+    class_ids = {c: i + 1 for i, c in enumerate(classes)}
+    reports, cand_rows = [], []
+    features_by_stride: dict[float, FeatureVolume] = {}
+    for cls in classes:
+        idx = [i for i, p in enumerate(seg.prompts) if p.class_name == cls]
+        masks = [seg.instances[i] for i in idx]
+        d = class_diameter(masks, diameters_px[cls])
+        rep = ClassReport(cls, class_ids[cls], d, len(idx))
+        with timer.stage("features"):
+            key = round(d, 1)
+            if key not in features_by_stride:
+                features_by_stride[key] = classical_features(prepared, d)
+            feats = features_by_stride[key]
+        say(f"features for {cls}")
+        with timer.stage("match"):
+            q = _query(feats, masks, [seg.prompts[i].zyx for i in idx])
+            if naive:
+                result = naive_match(feats.data, feats.stride, q[None], config.pyramid)
+            else:
+                result = hierarchical_match(
+                    feats.data, feats.stride, q[None], config.pyramid, config.tau_sim
+                )
+            rep.comparisons = result.evaluated
+            nms = config.nms_radius_factor * d
+            zyx, scores = find_peaks(result, nms, config.top_k, config.tau_sim)
+        negs = [p for p in prompts if p.negative and p.class_name in (None, cls)]
+        neg_score = np.full(len(zyx), -np.inf)
+        if negs and len(zyx):
+            neg_masks = [
+                propagate_instance(segmenter, volume.shape, p.zyx, d, config) for p in negs
+            ]
+            nq = np.stack([_query(feats, [m], [p.zyx]) for m, p in zip(neg_masks, negs)])
+            neg_score = similarity(feats.sample(zyx).T, nq)
+            segmenter.set_volume(prepared, d)
+        prompted = np.array([seg.prompts[i].zyx for i in idx])
+        near_prompt = np.zeros(len(zyx), bool)
+        if len(zyx):
+            dist = np.linalg.norm(zyx[:, None] - prompted[None], axis=2)
+            near_prompt = dist.min(axis=1) < nms
+        status = np.where(neg_score > scores, "negative", "candidate").astype(object)
+        status[near_prompt] = "prompt"
+        free = status == "candidate"
+        rep.cut, rep.cut_method = automatic_cut(scores[free], config.tau_sim)
+        status[free & (scores >= rep.cut)] = "accepted"
+        status[free & (scores < rep.cut)] = "below_cut"
+        rep.n_candidates = len(zyx)
+        for z, s_, st in zip(zyx, scores, status):
+            cand_rows.append((z, float(s_), cls, st, d))
+        reports.append(rep)
+    say("matched")
+    kept = compete(cand_rows, config.nms_radius_factor)
+    size = {r.name: r.diameter_px for r in reports}
+    entries = [  # (centre, score, class, diameter, mask): prompts first
+        (m.centroid(), 1.0, p.class_name, size[p.class_name], m)
+        for p, m in zip(seg.prompts, seg.instances)
+    ]
+    with timer.stage("segment_matches"):
+        for rep in reports:
+            mine = [i for i in kept if cand_rows[i][2] == rep.name]
+            if mine:
+                segmenter.set_volume(prepared, rep.diameter_px)
+            for i in mine:
+                z, s_, cls, _, d = cand_rows[i]
+                m = propagate_instance(segmenter, volume.shape, z, d, config)
+                centre = m.centroid() if not m.empty else z
+                if np.linalg.norm(centre - z) > 0.5 * d:  # the mask ran off: trust the peak
+                    centre, m = z, None
+                entries.append((centre, s_, cls, d, m))
+    say("matches segmented")
+    entries = deduplicate(entries, config.nms_radius_factor, n_first=len(seg.prompts))
+    instances = np.zeros(volume.shape, dtype=label_dtype(len(entries) + 1))
+    semantic = np.zeros(volume.shape, dtype=np.uint8)
+    for k, (_, _, cls, _, m) in enumerate(entries, start=1):
+        if m is not None and not m.empty:
+            m.paste(instances, k)
+            view = semantic[m.box()]
+            view[instances[m.box()] == k] = class_ids[cls]
+    pick_rows = [(c, s_, cls, k) for k, (c, s_, cls, _, _) in enumerate(entries, start=1)]
+    for rep in reports:
+        rep.n_accepted = sum(1 for r in pick_rows if r[2] == rep.name)
+    if not pick_rows:
+        raise CryosamError("nothing was picked; check the prompts, --diameter and --invert")
+    picks = Picks(
+        np.array([r[0] for r in pick_rows]),
+        score=[r[1] for r in pick_rows],
+        class_name=[r[2] for r in pick_rows],
+        instance=[r[3] for r in pick_rows],
+    )
+    cands = Picks(
+        np.array([r[0] for r in cand_rows]) if cand_rows else np.zeros((0, 3)),
+        score=[r[1] for r in cand_rows],
+        class_name=[r[2] for r in cand_rows],
+        instance=np.zeros(len(cand_rows), int),
+    )
+    status = np.array([r[3] for r in cand_rows], dtype=object)
+    timings = {**timer.seconds, "total": timer.total()}
+    return PickOutcome(picks, cands, status, semantic, instances, class_ids, reports, seg,
+                       inverted, timings)  # fmt: skip

@@ -1,0 +1,122 @@
+"""Find-all: the pipeline and `cryosam pick` / `cryosam demo` end to end."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cryosam.cli import main
+from cryosam.evaluate import score_picks
+from cryosam.io.prompts import Prompt
+from cryosam.io.star import read_star
+from cryosam.io.tomogram import read_tomogram
+from cryosam.pipeline import automatic_cut, pick_particles
+from cryosam.simulate import Imaging, SimulationConfig, simulate, write_simulation
+
+
+@pytest.fixture(scope="module")
+def sim():
+    cfg = SimulationConfig(
+        shape=(64, 128, 128),
+        fractions={"ribosome": 0.05, "ball": 0.012},
+        vesicles=0,
+        filaments=0,
+        imaging=Imaging(snr=1.0),
+        seed=31,
+    )
+    return simulate(cfg)
+
+
+def centres(sim, cls):
+    return np.array([(o["z"], o["y"], o["x"]) for o in sim.particles if o["class"] == cls])
+
+
+def central(points, shape):
+    return points[np.argmin(np.linalg.norm(points - np.asarray(shape) / 2, axis=1))]
+
+
+def test_one_prompt_finds_most_ribosomes(sim):
+    ribos = centres(sim, "ribosome")
+    prompt = central(ribos, sim.tomogram.shape)
+    out = pick_particles(sim.tomogram, [Prompt(tuple(prompt), "ribosome")], {"ribosome": 29.0})
+    s = score_picks(out.picks.zyx, ribos, 14.0)
+    assert s.recall > 0.6 and s.precision > 0.6, s.as_row()
+    assert s.mean_distance < 5  # centres, not prompt corners
+    assert "mixture" in out.reports[0].cut_method
+    assert len(out.candidates) >= len(out.picks) - 1
+    # every accepted candidate is a pick, the prompt is instance 1
+    assert out.picks.instance[0] == 1 and out.picks.score[0] == 1.0
+    assert 0 < out.instances.max() <= len(out.picks)
+
+
+def test_negative_prompt_rejects_what_it_marks(sim):
+    ribos = centres(sim, "ribosome")
+    pos = central(ribos, sim.tomogram.shape)
+    neg = ribos[np.argsort(np.linalg.norm(ribos - pos, axis=1))[3]]
+    prompts = [Prompt(tuple(pos), "ribosome"), Prompt(tuple(neg), None, negative=True)]
+    out = pick_particles(sim.tomogram, prompts, {"ribosome": 29.0})
+    near_neg = np.linalg.norm(out.picks.zyx - neg, axis=1) < 10
+    assert not near_neg.any()
+    assert "negative" in set(out.candidate_status)
+
+
+def test_two_classes_compete(sim):
+    ribos, balls = centres(sim, "ribosome"), centres(sim, "ball")
+    prompts = [Prompt(tuple(central(ribos, sim.tomogram.shape)), "ribosome"),
+               Prompt(tuple(central(balls, sim.tomogram.shape)), "ball")]  # fmt: skip
+    out = pick_particles(sim.tomogram, prompts, {"ribosome": 29.0, "ball": 13.0})
+    assert set(out.picks.class_name) == {"ribosome", "ball"}
+    assert set(np.unique(out.semantic)) <= {0, 1, 2} and out.semantic.max() == 2
+    # no particle is picked as both classes
+    r, b = out.picks.of_class("ribosome").zyx, out.picks.of_class("ball").zyx
+    nms = 0.5 * min(rep.diameter_px for rep in out.reports)
+    assert np.linalg.norm(r[:, None] - b[None], axis=2).min() >= nms
+    assert score_picks(b, balls, 6.5).recall > 0.5
+
+
+def test_automatic_cut():
+    rng = np.random.default_rng(0)
+    scores = np.r_[rng.normal(0.6, 0.03, 200), rng.normal(0.95, 0.01, 40)]
+    cut, method = automatic_cut(scores, 0.5)
+    assert 0.8 < cut < 0.93 and "mixture" in method  # Otsu would sit near 0.66
+    assert automatic_cut(np.array([0.9, 0.8]), 0.5)[0] == 0.5  # too few: tau_sim
+
+
+def test_cli_pick_writes_every_output(sim, tmp_path, capsys):
+    folder = tmp_path / "sim"
+    write_simulation(sim, folder)
+    prompt = central(centres(sim, "ribosome"), sim.tomogram.shape)
+    out = tmp_path / "pick"
+    args = ["pick", str(folder / "tomogram.mrc"), "--point",
+            f"{prompt[0]:g},{prompt[1]:g},{prompt[2]:g}:ribosome", "--diameter", "290",
+            "--out", str(out), "--relion5"]  # fmt: skip
+    assert main(args) == 0, capsys.readouterr().err
+    header = (out / "picks.csv").read_text().splitlines()[0]
+    assert header.startswith("z,y,x,score,class,instance")
+    picks = pd.read_csv(out / "picks.csv")
+    assert set(picks["class"]) == {"ribosome"} and len(picks) > 3
+    cands = pd.read_csv(out / "candidates.csv")
+    assert {"score", "status"} <= set(cands.columns) and len(cands) >= len(picks) - 1
+    star = read_star(out / "picks.star", shape_zyx=sim.tomogram.shape, voxel_size=10.0)
+    np.testing.assert_allclose(star.zyx, picks[["z", "y", "x"]].to_numpy(), atol=1e-6)
+    sem = read_tomogram(out / "masks" / "semantic.mrc")
+    inst = read_tomogram(out / "masks" / "instances.mrc")
+    assert sem.shape == inst.shape == sim.tomogram.shape
+    assert sem.voxel_size == pytest.approx(10.0)
+    run = json.loads((out / "run.json").read_text())
+    assert run["cut"]["ribosome"]["method"] and run["class_ids"] == {"ribosome": 1}
+    assert "pick" in run["timings_s"]
+    # scoring our own picks through the CLI
+    assert main(["evaluate", str(out), "--truth", str(folder), "--only", "ribosome"]) == 0
+    assert "| ribosome" in capsys.readouterr().out
+
+
+def test_demo_runs_and_reports(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo"]) == 0, capsys.readouterr().err
+    text = capsys.readouterr().out
+    assert "precision" in text and "recall" in text and "F1" in text
+    assert (tmp_path / "cryosam-demo" / "pick" / "preview.png").exists()
+    f1 = float(text.split("F1 ")[1].split()[0])
+    assert f1 > 0.6
