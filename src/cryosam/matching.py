@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
-from skimage.feature import peak_local_max
+from scipy.spatial import cKDTree
 
 
 @dataclass
@@ -134,20 +134,37 @@ def naive_match(
     return MatchResult(sim, f * stride, [sim.size * len(np.atleast_2d(queries))])
 
 
+def nms(points: np.ndarray, scores: np.ndarray, radius: float, top_k: int):
+    """Greedy non-maximum suppression: best first, drop points within ``radius`` (Euclidean)
+    of a kept one; at most ``top_k``. Returns indices of kept points, best first."""
+    order = np.argsort(-scores, kind="stable")
+    if radius <= 0:
+        return order[:top_k]
+    tree = cKDTree(points)
+    suppressed = np.zeros(len(points), dtype=bool)
+    kept = []
+    for i in order:
+        if suppressed[i]:
+            continue
+        kept.append(i)
+        if len(kept) >= top_k:
+            break
+        suppressed[tree.query_ball_point(points[i], r=radius - 1e-9)] = True
+    return np.asarray(kept, dtype=int)
+
+
 def find_peaks(result: MatchResult, radius_px: float, top_k: int, min_score: float):
-    """Local maxima of the similarity, ``radius_px`` input voxels apart, best ``top_k``.
+    """Local maxima of the similarity (3x3x3 neighbourhood) above ``min_score``, then 3D NMS
+    at ``radius_px`` input voxels (Euclidean), best ``top_k``.
 
     Returns input-voxel positions ``(N, 3)`` and scores, best first.
     """
     sim = result.similarity
-    finite = np.where(np.isfinite(sim), sim, -1.0)
-    dist = max(1, int(round(radius_px / result.cell)))
-    peaks = peak_local_max(
-        finite, min_distance=dist, threshold_abs=min_score, exclude_border=False,
-        num_peaks=top_k,
-    )  # fmt: skip
+    finite = np.where(np.isfinite(sim), sim, -np.inf).astype(np.float32)
+    local_max = ndimage.maximum_filter(finite, size=3, mode="nearest") == finite
+    peaks = np.argwhere(local_max & (finite >= min_score))
     if len(peaks) == 0:
         return np.zeros((0, 3)), np.zeros(0)
-    scores = finite[tuple(peaks.T)]
-    order = np.argsort(-scores, kind="stable")
-    return result.to_input(peaks[order]), scores[order].astype(np.float64)
+    scores = finite[tuple(peaks.T)].astype(np.float64)
+    keep = nms(peaks.astype(np.float64), scores, radius_px / result.cell, top_k)
+    return result.to_input(peaks[keep]), scores[keep]

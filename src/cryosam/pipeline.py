@@ -9,7 +9,7 @@
    a candidate closer to a negative query than to its class's query is rejected,
    and classes compete for a particle.
 5. Each class gets an automatic cut from its own candidates' score distribution
-   (Otsu's threshold), so no threshold is carried between tomograms; every
+   (Otsu's threshold on -log(1 - score)), so no threshold is carried between tomograms; every
    candidate and its score is kept for the user.
 6. Only accepted candidates are segmented; the mask centroid is the pick centre.
 """
@@ -77,44 +77,17 @@ def class_diameter(masks: list[InstanceMask], user_px: float) -> float:
     return float(np.clip(est, (1 - SIZE_TOLERANCE) * user_px, (1 + SIZE_TOLERANCE) * user_px))
 
 
-def gmm_threshold(scores, iterations: int = 200) -> float:
-    """Where a two-component 1D Gaussian mixture's posteriors cross (EM from Otsu's split).
-
-    Unlike Otsu's threshold it is not pulled toward the larger group, which matters
-    when false candidates outnumber true ones."""
-    x = np.asarray(scores, dtype=np.float64)
-    t = float(threshold_otsu(x))
-    parts = [x[x < t], x[x >= t]]
-    if min(len(p) for p in parts) < 2:
-        return t
-    floor = 1e-3 * float(np.ptp(x))
-    w = np.array([len(p) / len(x) for p in parts])
-    mu = np.array([p.mean() for p in parts])
-    sd = np.array([max(p.std(), floor) for p in parts])
-    for _ in range(iterations):
-        dens = w / sd * np.exp(-0.5 * ((x[:, None] - mu) / sd) ** 2)
-        resp = dens / (dens.sum(axis=1, keepdims=True) + 1e-300)
-        n = resp.sum(axis=0) + 1e-12
-        new_mu = (resp * x[:, None]).sum(axis=0) / n
-        sd = np.maximum(np.sqrt((resp * (x[:, None] - new_mu) ** 2).sum(axis=0) / n), floor)
-        w = n / len(x)
-        if np.allclose(new_mu, mu, atol=1e-9):
-            mu = new_mu
-            break
-        mu = new_mu
-    lo, hi = np.argsort(mu)
-    grid = np.linspace(mu[lo], mu[hi], 2001)
-    dens = w / sd * np.exp(-0.5 * ((grid[:, None] - mu) / sd) ** 2)
-    above = dens[:, hi] >= dens[:, lo]
-    return float(grid[np.argmax(above)]) if above.any() else t
-
-
 def automatic_cut(scores: np.ndarray, floor: float) -> tuple[float, str]:
-    """Per-tomogram cut from the candidates' own score distribution, at least ``floor``."""
+    """Per-tomogram cut from the candidates' own score distribution, at least ``floor``.
+
+    Similarities of true matches crowd just below 1, so Otsu's threshold is taken on
+    ``-log(1 - s)``, which spreads that end; the cut is mapped back to a similarity."""
     scores = np.asarray(scores, dtype=np.float64)
     if len(scores) < 5 or float(np.ptp(scores)) == 0.0:
         return floor, "tau_sim (too few candidates for a distribution)"
-    return max(gmm_threshold(scores), floor), "two-component mixture of candidate scores"
+    spread = -np.log(np.clip(1.0 - scores, 1e-6, None))
+    cut = 1.0 - float(np.exp(-threshold_otsu(spread)))
+    return max(cut, floor), "otsu on -log(1 - score) of the candidates"
 
 
 def compete(rows: list, nms_factor: float) -> list[int]:
