@@ -5,7 +5,8 @@ coarsest level is compared with the query everywhere; every finer level only in
 cells whose parent passed ``tau_sim`` (and their neighbours, so a particle on a
 cell border is not lost). At the finest level, local maxima at least the NMS
 radius apart are the matches, best first, at most ``top_k``.
-:func:`naive_match` compares every cell of the finest level, for comparison.
+:func:`naive_match` compares every voxel of the input at full resolution, the brute
+force the paper measures its speed-up against.
 """
 
 from __future__ import annotations
@@ -125,13 +126,31 @@ def hierarchical_match(
 
 
 def naive_match(
-    features: np.ndarray, stride: int, queries: np.ndarray, pyramid, kind: str = "cosine"
+    features: np.ndarray,
+    stride: int,
+    queries: np.ndarray,
+    input_shape,
+    kind: str = "cosine",
+    chunk: int = 8,
 ) -> MatchResult:
-    """Similarity at every cell of the finest level (the brute force the paper compares to)."""
-    f = level_factors(pyramid, stride)[-1]
-    level = pool(features, f)
-    sim = cosine(level, queries, kind)
-    return MatchResult(sim, f * stride, [sim.size * len(np.atleast_2d(queries))])
+    """Brute force, as the paper's baseline: the similarity at every voxel of the input.
+
+    Features are interpolated (trilinear) from the feature grid to full resolution,
+    a few slices at a time, so memory stays bounded. For comparison only.
+    """
+    nz, ny, nx = (int(s) for s in input_shape)
+    sim = np.empty((nz, ny, nx), dtype=np.float32)
+    feats = features.astype(np.float32, copy=False)
+    gy = (np.arange(ny) - (stride - 1) / 2.0) / stride
+    gx = (np.arange(nx) - (stride - 1) / 2.0) / stride
+    for z0 in range(0, nz, chunk):
+        gz = (np.arange(z0, min(z0 + chunk, nz)) - (stride - 1) / 2.0) / stride
+        grid = np.stack(np.meshgrid(gz, gy, gx, indexing="ij"))
+        block = np.stack([
+            ndimage.map_coordinates(c, grid, order=1, mode="nearest") for c in feats
+        ])  # fmt: skip
+        sim[z0 : z0 + len(gz)] = cosine(block, queries, kind)
+    return MatchResult(sim, 1, [sim.size * len(np.atleast_2d(queries))])
 
 
 def nms(points: np.ndarray, scores: np.ndarray, radius: float, top_k: int):

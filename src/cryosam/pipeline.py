@@ -147,7 +147,7 @@ def pick_particles(
         prompts: positive (and negative) prompts in voxels.
         diameters_px: class -> approximate diameter in voxels.
         progress: ``progress(stage: str)`` between stages.
-        naive: match every cell at the finest level (for comparison only).
+        naive: match every voxel at full resolution (for comparison only).
     """
     config = config or Config()
     timer = Timer()
@@ -182,7 +182,7 @@ def pick_particles(
         with timer.stage("match"):
             q = _query(feats, masks, [seg.prompts[i].zyx for i in idx])
             if naive:
-                result = naive_match(feats.data, feats.stride, q[None], config.pyramid)
+                result = naive_match(feats.data, feats.stride, q[None], volume.shape)
             else:
                 result = hierarchical_match(
                     feats.data, feats.stride, q[None], config.pyramid, config.tau_sim
