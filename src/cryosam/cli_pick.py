@@ -32,6 +32,17 @@ def pick(
     relion5: bool = typer.Option(
         False, "--relion5", help="Write picks.star as RELION 5 (centred Å) instead of RELION 3."
     ),
+    segmenter: str = typer.Option(
+        "classical", "--segmenter", help="classical (no weights) or sam (needs --model)."
+    ),
+    model: str | None = typer.Option(None, "--model", help="SAM checkpoint folder or hub id."),
+    encoder: str = typer.Option(
+        "classical", "--encoder", help="classical (no weights) or dinov2 (--encoder-model)."
+    ),
+    encoder_model: str | None = typer.Option(
+        None, "--encoder-model", help="DINOv2 checkpoint folder or hub id."
+    ),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
     naive: bool = typer.Option(False, "--naive", help="Brute-force matching (comparison only)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
 ) -> None:
@@ -47,7 +58,9 @@ def pick(
     from cryosam.io.tomogram import read_tomogram
     from cryosam.runinfo import check_outputs
 
-    config = Config(invert=invert, top_k=top_k, tau_sim=tau_sim)
+    config = Config(invert=invert, top_k=top_k, tau_sim=tau_sim, segmenter=segmenter,
+                    model=model, encoder=encoder, encoder_model=encoder_model,
+                    device=device)  # fmt: skip
     check_outputs(out, PICK_OUTPUTS, overwrite)
     tomo = read_tomogram(tomogram, voxel_size=voxel_size)
     vs = tomo.require_voxel_size()

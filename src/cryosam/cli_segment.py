@@ -46,6 +46,7 @@ def segment(
     from cryosam.errors import CryosamError
     from cryosam.io.atomic import atomic_path
     from cryosam.io.tomogram import read_tomogram, write_volume
+    from cryosam.models import build_segmenter
     from cryosam.preview import write_instance_preview
     from cryosam.runinfo import Timer, check_outputs, sha256_file, write_run_json
     from cryosam.segmentation import segment_prompts
@@ -53,7 +54,7 @@ def segment(
     timer = Timer()
     config = Config(
         segmenter=segmenter, model=model, invert=invert, combine=combine,
-        propagation_axes=axes, tau_iou=tau_iou,
+        propagation_axes=axes, tau_iou=tau_iou, device=device,
     )  # fmt: skip
     names = ["masks/instances.mrc", "instances.csv", "preview.png", "run.json"]
     check_outputs(out, names, overwrite)
@@ -63,7 +64,7 @@ def segment(
         all_prompts = load_prompts(point, negative, prompts, tomo.shape, vs, tomogram)
         classes = sorted({p.class_name for p in all_prompts if not p.negative})
         diam = parse_diameters(diameter, classes, vs)
-    seg = _build_segmenter(config, device)
+    seg = build_segmenter(config)
     n_pos = sum(not p.negative for p in all_prompts)
     bar = progress_bar(n_pos, "segmenting")
     with timer.stage("segment"):
@@ -103,11 +104,3 @@ def segment(
     typer.echo(f"segmented {ok}/{n_pos} prompts in {timer.total():.1f} s")
     typer.echo(f"instances: {out / 'masks' / 'instances.mrc'}")
     typer.echo(f"preview: {out / 'preview.png'}")
-
-
-def _build_segmenter(config, device: str):
-    from cryosam.models import make_segmenter
-
-    if config.segmenter == "classical":
-        return make_segmenter("classical", config=config)
-    return make_segmenter(config.segmenter, config=config, model=config.model, device=device)

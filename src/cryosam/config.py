@@ -74,7 +74,11 @@ class Config:
     segmenter: str = "classical"
     encoder: str = "classical"
     model: str | None = None
+    """Segmenter checkpoint (folder or hub id) for foundation backends."""
     encoder_model: str | None = None
+    """Encoder checkpoint (folder or hub id) for foundation backends."""
+    device: str = "auto"
+    """auto, cpu, cuda or mps (foundation backends)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -2,7 +2,7 @@
 
 1. The prompts are segmented in 3D (cross-plane self-prompting); each class's
    size comes from its prompted masks (within +-30 % of ``--diameter``).
-2. Tomogram features are computed per class size (weight-free feature bank).
+2. Tomogram features are computed per class size (weight-free bank or DINOv2 tri-view).
 3. A class's query is the centre-weighted masked average of the features over its
    prompted masks; negative prompts give negative queries.
 4. Hierarchical matching and 3D NMS give at most ``top_k`` candidates per class;
@@ -23,11 +23,11 @@ from skimage.filters import threshold_otsu
 
 from cryosam.config import Config
 from cryosam.errors import CryosamError
-from cryosam.features import FeatureVolume, classical_features
+from cryosam.features import FeatureVolume
 from cryosam.io.picks import Picks
 from cryosam.io.prompts import Prompt, validate_prompts
 from cryosam.matching import find_peaks, hierarchical_match, naive_match, similarity
-from cryosam.models import make_segmenter
+from cryosam.models import build_encoder, build_segmenter
 from cryosam.preprocess import prepare_volume
 from cryosam.propagate import InstanceMask, propagate_instance
 from cryosam.runinfo import Timer
@@ -160,7 +160,8 @@ def pick_particles(
         prepared, inverted = prepare_volume(
             volume, config.invert, d_min, np.array([p.zyx for p in positives])
         )
-    segmenter = make_segmenter(config.segmenter, config=config)
+    segmenter = build_segmenter(config)
+    encoder = build_encoder(config)
     with timer.stage("segment_prompts"):
         seg = segment_prompts(volume, prompts, diameters_px, config, segmenter,
                               prepared=(prepared, inverted))  # fmt: skip
@@ -176,7 +177,7 @@ def pick_particles(
         with timer.stage("features"):
             key = round(d, 1)
             if key not in features_by_stride:
-                features_by_stride[key] = classical_features(prepared, d)
+                features_by_stride[key] = encoder.encode(prepared, d)
             feats = features_by_stride[key]
         say(f"features for {cls}")
         with timer.stage("match"):

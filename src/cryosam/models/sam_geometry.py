@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from cryosam.resample import resize_2d
+
 
 def resized_shape(h: int, w: int, size: int) -> tuple[int, int]:
     """Shape of the resized image before padding."""
@@ -31,29 +33,20 @@ def points_to_sam(points_uv: np.ndarray, h: int, w: int, size: int) -> np.ndarra
     return np.stack([(pts[:, 1] + 0.5) * nw / w - 0.5, (pts[:, 0] + 0.5) * nh / h - 0.5], axis=1)
 
 
-def _zoom_to(arr: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Bilinear resampling with aligned pixel centres (half-pixel convention)."""
-    factors = np.asarray(shape, float) / np.asarray(arr.shape, float)
-    # output pixel i samples input at (i + 0.5) / f - 0.5
-    coords = [(np.arange(n) + 0.5) / f - 0.5 for n, f in zip(shape, factors)]
-    grid = np.meshgrid(*coords, indexing="ij")
-    return ndimage.map_coordinates(arr, grid, order=1, mode="nearest").astype(np.float32)
-
-
 def lowres_to_image(lowres: np.ndarray, h: int, w: int, size: int) -> np.ndarray:
     """SAM low-res logits ``(size/4, size/4)`` -> logits over the original ``(h, w)`` image."""
     nh, nw = resized_shape(h, w, size)
-    full = _zoom_to(np.asarray(lowres, np.float32), (size, size))
-    return _zoom_to(full[:nh, :nw], (h, w))
+    full = resize_2d(np.asarray(lowres, np.float32), (size, size))
+    return resize_2d(full[:nh, :nw], (h, w))
 
 
 def image_to_lowres(logits: np.ndarray, h: int, w: int, size: int, lowres: int) -> np.ndarray:
     """Logits over ``(h, w)`` -> SAM's low-res mask input over the padded square."""
     nh, nw = resized_shape(h, w, size)
-    resized = _zoom_to(np.asarray(logits, np.float32), (nh, nw))
+    resized = resize_2d(np.asarray(logits, np.float32), (nh, nw))
     padded = np.full((size, size), float(np.min(logits)) if logits.size else -20.0, np.float32)
     padded[:nh, :nw] = resized
-    return _zoom_to(padded, (lowres, lowres))
+    return resize_2d(padded, (lowres, lowres))
 
 
 def to_sam_pixels(image: np.ndarray, size: int, window: tuple[float, float]) -> np.ndarray:
@@ -67,7 +60,7 @@ def to_sam_pixels(image: np.ndarray, size: int, window: tuple[float, float]) -> 
     lo, hi = window
     x = np.clip((np.asarray(image, np.float32) - lo) / max(hi - lo, 1e-6), 0, 1)
     nh, nw = resized_shape(h, w, size)
-    x = _zoom_to(ndimage.gaussian_filter(x, max(0.0, 0.5 * (max(h, w) / size - 1))), (nh, nw))
+    x = resize_2d(ndimage.gaussian_filter(x, max(0.0, 0.5 * (max(h, w) / size - 1))), (nh, nw))
     mean = np.array([0.485, 0.456, 0.406], np.float32)[:, None, None]
     std = np.array([0.229, 0.224, 0.225], np.float32)[:, None, None]
     out = np.zeros((3, size, size), np.float32)

@@ -1,0 +1,63 @@
+"""The foundation path end to end with tiny random models saved and loaded by path."""
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from cryosam.cli import main  # noqa: E402
+from cryosam.features import feature_stride  # noqa: E402
+from cryosam.models.dino import DinoSliceEncoder, tiny_dinov2_config  # noqa: E402
+from cryosam.models.sam import tiny_sam_config  # noqa: E402
+from cryosam.simulate import Imaging, SimulationConfig, simulate, write_simulation  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    torch.manual_seed(0)
+    transformers.Dinov2Model(tiny_dinov2_config()).save_pretrained(root / "dino")
+    transformers.SamModel(tiny_sam_config(image_size=128)).save_pretrained(root / "sam")
+    return root
+
+
+def test_dino_encoder_grid_matches_the_feature_grid(tiny_models):
+    enc = DinoSliceEncoder(model=str(tiny_models / "dino"), device="cpu", channels_per_view=8)
+    vol = np.random.default_rng(0).normal(size=(24, 40, 48)).astype(np.float32)
+    vol[8:16, 16:24, 20:28] += 5.0
+    feats = enc.encode(vol, diameter_px=16.0)
+    s = feature_stride(16.0)
+    assert feats.stride == s and feats.shape == (24 // s, 40 // s, 48 // s)
+    assert feats.data.shape[0] == 3 * 8 and feats.data.dtype == np.float16
+    inside, outside = feats.sample([(12, 20, 24)])[0], feats.sample([(2, 2, 2)])[0]
+    assert np.linalg.norm(inside - outside) > 1.0
+
+
+def test_pick_with_sam_and_dinov2(tiny_models, tmp_path, capsys):
+    sim = simulate(SimulationConfig(shape=(32, 64, 64), fractions={"ribosome": 0.05},
+                                    vesicles=0, filaments=0, imaging=Imaging(snr=2.0),
+                                    seed=3))  # fmt: skip
+    write_simulation(sim, tmp_path / "sim")
+    o = next(o for o in sim.particles if o["class"] == "ribosome")
+    out = tmp_path / "pick"
+    args = ["pick", str(tmp_path / "sim" / "tomogram.mrc"), "--point",
+            f"{o['z']:g},{o['y']:g},{o['x']:g}", "--diameter", "290", "--segmenter", "sam",
+            "--model", str(tiny_models / "sam"), "--encoder", "dinov2", "--encoder-model",
+            str(tiny_models / "dino"), "--device", "cpu", "--out", str(out)]  # fmt: skip
+    assert main(args) == 0, capsys.readouterr().err
+    run = json.loads((out / "run.json").read_text())
+    assert run["config"]["encoder"] == "dinov2" and run["config"]["segmenter"] == "sam"
+    assert (out / "picks.csv").read_text().startswith("z,y,x,score,class,instance")
+
+
+def test_missing_weights_give_one_clear_line(tmp_path, capsys):
+    args = ["pick", "nothing.mrc", "--point", "1,1,1", "--diameter", "100"]
+    assert main(args) == 2  # the tomogram is checked first
+    assert "no such file" in capsys.readouterr().err
+    from cryosam.models.loading import load_pretrained
+
+    with pytest.raises(Exception, match="config.json"):
+        load_pretrained(transformers.SamModel, tmp_path, "SAM model")
