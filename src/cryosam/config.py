@@ -63,6 +63,10 @@ class Config:
     """At most this many matches become prompts for segmentation."""
     nms_radius_factor: float = 0.5
     """3D non-maximum suppression radius, in diameters."""
+    query_expansion: int = 2
+    """Rounds of query expansion: the query is re-averaged with its best matches (0 = paper)."""
+    expansion_size: int = 10
+    """How many best matches join the query in each expansion round."""
 
     # --- input handling ---
     invert: Invert = "auto"
@@ -91,6 +95,8 @@ class Config:
             problems.append(f"pyramid ratios must be positive integers, got {self.pyramid}")
         elif list(self.pyramid) != sorted(self.pyramid, reverse=True):
             problems.append(f"pyramid ratios must go coarse to fine, got {self.pyramid}")
+        if self.query_expansion < 0 or self.expansion_size < 1:
+            problems.append("query_expansion must be >= 0 and expansion_size >= 1")
         if self.top_k < 1:
             problems.append(f"top_k must be >= 1, got {self.top_k}")
         if not self.propagation_axes or set(self.propagation_axes) - set("zyx"):

@@ -6,6 +6,8 @@
 3. A class's query is the centre-weighted masked average of the features over its
    prompted masks; negative prompts give negative queries.
 4. Hierarchical matching and 3D NMS give at most ``top_k`` candidates per class;
+   the query is then averaged with its best matches and matched again (query
+   expansion, our addition: one noisy prompt becomes a cleaner query);
    a candidate closer to a negative query than to its class's query is rejected,
    and classes compete for a particle.
 5. Each class gets an automatic cut from its own candidates' score distribution
@@ -122,6 +124,29 @@ def deduplicate(entries: list, nms_factor: float, n_first: int = 0) -> list:
     return kept
 
 
+def match_class(feats: FeatureVolume, query: np.ndarray, d: float, config: Config, shape,
+                naive: bool = False):  # fmt: skip
+    """Hierarchical matching, NMS and top-K, with ``config.query_expansion`` rounds in which
+    the query is averaged with its ``expansion_size`` best matches (prompts count once
+    each in the first query). Returns candidates, scores and comparisons per level."""
+    comparisons: list[int] = []
+    nms = config.nms_radius_factor * d
+    zyx, scores = np.zeros((0, 3)), np.zeros(0)
+    for round_ in range(config.query_expansion + 1):
+        if naive:
+            result = naive_match(feats.data, feats.stride, query[None], shape)
+        else:
+            result = hierarchical_match(
+                feats.data, feats.stride, query[None], config.pyramid, config.tau_sim
+            )
+        comparisons += result.evaluated
+        zyx, scores = find_peaks(result, nms, config.top_k, config.tau_sim)
+        if round_ < config.query_expansion and len(zyx):
+            best = feats.sample(zyx[: config.expansion_size])
+            query = (query + best.sum(axis=0)) / (1 + len(best))
+    return zyx, scores, comparisons
+
+
 def _query(features: FeatureVolume, masks: list[InstanceMask], points) -> np.ndarray:
     vecs = []
     for m, p in zip(masks, points):
@@ -182,15 +207,9 @@ def pick_particles(
         say(f"features for {cls}")
         with timer.stage("match"):
             q = _query(feats, masks, [seg.prompts[i].zyx for i in idx])
-            if naive:
-                result = naive_match(feats.data, feats.stride, q[None], volume.shape)
-            else:
-                result = hierarchical_match(
-                    feats.data, feats.stride, q[None], config.pyramid, config.tau_sim
-                )
-            rep.comparisons = result.evaluated
+            zyx, scores, comparisons = match_class(feats, q, d, config, volume.shape, naive)
+            rep.comparisons = comparisons
             nms = config.nms_radius_factor * d
-            zyx, scores = find_peaks(result, nms, config.top_k, config.tau_sim)
         negs = [p for p in prompts if p.negative and p.class_name in (None, cls)]
         neg_score = np.full(len(zyx), -np.inf)
         if negs and len(zyx):
