@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
 from cryosam.errors import CryosamError
@@ -22,6 +20,26 @@ PROMPTS_HELP = (
 DIAMETER_HELP = (
     "Approximate particle diameter in Å (±30 % is fine); CLASS=Å sets one class. Repeatable."
 )
+
+
+# Options shared by the commands that read a tomogram and prompts (one definition each).
+TOMOGRAM_ARG = typer.Argument(..., help="Tomogram (.mrc, .rec, ...; .gz/.bz2 too).")
+POINT_OPT = typer.Option([], "--point", "-p", help=POINT_HELP)
+NEGATIVE_OPT = typer.Option([], "--negative", "-n", help=NEGATIVE_HELP)
+PROMPTS_OPT = typer.Option(None, "--prompts", help=PROMPTS_HELP)
+DIAMETER_OPT = typer.Option([], "--diameter", "-d", help=DIAMETER_HELP)
+VOXEL_SIZE_OPT = typer.Option(
+    None, "--voxel-size", help="Å per voxel; overrides the header (needed if it says 0 or 1)."
+)
+INVERT_OPT = typer.Option(
+    "auto", "--invert", help="Protein is dark (yes: raw tomograms), bright (no) or auto."
+)
+SEGMENTER_OPT = typer.Option(
+    "classical", "--segmenter", help="classical (no weights) or sam (needs --model)."
+)
+MODEL_OPT = typer.Option(None, "--model", help="SAM checkpoint: local folder or hub id.")
+DEVICE_OPT = typer.Option("auto", "--device", help="auto, cpu, cuda or mps (foundation models).")
+OVERWRITE_OPT = typer.Option(False, "--overwrite", help="Replace existing outputs.")
 
 
 def load_prompts(points, negatives, prompts_file, shape, voxel_size, tomogram_name):
@@ -70,7 +88,3 @@ def progress_bar(total: int, desc: str):
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit="", leave=False, dynamic_ncols=True)
-
-
-def out_option(default: str) -> Path:
-    return typer.Option(Path(default), "--out", "-o", help="Output folder.")

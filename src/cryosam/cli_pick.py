@@ -7,7 +7,19 @@ from pathlib import Path
 import typer
 
 from cryosam.cli import app
-from cryosam.cli_common import DIAMETER_HELP, NEGATIVE_HELP, POINT_HELP, PROMPTS_HELP
+from cryosam.cli_common import (
+    DEVICE_OPT,
+    DIAMETER_OPT,
+    INVERT_OPT,
+    MODEL_OPT,
+    NEGATIVE_OPT,
+    OVERWRITE_OPT,
+    POINT_OPT,
+    PROMPTS_OPT,
+    SEGMENTER_OPT,
+    TOMOGRAM_ARG,
+    VOXEL_SIZE_OPT,
+)
 
 PICK_OUTPUTS = ["picks.csv", "candidates.csv", "picks.star", "masks/semantic.mrc",
                 "masks/instances.mrc", "preview.png", "run.json"]  # fmt: skip
@@ -15,36 +27,30 @@ PICK_OUTPUTS = ["picks.csv", "candidates.csv", "picks.star", "masks/semantic.mrc
 
 @app.command()
 def pick(
-    tomogram: Path = typer.Argument(..., help="Tomogram (.mrc, .rec, ...; .gz/.bz2 too)."),
-    point: list[str] = typer.Option([], "--point", "-p", help=POINT_HELP),
-    negative: list[str] = typer.Option([], "--negative", "-n", help=NEGATIVE_HELP),
-    prompts: Path | None = typer.Option(None, "--prompts", help=PROMPTS_HELP),
-    diameter: list[str] = typer.Option([], "--diameter", "-d", help=DIAMETER_HELP),
+    tomogram: Path = TOMOGRAM_ARG,
+    point: list[str] = POINT_OPT,
+    negative: list[str] = NEGATIVE_OPT,
+    prompts: Path | None = PROMPTS_OPT,
+    diameter: list[str] = DIAMETER_OPT,
     out: Path = typer.Option(Path("cryosam-pick"), "--out", "-o", help="Output folder."),
-    voxel_size: float | None = typer.Option(
-        None, "--voxel-size", help="Å per voxel; overrides the header (needed if it says 0 or 1)."
-    ),
-    invert: str = typer.Option(
-        "auto", "--invert", help="Protein is dark (yes: raw tomograms), bright (no) or auto."
-    ),
+    voxel_size: float | None = VOXEL_SIZE_OPT,
+    invert: str = INVERT_OPT,
     top_k: int = typer.Option(512, "--top-k", help="At most this many candidates per class."),
     tau_sim: float = typer.Option(0.5, "--tau-sim", help="Similarity kept at each level."),
     relion5: bool = typer.Option(
         False, "--relion5", help="Write picks.star as RELION 5 (centred Å) instead of RELION 3."
     ),
-    segmenter: str = typer.Option(
-        "classical", "--segmenter", help="classical (no weights) or sam (needs --model)."
-    ),
-    model: str | None = typer.Option(None, "--model", help="SAM checkpoint folder or hub id."),
+    segmenter: str = SEGMENTER_OPT,
+    model: str | None = MODEL_OPT,
     encoder: str = typer.Option(
         "classical", "--encoder", help="classical (no weights) or dinov2 (--encoder-model)."
     ),
     encoder_model: str | None = typer.Option(
         None, "--encoder-model", help="DINOv2 checkpoint folder or hub id."
     ),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
+    device: str = DEVICE_OPT,
     naive: bool = typer.Option(False, "--naive", help="Brute-force matching (comparison only)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
+    overwrite: bool = OVERWRITE_OPT,
 ) -> None:
     """Find every particle like the prompted ones: picks, masks and a preview.
 

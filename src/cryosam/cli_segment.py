@@ -7,34 +7,38 @@ from pathlib import Path
 import typer
 
 from cryosam.cli import app
-from cryosam.cli_common import DIAMETER_HELP, NEGATIVE_HELP, POINT_HELP, PROMPTS_HELP
+from cryosam.cli_common import (
+    DEVICE_OPT,
+    DIAMETER_OPT,
+    INVERT_OPT,
+    MODEL_OPT,
+    NEGATIVE_OPT,
+    OVERWRITE_OPT,
+    POINT_OPT,
+    PROMPTS_OPT,
+    SEGMENTER_OPT,
+    TOMOGRAM_ARG,
+    VOXEL_SIZE_OPT,
+)
 
 
 @app.command()
 def segment(
-    tomogram: Path = typer.Argument(..., help="Tomogram (.mrc, .rec, ...; .gz/.bz2 too)."),
-    point: list[str] = typer.Option([], "--point", "-p", help=POINT_HELP),
-    negative: list[str] = typer.Option([], "--negative", "-n", help=NEGATIVE_HELP),
-    prompts: Path | None = typer.Option(None, "--prompts", help=PROMPTS_HELP),
-    diameter: list[str] = typer.Option([], "--diameter", "-d", help=DIAMETER_HELP),
+    tomogram: Path = TOMOGRAM_ARG,
+    point: list[str] = POINT_OPT,
+    negative: list[str] = NEGATIVE_OPT,
+    prompts: Path | None = PROMPTS_OPT,
+    diameter: list[str] = DIAMETER_OPT,
     out: Path = typer.Option(Path("cryosam-segment"), "--out", "-o", help="Output folder."),
-    voxel_size: float | None = typer.Option(
-        None, "--voxel-size", help="Å per voxel; overrides the header (needed if it says 0 or 1)."
-    ),
-    invert: str = typer.Option(
-        "auto", "--invert", help="Protein is dark (yes: raw tomograms), bright (no) or auto."
-    ),
-    segmenter: str = typer.Option(
-        "classical", "--segmenter", help="classical (no weights) or sam (needs a model)."
-    ),
-    model: str | None = typer.Option(
-        None, "--model", help="SAM checkpoint: local folder, hub id or registry short name."
-    ),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps (SAM only)."),
+    voxel_size: float | None = VOXEL_SIZE_OPT,
+    invert: str = INVERT_OPT,
+    segmenter: str = SEGMENTER_OPT,
+    model: str | None = MODEL_OPT,
+    device: str = DEVICE_OPT,
     combine: str = typer.Option("vote", "--combine", help="Merge of the 3 stacks: vote|union."),
     axes: str = typer.Option("zyx", "--axes", help="Propagation axes (z = reference code)."),
     tau_iou: float = typer.Option(0.5, "--tau-iou", help="Stop when adjacent-slice IoU < this."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
+    overwrite: bool = OVERWRITE_OPT,
 ) -> None:
     """Segment the particle under each prompt in 3D (cross-plane self-prompting).
 

@@ -30,6 +30,16 @@ def _window(img: np.ndarray) -> tuple[float, float]:
     return float(lo), float(hi) if hi > lo else float(lo) + 1.0
 
 
+def _save(fig, path, overwrite: bool) -> Path:
+    """Write a figure as PNG atomically and close it."""
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path, overwrite) as tmp:
+        fig.savefig(tmp, dpi=80, format="png")
+    plt.close(fig)
+    return Path(path)
+
+
 def write_preview(
     path: str | os.PathLike,
     volume: np.ndarray,
@@ -108,10 +118,7 @@ def write_preview(
     if title:
         fig.suptitle(title, fontsize=12)
     fig.tight_layout(rect=(0, 0.05, 1, 0.97))
-    with atomic_path(path, overwrite) as tmp:
-        fig.savefig(tmp, dpi=80, format="png")
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path, overwrite)
 
 
 def write_instance_preview(
@@ -160,10 +167,7 @@ def write_instance_preview(
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
-    with atomic_path(path, overwrite) as tmp:
-        fig.savefig(tmp, dpi=80, format="png")
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path, overwrite)
 
 
 def write_pick_preview(
@@ -208,7 +212,4 @@ def write_pick_preview(
                          fontsize=9)  # fmt: skip
         ax.set_xlabel("similarity score")
     fig.tight_layout()
-    with atomic_path(path, overwrite) as tmp:
-        fig.savefig(tmp, dpi=80, format="png")
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path, overwrite)
