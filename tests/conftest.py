@@ -31,3 +31,12 @@ def blob_volume():
 @pytest.fixture
 def mrc_path(tmp_path, blob_volume):
     return write_mrc(tmp_path / "tomo.mrc", blob_volume, voxel_size=10.0, origin=(5.0, 6.0, 7.0))
+
+
+def small_sim(shape, fractions, snr=1.0, seed=0, vesicles=0, filaments=0):
+    """A small simulated tomogram with only the given species (fractions of the volume)."""
+    from cryosam.simulate import Imaging, SimulationConfig, simulate
+
+    cfg = SimulationConfig(shape=shape, fractions=fractions, vesicles=vesicles,
+                           filaments=filaments, imaging=Imaging(snr=snr), seed=seed)  # fmt: skip
+    return simulate(cfg)

@@ -3,28 +3,16 @@ import pytest
 
 from cryosam.baselines import exemplar_template_match, log_blob_pick, null_cutoff, rotation_grid
 from cryosam.evaluate import score_picks
-from cryosam.simulate import Imaging, SimulationConfig, simulate
+from tests.conftest import small_sim
 
 
 @pytest.fixture(scope="module")
 def sparse_sim():
-    cfg = SimulationConfig(
-        shape=(48, 96, 96),
-        fractions={"ribosome": 0.03, "ball": 0.01},
-        vesicles=0,
-        filaments=0,
-        imaging=Imaging(snr=2.0),
-        seed=4,
-    )
-    return simulate(cfg)
-
-
-def _truth(sim, cls):
-    return np.array([(o["z"], o["y"], o["x"]) for o in sim.particles if o["class"] == cls])
+    return small_sim((48, 96, 96), {"ribosome": 0.03, "ball": 0.01}, snr=2.0, seed=4)
 
 
 def test_log_picker_finds_ribosomes_on_easy_data(sparse_sim):
-    true = _truth(sparse_sim, "ribosome")
+    true = sparse_sim.centres("ribosome")
     zyx, scores, cutoff = log_blob_pick(sparse_sim.tomogram, 27.0, dark=True)
     s = score_picks(zyx, true, 13.0, scores)
     assert s.best_f1 > 0.8
@@ -34,7 +22,7 @@ def test_log_picker_finds_ribosomes_on_easy_data(sparse_sim):
 
 
 def test_template_matching_from_one_exemplar(sparse_sim):
-    true = _truth(sparse_sim, "ribosome")
+    true = sparse_sim.centres("ribosome")
     shape = np.asarray(sparse_sim.tomogram.shape)
     prompt = true[np.argmin(np.linalg.norm(true - shape / 2, axis=1))]
     zyx, scores, cutoff = exemplar_template_match(

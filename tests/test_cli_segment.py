@@ -6,21 +6,14 @@ import pytest
 
 from cryosam.cli import main
 from cryosam.io.tomogram import read_tomogram
-from cryosam.simulate import Imaging, SimulationConfig, simulate, write_simulation
+from cryosam.simulate import write_simulation
+from tests.conftest import small_sim
 
 
 @pytest.fixture(scope="module")
 def sim_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("sim")
-    cfg = SimulationConfig(
-        shape=(48, 96, 96),
-        fractions={"ribosome": 0.04, "ball": 0.01},
-        vesicles=0,
-        filaments=0,
-        imaging=Imaging(snr=1.0),
-        seed=21,
-    )
-    sim = simulate(cfg)
+    sim = small_sim((48, 96, 96), {"ribosome": 0.04, "ball": 0.01}, seed=21)
     write_simulation(sim, out)
     ribos = [o for o in sim.particles if o["class"] == "ribosome"]
     return out, ribos, sim

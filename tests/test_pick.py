@@ -12,24 +12,13 @@ from cryosam.io.prompts import Prompt
 from cryosam.io.star import read_star
 from cryosam.io.tomogram import read_tomogram
 from cryosam.pipeline import automatic_cut, pick_particles
-from cryosam.simulate import Imaging, SimulationConfig, simulate, write_simulation
+from cryosam.simulate import write_simulation
+from tests.conftest import small_sim
 
 
 @pytest.fixture(scope="module")
 def sim():
-    cfg = SimulationConfig(
-        shape=(64, 128, 128),
-        fractions={"ribosome": 0.05, "ball": 0.012},
-        vesicles=0,
-        filaments=0,
-        imaging=Imaging(snr=1.0),
-        seed=31,
-    )
-    return simulate(cfg)
-
-
-def centres(sim, cls):
-    return np.array([(o["z"], o["y"], o["x"]) for o in sim.particles if o["class"] == cls])
+    return small_sim((64, 128, 128), {"ribosome": 0.05, "ball": 0.012}, seed=31)
 
 
 def central(points, shape):
@@ -37,7 +26,7 @@ def central(points, shape):
 
 
 def test_one_prompt_finds_most_ribosomes(sim):
-    ribos = centres(sim, "ribosome")
+    ribos = sim.centres("ribosome")
     prompt = central(ribos, sim.tomogram.shape)
     out = pick_particles(sim.tomogram, [Prompt(tuple(prompt), "ribosome")], {"ribosome": 29.0})
     s = score_picks(out.picks.zyx, ribos, 14.0)
@@ -51,7 +40,7 @@ def test_one_prompt_finds_most_ribosomes(sim):
 
 
 def test_negative_prompt_rejects_what_it_marks(sim):
-    ribos = centres(sim, "ribosome")
+    ribos = sim.centres("ribosome")
     pos = central(ribos, sim.tomogram.shape)
     neg = ribos[np.argsort(np.linalg.norm(ribos - pos, axis=1))[3]]
     prompts = [Prompt(tuple(pos), "ribosome"), Prompt(tuple(neg), None, negative=True)]
@@ -62,7 +51,7 @@ def test_negative_prompt_rejects_what_it_marks(sim):
 
 
 def test_two_classes_compete(sim):
-    ribos, balls = centres(sim, "ribosome"), centres(sim, "ball")
+    ribos, balls = sim.centres("ribosome"), sim.centres("ball")
     prompts = [Prompt(tuple(central(ribos, sim.tomogram.shape)), "ribosome"),
                Prompt(tuple(central(balls, sim.tomogram.shape)), "ball")]  # fmt: skip
     out = pick_particles(sim.tomogram, prompts, {"ribosome": 29.0, "ball": 13.0})
@@ -88,7 +77,7 @@ def test_automatic_cut():
 def test_cli_pick_writes_every_output(sim, tmp_path, capsys):
     folder = tmp_path / "sim"
     write_simulation(sim, folder)
-    prompt = central(centres(sim, "ribosome"), sim.tomogram.shape)
+    prompt = central(sim.centres("ribosome"), sim.tomogram.shape)
     out = tmp_path / "pick"
     args = ["pick", str(folder / "tomogram.mrc"), "--point",
             f"{prompt[0]:g},{prompt[1]:g},{prompt[2]:g}:ribosome", "--diameter", "290",

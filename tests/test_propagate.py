@@ -6,21 +6,15 @@ from cryosam.evaluate import dice_iou
 from cryosam.models import make_segmenter
 from cryosam.preprocess import prepare_volume
 from cryosam.propagate import propagate_instance
-from cryosam.simulate import Imaging, SimulationConfig, simulate
 from cryosam.simulate.species import template
+from tests.conftest import small_sim
 
 
 @pytest.fixture(scope="module")
 def sim():
-    cfg = SimulationConfig(
-        shape=(64, 128, 128),
-        fractions={"ribosome": 0.04, "proteasome": 0.01, "ball": 0.01},
-        vesicles=1,
-        filaments=0,
-        imaging=Imaging(snr=1.0),
-        seed=9,
+    return small_sim(
+        (64, 128, 128), {"ribosome": 0.04, "proteasome": 0.01, "ball": 0.01}, seed=9, vesicles=1
     )
-    return simulate(cfg)
 
 
 def dice_of(sim, cls, config, n=6):

@@ -143,6 +143,11 @@ class Simulation:
         """Rows of particle objects (membranes and filaments excluded)."""
         return [o for o in self.scene.objects if o["class"] not in EXTENDED]
 
+    def centres(self, name: str) -> np.ndarray:
+        """``(N, 3)`` true centres (voxels) of the particles of class ``name``."""
+        rows = [(o["z"], o["y"], o["x"]) for o in self.particles if o["class"] == name]
+        return np.array(rows, dtype=np.float64).reshape(-1, 3)
+
     def diameters_angst(self) -> dict[str, float]:
         """Largest envelope extent of every particle class present, in Å."""
         vs = self.config.voxel_size
