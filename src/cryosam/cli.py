@@ -121,12 +121,6 @@ _PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
 @app.command(context_settings=_PASSTHROUGH)
-def models(ctx: typer.Context) -> None:
-    """List, download and verify foundation-model weights (SAM, DINOv2)."""
-    _not_yet("models", "planned: weight registry")
-
-
-@app.command(context_settings=_PASSTHROUGH)
 def batch(ctx: typer.Context) -> None:
     """Pick many tomograms on dask.distributed, resumably."""
     _not_yet("batch", "planned: scale")
@@ -134,7 +128,13 @@ def batch(ctx: typer.Context) -> None:
 
 def _register_optional_commands() -> None:
     """Commands defined in their own modules (kept light: they import lazily)."""
-    from cryosam import cli_evaluate, cli_pick, cli_segment, cli_simulate  # noqa: F401
+    from cryosam import (  # noqa: F401
+        cli_evaluate,
+        cli_models,
+        cli_pick,
+        cli_segment,
+        cli_simulate,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,7 +15,14 @@ from __future__ import annotations
 import numpy as np
 
 from cryosam.features import FeatureVolume, feature_stride
-from cryosam.models.loading import half_dtype, load_pretrained, pick_device, require_torch
+from cryosam.models.loading import (
+    auto_batch_size,
+    gpu_errors,
+    half_dtype,
+    load_pretrained,
+    pick_device,
+    require_torch,
+)
 from cryosam.resample import resize_2d
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)[:, None, None]
@@ -27,7 +34,7 @@ class DinoSliceEncoder:
 
     name = "dinov2"
 
-    def __init__(self, model=None, device: str = "auto", batch_size: int = 8,
+    def __init__(self, model=None, device: str = "auto", batch_size: int | None = None,
                  channels_per_view: int = 64, model_object=None):  # fmt: skip
         torch, transformers = require_torch()
         self.torch = torch
@@ -39,7 +46,9 @@ class DinoSliceEncoder:
         patch = self.model.config.patch_size
         self.patch = int(patch if np.isscalar(patch) else patch[0])
         self.hidden = int(self.model.config.hidden_size)
-        self.batch_size = batch_size
+        # activations of one image: tokens x hidden x layers x a safety factor, 2 bytes each
+        per_image = 4096 * self.hidden * self.model.config.num_hidden_layers * 2 * 8
+        self.batch_size = batch_size or auto_batch_size(self.device, per_image)
         self.k = min(channels_per_view, self.hidden)
         rng = np.random.default_rng(0)
         q, _ = np.linalg.qr(rng.normal(size=(self.hidden, self.k)))
@@ -54,7 +63,7 @@ class DinoSliceEncoder:
         h, w = images[0].shape[0] // self.patch, images[0].shape[1] // self.patch
         x = np.stack([(np.repeat(im[None], 3, 0) - IMAGENET_MEAN) / IMAGENET_STD for im in images])
         t = torch.from_numpy(x.astype(np.float32)).to(self.device, dtype=self.dtype)
-        with torch.inference_mode():
+        with torch.inference_mode(), gpu_errors("DINO encoder"):
             tokens = self.model(pixel_values=t).last_hidden_state
         n_extra = tokens.shape[1] - h * w  # CLS and register tokens come first
         patches = tokens[:, n_extra:, :].float().cpu().numpy()

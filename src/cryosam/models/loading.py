@@ -53,8 +53,11 @@ def half_dtype(device):
 
 def load_pretrained(model_cls, name_or_path: str | os.PathLike, what: str):
     """``model_cls.from_pretrained`` on a folder or hub id, with a one-line error."""
+    from cryosam.models.registry import resolve
+
     if name_or_path is None:
-        raise CryosamError(f"{what} needs --model (a local folder or a hub id)")
+        raise CryosamError(f"{what} needs --model (a short name, a local folder or a hub id)")
+    name_or_path = resolve(name_or_path)
     path = Path(name_or_path)
     local = path.exists()
     if local and not (path / "config.json").exists():
@@ -74,3 +77,36 @@ def load_pretrained(model_cls, name_or_path: str | os.PathLike, what: str):
         ) from exc
     except (ValueError, KeyError) as exc:
         raise CryosamError(f"{name_or_path}: not a {what} checkpoint ({exc})") from exc
+
+
+class gpu_errors:
+    """Turn a GPU out-of-memory error into a one-line :class:`CryosamError`."""
+
+    def __init__(self, what: str):
+        self.what = what
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc is None:
+            return False
+        torch, _ = require_torch()
+        oom = getattr(torch, "OutOfMemoryError", None) or getattr(
+            torch.cuda, "OutOfMemoryError", RuntimeError
+        )
+        if isinstance(exc, oom) or "out of memory" in str(exc).lower():
+            raise CryosamError(
+                f"{self.what}: the GPU ran out of memory; use a smaller model, a smaller "
+                "--batch-size, or --device cpu"
+            ) from exc
+        return False
+
+
+def auto_batch_size(device, bytes_per_item: float, default: int = 8, cap: int = 64) -> int:
+    """Batch size that fits half of the free GPU memory (``default`` on CPU)."""
+    torch, _ = require_torch()
+    if device.type != "cuda":
+        return default
+    free, _ = torch.cuda.mem_get_info(device)
+    return int(max(1, min(cap, 0.5 * free // max(bytes_per_item, 1))))

@@ -16,7 +16,13 @@ import numpy as np
 from cryosam.config import Config
 from cryosam.errors import CryosamError
 from cryosam.models.base import SliceResult, take_slice
-from cryosam.models.loading import half_dtype, load_pretrained, pick_device, require_torch
+from cryosam.models.loading import (
+    gpu_errors,
+    half_dtype,
+    load_pretrained,
+    pick_device,
+    require_torch,
+)
 from cryosam.models.sam_geometry import (
     image_to_lowres,
     lowres_to_image,
@@ -86,7 +92,7 @@ class SamSegmenter:
         img = take_slice(self._shown, axis, index)
         pixels = to_sam_pixels(img, self.size, self.window)
         t = self.torch.from_numpy(pixels)[None].to(self.device, dtype=self.dtype)
-        with self.torch.inference_mode():
+        with self.torch.inference_mode(), gpu_errors("SAM image encoder"):
             emb = self.model.get_image_embeddings(t)
         self.cache[key] = emb
         if len(self.cache) > self.cache_slices:
@@ -113,7 +119,7 @@ class SamSegmenter:
             low = image_to_lowres(full, h, w, self.size, lowres_size)
             kwargs["input_masks"] = torch.tensor(low[None, None], dtype=self.dtype,
                                                  device=self.device)  # fmt: skip
-        with torch.inference_mode():
+        with torch.inference_mode(), gpu_errors("SAM mask decoder"):
             out = self.model(**kwargs, multimask_output=mask_logits is None)
         masks = out.pred_masks[0, 0].float().cpu().numpy()  # (n_masks, lowres, lowres)
         ious = out.iou_scores[0, 0].float().cpu().numpy()
