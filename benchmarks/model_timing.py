@@ -1,6 +1,6 @@
 """Seconds per slice of full-size foundation models (random weights: timing only).
 
-    python benchmarks/model_timing.py --models sam-vit-b          # this CPU
+    python benchmarks/model_timing.py --models sam-vit-b,dinov2-vit-l14   # this CPU
     python benchmarks/model_timing.py --models sam-vit-b,sam-vit-h --device cuda
 
 Reports model build time, seconds per slice embedding (batch 1, after one warm-up),
@@ -29,6 +29,55 @@ SAM_SIZES = {
 }  # fmt: skip
 
 
+DINO_SIZES = {
+    "dinov2-vit-s14": dict(hidden_size=384, num_hidden_layers=12, num_attention_heads=6),
+    "dinov2-vit-b14": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12),
+    "dinov2-vit-l14": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16),
+    "dinov2-vit-g14": dict(hidden_size=1536, num_hidden_layers=40, num_attention_heads=24,
+                           use_swiglu_ffn=True),
+}  # fmt: skip
+
+
+def load_time(model, cls) -> float:
+    """Seconds to load the model back from a saved folder (what a cached checkpoint costs)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save_pretrained(tmp)
+        t0 = time.perf_counter()
+        cls.from_pretrained(tmp)
+        return time.perf_counter() - t0
+
+
+def time_dino(name: str, device: str, repeats: int, size: int = 518) -> dict:
+    import torch
+    from transformers import Dinov2Config, Dinov2Model
+
+    from cryosam.models.loading import half_dtype
+
+    cfg = Dinov2Config(**DINO_SIZES[name], patch_size=14, image_size=518)
+    model = Dinov2Model(cfg).eval()
+    load = load_time(model, Dinov2Model)
+    dev = torch.device(device)
+    dtype = half_dtype(dev)
+    model = model.to(dev, dtype=dtype)
+    x = torch.randn(1, 3, size, size, device=dev, dtype=dtype)
+    with torch.inference_mode():
+        model(pixel_values=x)
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            model(pixel_values=x)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        per_slice = (time.perf_counter() - t0) / repeats
+    return {
+        "model": name, "device": device, "dtype": str(dtype).replace("torch.", ""),
+        "params (M)": sum(p.numel() for p in model.parameters()) / 1e6,
+        "load s": load, "s / slice": per_slice, "slice": f"{size}^2",
+        "peak RSS MB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }  # fmt: skip
+
+
 def time_sam(name: str, device: str, repeats: int) -> dict:
     import torch
     from transformers import SamConfig, SamModel
@@ -40,8 +89,10 @@ def time_sam(name: str, device: str, repeats: int) -> dict:
     cfg = SamConfig(vision_config=SamVisionConfig(**SAM_SIZES[name]).to_dict())
     dev = torch.device(device)
     dtype = half_dtype(dev)
-    model = SamModel(cfg).to(dev, dtype=dtype).eval()
+    model = SamModel(cfg).eval()
     build = time.perf_counter() - t0
+    load = load_time(model, SamModel)
+    model = model.to(dev, dtype=dtype)
     x = torch.randn(1, 3, 1024, 1024, device=dev, dtype=dtype)
     with torch.inference_mode():
         emb = model.get_image_embeddings(x)
@@ -65,7 +116,8 @@ def time_sam(name: str, device: str, repeats: int) -> dict:
     return {
         "model": name, "device": device, "dtype": str(dtype).replace("torch.", ""),
         "params (M)": sum(p.numel() for p in model.parameters()) / 1e6,
-        "build s": build, "s / slice (1024^2)": per_slice, "s / decoder call": per_call,
+        "build s": build, "load s": load, "s / slice": per_slice, "slice": "1024^2",
+        "s / decoder call": per_call,
         "peak RSS MB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }  # fmt: skip
 
@@ -80,11 +132,15 @@ def main(argv=None) -> int:
     for name in args.models.split(","):
         if name in SAM_SIZES:
             rows.append(time_sam(name, args.device, args.repeats))
+        elif name in DINO_SIZES:
+            rows.append(time_dino(name, args.device, args.repeats))
         else:
-            raise SystemExit(f"unknown model {name}; known: {', '.join(SAM_SIZES)}")
+            known = ", ".join([*SAM_SIZES, *DINO_SIZES])
+            raise SystemExit(f"unknown model {name}; known: {known}")
         print(format_table(rows[-1:], list(rows[-1])), flush=True)
     print()
-    print(format_table(rows, list(rows[0])))
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    print(format_table(rows, cols))
     return 0
 
 

@@ -89,3 +89,24 @@ def test_gpu_out_of_memory_becomes_one_line():
     with pytest.raises(ValueError):  # other errors pass through untouched
         with gpu_errors("x"):
             raise ValueError("unrelated")
+
+
+def test_pick_by_short_names(tiny_cached, tmp_path, monkeypatch, capsys):
+    from cryosam.models.dino import tiny_dinov2_config
+    from cryosam.simulate import write_simulation
+    from tests.conftest import small_sim
+
+    monkeypatch.setitem(
+        registry.REGISTRY, "tiny-dino", registry.ModelSpec("tiny-dino", "dinov2", "none/tiny")
+    )
+    transformers.Dinov2Model(tiny_dinov2_config()).save_pretrained(registry.model_dir("tiny-dino"))
+    registry.write_manifest(registry.model_dir("tiny-dino"))
+    sim = small_sim((32, 64, 64), {"ribosome": 0.05}, snr=2.0, seed=3)
+    write_simulation(sim, tmp_path / "sim")
+    z, y, x = sim.centres("ribosome")[0]
+    args = ["pick", str(tmp_path / "sim" / "tomogram.mrc"), "--point", f"{z:g},{y:g},{x:g}",
+            "--diameter", "290", "--segmenter", "sam", "--model", "tiny-sam", "--encoder",
+            "dinov2", "--encoder-model", "tiny-dino", "--device", "cpu",
+            "--out", str(tmp_path / "pick")]  # fmt: skip
+    assert main(args) == 0, capsys.readouterr().err
+    assert (tmp_path / "pick" / "picks.csv").exists()
