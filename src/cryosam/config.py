@@ -67,6 +67,9 @@ class Config:
     """Rounds of query expansion: the query is re-averaged with its best matches (0 = paper)."""
     expansion_size: int = 10
     """How many best matches join the query in each expansion round."""
+    size_tolerance: float = 1.6
+    """A match whose mask volume differs from the prompted masks' by more than this factor
+    (either way) is dropped as 'size_mismatch'."""
 
     # --- input handling ---
     invert: Invert = "auto"
@@ -95,6 +98,8 @@ class Config:
             problems.append(f"pyramid ratios must be positive integers, got {self.pyramid}")
         elif list(self.pyramid) != sorted(self.pyramid, reverse=True):
             problems.append(f"pyramid ratios must go coarse to fine, got {self.pyramid}")
+        if self.size_tolerance < 1:
+            problems.append("size_tolerance must be >= 1")
         if self.query_expansion < 0 or self.expansion_size < 1:
             problems.append("query_expansion must be >= 0 and expansion_size >= 1")
         if self.top_k < 1:

@@ -13,7 +13,10 @@
 5. Each class gets an automatic cut from its own candidates' score distribution
    (Otsu's threshold on -log(1 - score)), so no threshold is carried between tomograms; every
    candidate and its score is kept for the user.
-6. Only accepted candidates are segmented; the mask centroid is the pick centre.
+6. Only accepted candidates are segmented; the mask centroid is the pick centre. A
+   match whose mask volume is off the prompted masks' by more than ``size_tolerance``
+   (either way) is dropped as ``size_mismatch``: the features decide what is alike,
+   the mask confirms it is a whole particle of that class.
 """
 
 from __future__ import annotations
@@ -90,6 +93,17 @@ def automatic_cut(scores: np.ndarray, floor: float) -> tuple[float, str]:
     spread = -np.log(np.clip(1.0 - scores, 1e-6, None))
     cut = 1.0 - float(np.exp(-threshold_otsu(spread)))
     return max(cut, floor), "otsu on -log(1 - score) of the candidates"
+
+
+def size_mismatch(mask: InstanceMask, ref: float, centre, d: float, shape, tol: float) -> bool:
+    """A match's mask is more than ``tol`` times larger, or smaller, than the prompted masks'
+    median volume ``ref``. Particles cut by the volume's border may be smaller."""
+    if ref <= 0 or mask.empty:
+        return False
+    ratio = mask.voxels / ref
+    c = np.asarray(centre)
+    cut_by_border = bool(np.any(c < 0.5 * d) or np.any(c > np.asarray(shape) - 1 - 0.5 * d))
+    return ratio > tol or (ratio < 1 / tol and not cut_by_border)
 
 
 def compete(rows: list, nms_factor: float) -> list[int]:
@@ -246,9 +260,14 @@ def pick_particles(
             mine = [i for i in kept if cand_rows[i][2] == rep.name]
             if mine:
                 segmenter.set_volume(prepared, rep.diameter_px)
+            ref = np.median([e[4].voxels for e in entries if e[2] == rep.name
+                             and not e[4].empty] or [0])  # fmt: skip
             for i in mine:
                 z, s_, cls, _, d = cand_rows[i]
                 m = propagate_instance(segmenter, volume.shape, z, d, config)
+                if size_mismatch(m, ref, z, d, volume.shape, config.size_tolerance):
+                    cand_rows[i] = (z, s_, cls, "size_mismatch", d)
+                    continue
                 centre = m.centroid() if not m.empty else z
                 if np.linalg.norm(centre - z) > 0.5 * d:  # the mask ran off: trust the peak
                     centre, m = z, None
