@@ -73,7 +73,7 @@ def pick(
     all_prompts = load_prompts(point, negative, prompts, tomo.shape, vs, tomogram)
     classes = list(dict.fromkeys(p.class_name for p in all_prompts if not p.negative))
     diam = parse_diameters(diameter, classes, vs)
-    outcome = run_pick(tomo, tomogram, all_prompts, diam, config, out, overwrite, relion5, naive)
+    outcome = run_pick(tomo, tomogram, all_prompts, diam, config, out, relion5, naive)
     for rep in outcome.reports:
         typer.echo(
             f"{rep.name}: {rep.n_accepted} picks ({rep.n_prompts} prompted, "
@@ -83,10 +83,13 @@ def pick(
     typer.echo(f"preview: {out / 'preview.png'}")
 
 
-def run_pick(tomo, tomogram_path, prompts, diam, config, out, overwrite, relion5=False,
-             naive=False):  # fmt: skip
-    """Pick and write every output of ``cryosam pick``; returns the outcome."""
+def run_pick(tomo, tomogram_path, prompts, diam, config, out, relion5=False, naive=False):
+    """Pick and write every output of ``cryosam pick`` as one set; returns the outcome.
+
+    The caller checks first (:func:`~cryosam.runinfo.check_outputs`) that nothing is
+    replaced without ``--overwrite``; files are staged and moved in at the end."""
     from cryosam.io.atomic import atomic_path
+    from cryosam.io.outputs import output_set
     from cryosam.io.picks import write_picks_csv
     from cryosam.io.star import RELION3, RELION5, write_star
     from cryosam.io.tomogram import tomogram_stem, write_volume
@@ -95,6 +98,7 @@ def run_pick(tomo, tomogram_path, prompts, diam, config, out, overwrite, relion5
     from cryosam.runinfo import Timer, sha256_file, write_run_json
 
     timer = Timer()
+    final = out
     with timer.stage("pick"):
         outcome = pick_particles(
             tomo.data, prompts, diam, config,
@@ -103,7 +107,8 @@ def run_pick(tomo, tomogram_path, prompts, diam, config, out, overwrite, relion5
     for w in outcome.prompt_outcome.warnings:
         typer.echo(f"warning: {w}", err=True)
     vs = tomo.voxel_size
-    with timer.stage("write"):
+    with output_set(final) as out, timer.stage("write"):
+        overwrite = True  # writes go to a fresh staging folder
         picks = outcome.picks
         picks.tomogram = Path(tomogram_path).name
         write_picks_csv(out / "picks.csv", picks, overwrite)
@@ -127,21 +132,21 @@ def run_pick(tomo, tomogram_path, prompts, diam, config, out, overwrite, relion5
             f"({', '.join(f'{r.name} {r.n_accepted}' for r in outcome.reports)})",
             overwrite=overwrite,
         )  # fmt: skip
-    write_run_json(out / "run.json", {
-        "command": "pick",
-        "input": {"path": str(tomogram_path), "sha256": sha256_file(tomogram_path),
-                  "shape": list(tomo.shape), "voxel_size": vs,
-                  "protein_dark_inverted": outcome.inverted},
-        "config": config.to_dict(),
-        "class_ids": outcome.class_ids,
-        "classes": [r.__dict__ for r in outcome.reports],
-        "cut": {r.name: {"value": r.cut, "method": r.cut_method} for r in outcome.reports},
-        "prompts": [p.__dict__ for p in prompts],
-        "diameters_px_given": diam,
-        "n_picks": len(outcome.picks),
-        "timings_s": {**outcome.timings, **timer.seconds, "total": timer.total()},
-        "star_dialect": "relion5" if relion5 else "relion3",
-    })  # fmt: skip
+        write_run_json(out / "run.json", {
+            "command": "pick",
+            "input": {"path": str(tomogram_path), "sha256": sha256_file(tomogram_path),
+                      "shape": list(tomo.shape), "voxel_size": vs,
+                      "protein_dark_inverted": outcome.inverted},
+            "config": config.to_dict(),
+            "class_ids": outcome.class_ids,
+            "classes": [r.__dict__ for r in outcome.reports],
+            "cut": {r.name: {"value": r.cut, "method": r.cut_method} for r in outcome.reports},
+            "prompts": [p.__dict__ for p in prompts],
+            "diameters_px_given": diam,
+            "n_picks": len(outcome.picks),
+            "timings_s": {**outcome.timings, **timer.seconds, "total": timer.total()},
+            "star_dialect": "relion5" if relion5 else "relion3",
+        })  # fmt: skip
     return outcome
 
 
@@ -183,7 +188,7 @@ def demo(
     tomo = read_tomogram(out / "truth" / "tomogram.mrc")
     outcome = run_pick(tomo, out / "truth" / "tomogram.mrc",
                        [Prompt(tuple(prompt), "ribosome")], {"ribosome": diameter},
-                       Config(), out / "pick", overwrite)  # fmt: skip
+                       Config(), out / "pick")  # fmt: skip
     radius = 0.5 * template("ribosome", 10.0).diameter_angst / 10.0
     s = score_picks(outcome.picks.of_class("ribosome").zyx, ribos, radius)
     typer.echo(

@@ -49,6 +49,7 @@ def segment(
     from cryosam.config import Config
     from cryosam.errors import CryosamError
     from cryosam.io.atomic import atomic_path
+    from cryosam.io.outputs import output_set
     from cryosam.io.tomogram import read_tomogram, write_volume
     from cryosam.models import build_segmenter
     from cryosam.preview import write_instance_preview
@@ -78,7 +79,9 @@ def segment(
         typer.echo(f"warning: {w}", err=True)
     if all(m.empty for m in outcome.instances):
         raise CryosamError("no prompt segmented to anything; check the points and --invert")
-    with timer.stage("write"):
+    final = out
+    with output_set(final) as out, timer.stage("write"):
+        overwrite = True  # writes go to a fresh staging folder
         write_volume(out / "masks" / "instances.mrc", outcome.labels, vs, tomo.origin,
                      kind="instance", overwrite=overwrite)  # fmt: skip
         import pandas as pd
@@ -92,19 +95,19 @@ def segment(
             title=f"{tomogram.name}: {n_pos} prompt(s), {config.segmenter} segmenter",
             overwrite=overwrite,
         )  # fmt: skip
-    write_run_json(out / "run.json", {
-        "command": "segment",
-        "input": {"path": str(tomogram), "sha256": sha256_file(tomogram),
-                  "shape": list(tomo.shape), "voxel_size": vs,
-                  "protein_dark_inverted": outcome.inverted},
-        "config": config.to_dict(),
-        "diameters_px": diam,
-        "prompts": [p.__dict__ for p in all_prompts],
-        "instances": outcome.summary(),
-        "warnings": outcome.warnings,
-        "timings_s": {**timer.seconds, "total": timer.total()},
-    })  # fmt: skip
+        write_run_json(out / "run.json", {
+            "command": "segment",
+            "input": {"path": str(tomogram), "sha256": sha256_file(tomogram),
+                      "shape": list(tomo.shape), "voxel_size": vs,
+                      "protein_dark_inverted": outcome.inverted},
+            "config": config.to_dict(),
+            "diameters_px": diam,
+            "prompts": [p.__dict__ for p in all_prompts],
+            "instances": outcome.summary(),
+            "warnings": outcome.warnings,
+            "timings_s": {**timer.seconds, "total": timer.total()},
+        })  # fmt: skip
     ok = sum(not m.empty for m in outcome.instances)
     typer.echo(f"segmented {ok}/{n_pos} prompts in {timer.total():.1f} s")
-    typer.echo(f"instances: {out / 'masks' / 'instances.mrc'}")
-    typer.echo(f"preview: {out / 'preview.png'}")
+    typer.echo(f"instances: {final / 'masks' / 'instances.mrc'}")
+    typer.echo(f"preview: {final / 'preview.png'}")

@@ -88,6 +88,12 @@ def write_star(
     }
     with atomic_path(path, overwrite) as tmp:
         starfile.write(blocks, tmp, overwrite=True)
+        # starfile stamps the time; a result should have the same bytes every run
+        from cryosam import __version__
+
+        lines = tmp.read_text().splitlines(keepends=True)
+        body = [ln for ln in lines if not ln.startswith("# Created by the starfile")]
+        tmp.write_text(f"# Written by cryosam {__version__}\n" + "".join(body))
     return Path(path)
 
 

@@ -254,4 +254,10 @@ def write_volume(
             origin[0],
         )
         mrc.update_header_stats()
+        # one label without a timestamp, so the same result gives the same bytes
+        from cryosam import __version__
+
+        mrc.header.label[:] = b""
+        mrc.header.label[0] = f"cryosam {__version__}".encode()
+        mrc.header.nlabl = 1
     return path

@@ -1,0 +1,89 @@
+"""A run's outputs as one set: locked folder, staged writes, all-or-nothing.
+
+Every file of a run is written into a hidden staging folder inside the output
+folder and moved into place only when the whole run succeeded. An error, Ctrl-C
+or a kill leaves no partial result under the final names (at most the staging
+folder, which the next run cleans). A lock file stops two cryosam processes from
+writing the same folder at once; a lock left by a dead process is taken over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from cryosam.errors import CryosamError
+
+LOCK = ".cryosam.lock"
+STAGING_PREFIX = ".cryosam-staging-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def acquire_lock(folder: Path) -> Path:
+    """Create ``folder/.cryosam.lock`` holding this pid, or say who holds it."""
+    lock = folder / LOCK
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                pid = int(lock.read_text().strip() or 0)
+            except (OSError, ValueError):
+                pid = 0
+            if pid and pid != os.getpid() and _alive(pid):
+                raise CryosamError(
+                    f"another cryosam run (pid {pid}) is writing to {folder}; wait for it or "
+                    "choose another --out"
+                ) from None
+            lock.unlink(missing_ok=True)  # left by a dead run
+            continue
+        with os.fdopen(fd, "w") as fh:
+            fh.write(str(os.getpid()))
+        return lock
+    raise CryosamError(f"cannot lock {folder}; remove {lock} if no cryosam run is using it")
+
+
+@contextlib.contextmanager
+def output_set(out_dir: str | os.PathLike) -> Iterator[Path]:
+    """Yield a staging folder; on success move everything in it to ``out_dir``.
+
+    Call :func:`cryosam.runinfo.check_outputs` first: this only stages and commits.
+    """
+    out_dir = Path(out_dir)
+    created = not out_dir.exists()
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CryosamError(f"cannot create {out_dir}: {exc.strerror or exc}") from exc
+    lock = acquire_lock(out_dir)
+    for old in out_dir.glob(STAGING_PREFIX + "*"):
+        shutil.rmtree(old, ignore_errors=True)  # from an interrupted run
+    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out_dir))
+    committed = False
+    try:
+        yield staging
+        for src in sorted(staging.rglob("*")):
+            if src.is_file():
+                dest = out_dir / src.relative_to(staging)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(src, dest)
+        committed = True
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        lock.unlink(missing_ok=True)
+        if created and not committed:
+            with contextlib.suppress(OSError):
+                out_dir.rmdir()  # only if empty: nothing of ours is left behind

@@ -1,0 +1,97 @@
+"""Runs are all-or-nothing, locked against each other, and deterministic."""
+
+import hashlib
+import os
+import subprocess
+import sys
+
+import pytest
+
+from cryosam.cli import main
+from cryosam.errors import CryosamError
+from cryosam.io.outputs import LOCK, acquire_lock, output_set
+from cryosam.simulate import write_simulation
+from tests.conftest import small_sim
+
+
+@pytest.fixture(scope="module")
+def sim_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("sim")
+    sim = small_sim((40, 80, 80), {"ribosome": 0.05}, seed=12)
+    write_simulation(sim, folder)
+    z, y, x = sim.centres("ribosome")[0]
+    return folder, f"{z:g},{y:g},{x:g}"
+
+
+def pick_args(sim_dir, out):
+    folder, point = sim_dir
+    return ["pick", str(folder / "tomogram.mrc"), "--point", point, "--diameter", "290",
+            "--out", str(out)]  # fmt: skip
+
+
+def digest(folder):
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name not in ("run.json", "preview.png")
+    }
+
+
+def test_same_input_same_outputs(sim_dir, tmp_path):
+    assert main(pick_args(sim_dir, tmp_path / "a")) == 0
+    assert main(pick_args(sim_dir, tmp_path / "b")) == 0
+    a, b = digest(tmp_path / "a"), digest(tmp_path / "b")
+    assert a == b and "picks.csv" in a and "masks/instances.mrc" in a
+
+
+def test_interrupted_run_leaves_nothing(sim_dir, tmp_path, monkeypatch):
+    import cryosam.preview as preview
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(preview, "write_pick_preview", interrupt)
+    out = tmp_path / "interrupted"
+    assert main(pick_args(sim_dir, out)) == 130
+    assert not out.exists()  # picks.csv and masks were staged, never moved in
+
+
+def test_failure_keeps_the_previous_results(sim_dir, tmp_path, monkeypatch):
+    out = tmp_path / "kept"
+    assert main(pick_args(sim_dir, out)) == 0
+    before = digest(out)
+    import cryosam.preview as preview
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(preview, "write_pick_preview", disk_full)
+    assert main(pick_args(sim_dir, out) + ["--overwrite"]) != 0
+    assert digest(out) == before
+    assert not any(p.name.startswith(".cryosam") for p in out.iterdir())
+
+
+def test_lock_refuses_a_second_writer_and_takes_over_a_stale_one(tmp_path):
+    folder = tmp_path / "out"
+    folder.mkdir()
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        (folder / LOCK).write_text(str(other.pid))
+        with pytest.raises(CryosamError, match=f"pid {other.pid}"):
+            acquire_lock(folder)
+    finally:
+        other.kill()
+        other.wait()
+    lock = acquire_lock(folder)  # the holder is gone: stale lock taken over
+    assert lock.read_text() == str(os.getpid())
+
+
+def test_output_set_commits_only_on_success(tmp_path):
+    with output_set(tmp_path / "ok") as staging:
+        (staging / "a.txt").write_text("x")
+        assert not (tmp_path / "ok" / "a.txt").exists()
+    assert (tmp_path / "ok" / "a.txt").read_text() == "x"
+    with pytest.raises(RuntimeError), output_set(tmp_path / "bad") as staging:
+        (staging / "a.txt").write_text("x")
+        raise RuntimeError("boom")
+    assert not (tmp_path / "bad").exists()
