@@ -88,3 +88,32 @@ def test_empty_where_there_is_nothing():
     seg.set_volume(vol, 10.0)
     m = propagate_instance(seg, vol.shape, (16, 16, 16), 10.0)
     assert m.voxels < 0.5 * np.pi / 6 * 10**3 * 8  # no flood of the volume
+
+
+class NothingSegmenter:
+    """A segmenter that finds nothing anywhere (to test the empty-mask contract)."""
+
+    name = "nothing"
+
+    def set_volume(self, volume, diameter_px):
+        self.shape = volume.shape
+
+    def begin_instance(self, point_zyx):
+        pass
+
+    def segment(self, axis, index, window, points_uv, labels, mask_logits=None):
+        from cryosam.models.base import SliceResult
+
+        h = window[0].stop - window[0].start
+        w = window[1].stop - window[1].start
+        return SliceResult(np.zeros((h, w), bool), np.full((h, w), -1.0, np.float32), 0.0)
+
+
+def test_a_class_with_no_mask_at_all_is_an_error(sim):
+    from cryosam.errors import CryosamError
+    from cryosam.io.prompts import Prompt
+    from cryosam.segmentation import segment_prompts
+
+    prompts = [Prompt((30.0, 60.0, 60.0), "ribosome")]
+    with pytest.raises(CryosamError, match="no prompt of class ribosome"):
+        segment_prompts(sim.tomogram, prompts, {"ribosome": 29.0}, segmenter=NothingSegmenter())

@@ -47,7 +47,6 @@ def segment(
     """
     from cryosam.cli_common import load_prompts, parse_diameters, progress_bar
     from cryosam.config import Config
-    from cryosam.errors import CryosamError
     from cryosam.io.atomic import atomic_path
     from cryosam.io.outputs import output_set
     from cryosam.io.tomogram import read_tomogram, write_volume
@@ -77,8 +76,6 @@ def segment(
     bar.close()
     for w in outcome.warnings:
         typer.echo(f"warning: {w}", err=True)
-    if all(m.empty for m in outcome.instances):
-        raise CryosamError("no prompt segmented to anything; check the points and --invert")
     final = out
     with output_set(final) as out, timer.stage("write"):
         overwrite = True  # writes go to a fresh staging folder

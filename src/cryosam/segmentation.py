@@ -109,4 +109,10 @@ def segment_prompts(
                 progress(1)
     for k, inst in enumerate(instances, start=1):
         inst.paste(labels, k)
+    empty_classes = [c for c, idx in by_class.items() if all(instances[i].empty for i in idx)]
+    if empty_classes:
+        raise CryosamError(
+            f"no prompt of class {', '.join(empty_classes)} segmented to anything; check that "
+            "the points are on particles, --diameter and the contrast (--invert)"
+        )
     return SegmentOutcome(instances, positives, labels, inverted, warnings)
