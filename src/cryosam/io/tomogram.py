@@ -113,7 +113,7 @@ def read_tomogram(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             mrc = _open_mrc(path)
-    except (ValueError, OSError, EOFError) as exc:
+    except Exception as exc:  # mrcfile/numpy raise many types on a corrupt header
         raise _open_error(path, exc) from exc
     try:
         raw = mrc.data
