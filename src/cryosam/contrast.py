@@ -22,10 +22,9 @@ from cryosam.errors import CryosamError
 _MAX_CROP = 160
 
 
-def _central_crop(volume: np.ndarray, size: int = _MAX_CROP) -> tuple[np.ndarray, np.ndarray]:
+def _central_crop(volume: np.ndarray, size: int = _MAX_CROP) -> np.ndarray:
     starts = [max(0, (s - size) // 2) for s in volume.shape]
-    sl = tuple(slice(a, a + size) for a in starts)
-    return np.asarray(volume[sl], dtype=np.float32), np.asarray(starts)
+    return np.asarray(volume[tuple(slice(a, a + size) for a in starts)], dtype=np.float32)
 
 
 def _bandpass(block: np.ndarray, diameter_px: float) -> np.ndarray:
@@ -63,7 +62,7 @@ def protein_is_dark(
             values.append(float(bp[local] - np.median(bp)) / scale)
         evidence = float(np.mean(values))
     else:
-        block, _ = _central_crop(volume)
+        block = _central_crop(volume)
         if float(block.std()) == 0.0:
             raise CryosamError("the volume is constant; there is no contrast to work with")
         bp = _bandpass(block, diameter_px).ravel()
