@@ -227,12 +227,12 @@ def pick_particles(
         negs = [p for p in prompts if p.negative and p.class_name in (None, cls)]
         neg_score = np.full(len(zyx), -np.inf)
         if negs and len(zyx):
+            segmenter.set_volume(prepared, d)
             neg_masks = [
                 propagate_instance(segmenter, volume.shape, p.zyx, d, config) for p in negs
             ]
             nq = np.stack([_query(feats, [m], [p.zyx]) for m, p in zip(neg_masks, negs)])
             neg_score = similarity(feats.sample(zyx).T, nq)
-            segmenter.set_volume(prepared, d)
         prompted = np.array([seg.prompts[i].zyx for i in idx])
         near_prompt = np.zeros(len(zyx), bool)
         if len(zyx):

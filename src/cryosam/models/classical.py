@@ -56,6 +56,8 @@ class ClassicalSegmenter:
         self.diameter_px = 10.0
         self.level = 0.0
         self.scale = 1.0
+        self._source: np.ndarray | None = None
+        self._sigma = -1.0
 
     def signature(self) -> dict:
         c = self.config
@@ -63,9 +65,12 @@ class ClassicalSegmenter:
 
     def set_volume(self, volume: np.ndarray, diameter_px: float) -> None:
         self.diameter_px = float(diameter_px)
-        sigma = self.config.smoothing_factor * self.diameter_px
+        sigma = round(self.config.smoothing_factor * self.diameter_px, 1)
+        if self._source is volume and self._sigma == sigma:  # same data, same denoising
+            return
         vol = np.asarray(volume, dtype=np.float32)
         self.smooth = ndimage.gaussian_filter(vol, sigma) if sigma > 0.3 else vol
+        self._source, self._sigma = volume, sigma
 
     def begin_instance(self, point_zyx: np.ndarray) -> None:
         d = self.diameter_px
