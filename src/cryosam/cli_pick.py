@@ -177,7 +177,7 @@ def demo(
     typer.echo("simulating a 100 x 200 x 200 tomogram (10 Å voxels) ...")
     sim = simulate(SimulationConfig(shape=(100, 200, 200), imaging=Imaging(snr=snr), seed=seed))
     write_simulation(sim, out / "truth", overwrite=True)
-    ribos = np.array([(o["z"], o["y"], o["x"]) for o in sim.particles if o["class"] == "ribosome"])
+    ribos = sim.centres("ribosome")
     centre = np.array(sim.tomogram.shape) / 2
     prompt = ribos[np.argmin(np.linalg.norm(ribos - centre, axis=1))]
     diameter = round(template("ribosome", 10.0).diameter_angst / 100) * 10.0  # voxels
