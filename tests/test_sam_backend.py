@@ -60,3 +60,17 @@ def test_propagation_runs_through_sam(segmenter):
     inst = propagate_instance(segmenter, (20, 40, 70), (10, 20, 35), 8.0, Config())
     assert set(inst.slices) == {"z", "y", "x"}
     assert inst.mask.shape == (13, 13, 13)  # box of +-ceil(0.75 * 8) voxels around the point
+
+
+def test_intensity_mapping_shows_protein_dark_in_three_channels(segmenter):
+    from cryosam.models.sam_geometry import to_sam_pixels
+
+    vol = np.zeros((8, 40, 40), np.float32)
+    vol[:, 15:25, 15:25] = 5.0  # prepared volumes have bright protein
+    segmenter.set_volume(vol, 8.0)
+    img = segmenter._shown[4]
+    pixels = to_sam_pixels(img, segmenter.size, segmenter.window)
+    assert pixels.shape == (3, segmenter.size, segmenter.size)
+    inside = pixels[:, 64, 64]  # the blob's centre after resizing 40 -> 128
+    outside = pixels[:, 10, 10]
+    assert (inside < outside).all()  # dark protein, as in raw slices
