@@ -207,7 +207,7 @@ def pick_particles(
     say("prompts segmented")
     class_ids = {c: i + 1 for i, c in enumerate(classes)}
     reports, cand_rows = [], []
-    features_by_stride: dict[float, FeatureVolume] = {}
+    features_by_size: dict[float, FeatureVolume] = {}
     for cls in classes:
         idx = [i for i, p in enumerate(seg.prompts) if p.class_name == cls]
         masks = [seg.instances[i] for i in idx]
@@ -215,9 +215,9 @@ def pick_particles(
         rep = ClassReport(cls, class_ids[cls], d, len(idx))
         with timer.stage("features"):
             key = round(d, 1)
-            if key not in features_by_stride:
-                features_by_stride[key] = encoder.encode(prepared, d)
-            feats = features_by_stride[key]
+            if key not in features_by_size:
+                features_by_size[key] = encoder.encode(prepared, d)
+            feats = features_by_size[key]
         say(f"features for {cls}")
         with timer.stage("match"):
             q = _query(feats, masks, [seg.prompts[i].zyx for i in idx])
