@@ -40,3 +40,9 @@ def small_sim(shape, fractions, snr=1.0, seed=0, vesicles=0, filaments=0):
     cfg = SimulationConfig(shape=shape, fractions=fractions, vesicles=vesicles,
                            filaments=filaments, imaging=Imaging(snr=snr), seed=seed)  # fmt: skip
     return simulate(cfg)
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    """Tests never write into the user's cryosam cache."""
+    monkeypatch.setenv("CRYOSAM_CACHE", str(tmp_path_factory.getbasetemp() / "cryosam-cache"))

@@ -129,6 +129,7 @@ def batch(ctx: typer.Context) -> None:
 def _register_optional_commands() -> None:
     """Commands defined in their own modules (kept light: they import lazily)."""
     from cryosam import (  # noqa: F401
+        cli_cache,
         cli_evaluate,
         cli_models,
         cli_pick,

@@ -50,6 +50,9 @@ def pick(
     ),
     device: str = DEVICE_OPT,
     naive: bool = typer.Option(False, "--naive", help="Brute-force matching (comparison only)."),
+    no_cache: bool = typer.Option(
+        False, "--no-cache", help="Do not read or write the feature cache ($CRYOSAM_CACHE)."
+    ),
     overwrite: bool = OVERWRITE_OPT,
 ) -> None:
     """Find every particle like the prompted ones: picks, masks and a preview.
@@ -73,7 +76,8 @@ def pick(
     all_prompts = load_prompts(point, negative, prompts, tomo.shape, vs, tomogram)
     classes = list(dict.fromkeys(p.class_name for p in all_prompts if not p.negative))
     diam = parse_diameters(diameter, classes, vs)
-    outcome = run_pick(tomo, tomogram, all_prompts, diam, config, out, relion5, naive)
+    outcome = run_pick(tomo, tomogram, all_prompts, diam, config, out, relion5, naive,
+                       use_cache=not no_cache)  # fmt: skip
     for rep in outcome.reports:
         typer.echo(
             f"{rep.name}: {rep.n_accepted} picks ({rep.n_prompts} prompted, "
@@ -83,11 +87,13 @@ def pick(
     typer.echo(f"preview: {out / 'preview.png'}")
 
 
-def run_pick(tomo, tomogram_path, prompts, diam, config, out, relion5=False, naive=False):
+def run_pick(tomo, tomogram_path, prompts, diam, config, out, relion5=False, naive=False,
+             use_cache=True):  # fmt: skip
     """Pick and write every output of ``cryosam pick`` as one set; returns the outcome.
 
     The caller checks first (:func:`~cryosam.runinfo.check_outputs`) that nothing is
     replaced without ``--overwrite``; files are staged and moved in at the end."""
+    from cryosam.feature_cache import FeatureCache
     from cryosam.io.atomic import atomic_path
     from cryosam.io.outputs import output_set
     from cryosam.io.picks import write_picks_csv
@@ -99,10 +105,13 @@ def run_pick(tomo, tomogram_path, prompts, diam, config, out, relion5=False, nai
 
     timer = Timer()
     final = out
+    with timer.stage("checksum"):
+        checksum = sha256_file(tomogram_path)
     with timer.stage("pick"):
         outcome = pick_particles(
             tomo.data, prompts, diam, config,
             progress=lambda stage: typer.echo(f"  {stage}", err=True), naive=naive,
+            cache=FeatureCache() if use_cache else None, input_sha256=checksum,
         )  # fmt: skip
     for w in outcome.prompt_outcome.warnings:
         typer.echo(f"warning: {w}", err=True)
@@ -134,7 +143,7 @@ def run_pick(tomo, tomogram_path, prompts, diam, config, out, relion5=False, nai
         )  # fmt: skip
         write_run_json(out / "run.json", {
             "command": "pick",
-            "input": {"path": str(tomogram_path), "sha256": sha256_file(tomogram_path),
+            "input": {"path": str(tomogram_path), "sha256": checksum,
                       "shape": list(tomo.shape), "voxel_size": vs,
                       "protein_dark_inverted": outcome.inverted},
             "config": config.to_dict(),
@@ -188,7 +197,7 @@ def demo(
     tomo = read_tomogram(out / "truth" / "tomogram.mrc")
     outcome = run_pick(tomo, out / "truth" / "tomogram.mrc",
                        [Prompt(tuple(prompt), "ribosome")], {"ribosome": diameter},
-                       Config(), out / "pick")  # fmt: skip
+                       Config(), out / "pick", use_cache=False)  # fmt: skip
     radius = 0.5 * template("ribosome", 10.0).diameter_angst / 10.0
     s = score_picks(outcome.picks.of_class("ribosome").zyx, ribos, radius)
     typer.echo(

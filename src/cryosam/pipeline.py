@@ -55,6 +55,7 @@ class ClassReport:
     cut: float = float("nan")
     cut_method: str = ""
     comparisons: list[int] = field(default_factory=list)
+    feature_cache: str = "off"
 
 
 @dataclass
@@ -161,6 +162,19 @@ def match_class(feats: FeatureVolume, query: np.ndarray, d: float, config: Confi
     return zyx, scores, comparisons
 
 
+def _features(encoder, prepared, d, inverted, cache, input_sha256, rep) -> FeatureVolume:
+    """Features of the prepared volume for size ``d``, through the cache when given."""
+    if cache is None or input_sha256 is None:
+        return encoder.encode(prepared, d)
+    from cryosam.feature_cache import cache_key
+
+    key = cache_key(input_sha256, encoder.signature(), d, inverted)
+    info = {"input_sha256": input_sha256, "encoder": encoder.name}
+    feats, hit = cache.get_or_compute(key, lambda: encoder.encode(prepared, d), info)
+    rep.feature_cache = "hit" if hit else "miss"
+    return feats
+
+
 def _query(features: FeatureVolume, masks: list[InstanceMask], points) -> np.ndarray:
     vecs = []
     for m, p in zip(masks, points):
@@ -178,6 +192,8 @@ def pick_particles(
     config: Config | None = None,
     progress=None,
     naive: bool = False,
+    cache=None,
+    input_sha256: str | None = None,
 ) -> PickOutcome:
     """Find every particle like the prompted ones.
 
@@ -187,6 +203,8 @@ def pick_particles(
         diameters_px: class -> approximate diameter in voxels.
         progress: ``progress(stage: str)`` between stages.
         naive: match every voxel at full resolution (for comparison only).
+        cache: a :class:`~cryosam.feature_cache.FeatureCache`; with ``input_sha256`` the
+            features are loaded from it when present and stored when computed.
     """
     config = config or Config()
     timer = Timer()
@@ -214,9 +232,12 @@ def pick_particles(
         d = class_diameter(masks, diameters_px[cls])
         rep = ClassReport(cls, class_ids[cls], d, len(idx))
         with timer.stage("features"):
-            key = round(d, 1)
+            # sized from the user's --diameter (not the prompted masks) so that a rerun
+            # with other prompts finds the same features in the cache
+            key = round(diameters_px[cls], 1)
             if key not in features_by_size:
-                features_by_size[key] = encoder.encode(prepared, d)
+                features_by_size[key] = _features(encoder, prepared, key, inverted, cache,
+                                                  input_sha256, rep)  # fmt: skip
             feats = features_by_size[key]
         say(f"features for {cls}")
         with timer.stage("match"):

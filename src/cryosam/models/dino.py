@@ -53,9 +53,11 @@ class DinoSliceEncoder:
         rng = np.random.default_rng(0)
         q, _ = np.linalg.qr(rng.normal(size=(self.hidden, self.k)))
         self.projection = q.astype(np.float32)
+        self.model_id = _model_identity(model)
 
     def signature(self) -> dict:
-        return {"name": self.name, "hidden": self.hidden, "patch": self.patch, "k": self.k}
+        return {"name": self.name, "model": self.model_id, "hidden": self.hidden,
+                "patch": self.patch, "k": self.k}  # fmt: skip
 
     def _embed(self, images: list[np.ndarray]) -> np.ndarray:
         """Patch tokens of same-shaped images ``(h*p, w*p)`` -> ``(N, h, w, k)``."""
@@ -102,6 +104,22 @@ class DinoSliceEncoder:
             data[c] = (ch - float(ch.mean())) / (sd if sd > 0 else 1.0)
         names = [f"{v}_{c}" for v in "zyx" for c in range(self.k)]
         return FeatureVolume(data, s, names, tuple(volume.shape))
+
+
+def _model_identity(model) -> str:
+    """Name plus size and mtime of each weight file, so new weights never hit old features."""
+    from pathlib import Path
+
+    from cryosam.models.registry import resolve, weight_files
+
+    try:
+        where = Path(resolve(model)) if model is not None else None
+    except Exception:
+        where = None
+    if where is None or not where.exists():
+        return str(model)
+    stamps = [f"{p.name}:{p.stat().st_size}:{int(p.stat().st_mtime)}" for p in weight_files(where)]
+    return f"{model}|{'|'.join(stamps)}"
 
 
 def tiny_dinov2_config():

@@ -1,0 +1,126 @@
+"""On-disk cache of feature volumes (zarr 3), keyed by input checksum and encoder signature.
+
+A second ``cryosam pick`` on the same tomogram with new prompts loads the features
+instead of computing them. The key hashes the input file's sha256, the contrast
+decision, the particle size the features were made for and the encoder's
+signature (name, parameters, model), so a changed input or backend is never served
+stale features. A store is marked complete only after its last byte is written; an
+incomplete one (an interrupted run) is rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cryosam.features import FeatureVolume
+
+FORMAT_VERSION = 1
+
+
+def features_root() -> Path:
+    from cryosam.models.registry import cache_dir
+
+    return cache_dir() / "features"
+
+
+def cache_key(input_sha256: str, encoder_signature: dict, diameter_px: float, inverted: bool):
+    """Hex key of one feature volume."""
+    blob = json.dumps(
+        {"input": input_sha256, "encoder": encoder_signature, "diameter": round(diameter_px, 1),
+         "inverted": bool(inverted), "format": FORMAT_VERSION},
+        sort_keys=True, default=str,
+    )  # fmt: skip
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+@dataclass
+class FeatureCache:
+    """Feature volumes on disk under ``root`` (default: the cryosam cache folder)."""
+
+    root: Path | None = None
+
+    def __post_init__(self) -> None:
+        self.root = Path(self.root) if self.root is not None else features_root()
+
+    def path(self, key: str) -> Path:
+        return self.root / f"{key}.zarr"
+
+    def load(self, key: str) -> FeatureVolume | None:
+        """The cached volume, or ``None`` when absent or incomplete."""
+        import zarr
+
+        path = self.path(key)
+        if not path.exists():
+            return None
+        try:
+            group = zarr.open_group(str(path), mode="r")
+            attrs = dict(group.attrs)
+            if not attrs.get("complete"):
+                return None
+            data = np.asarray(group["data"][:], dtype=np.float16)
+        except Exception:  # a damaged store is rebuilt, never trusted
+            return None
+        return FeatureVolume(data, int(attrs["stride"]), list(attrs["names"]),
+                             tuple(attrs["input_shape"]))  # fmt: skip
+
+    def save(self, key: str, feats: FeatureVolume, info: dict) -> Path:
+        """Write a store; it counts as complete only once everything is written."""
+        import zarr
+
+        path = self.path(key)
+        shutil.rmtree(path, ignore_errors=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        group = zarr.open_group(str(path), mode="w")
+        c = feats.data.shape[0]
+        arr = group.create_array("data", shape=feats.data.shape, dtype="float16",
+                                 chunks=(c, 32, 64, 64))  # fmt: skip
+        arr[:] = feats.data
+        group.attrs.update({
+            "stride": feats.stride, "names": feats.names, "input_shape": list(feats.input_shape),
+            "created": time.strftime("%Y-%m-%d %H:%M:%S"), **info,
+        })  # fmt: skip
+        group.attrs["complete"] = True
+        return path
+
+    def get_or_compute(self, key: str, compute, info: dict) -> tuple[FeatureVolume, bool]:
+        """``(features, hit)``: load the store, or compute, save and return."""
+        cached = self.load(key)
+        if cached is not None:
+            return cached, True
+        feats = compute()
+        self.save(key, feats, info)
+        return feats, False
+
+    def entries(self) -> list[dict]:
+        """One row per store: key, size, input, encoder, created, complete."""
+        import zarr
+
+        rows = []
+        for path in sorted(self.root.glob("*.zarr")) if self.root.exists() else []:
+            size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+            try:
+                attrs = dict(zarr.open_group(str(path), mode="r").attrs)
+            except Exception:
+                attrs = {}
+            rows.append({
+                "key": path.stem, "size MB": round(size / 2**20, 1),
+                "input sha256": str(attrs.get("input_sha256", "?"))[:12],
+                "encoder": attrs.get("encoder", "?"),
+                "created": attrs.get("created", "?"), "complete": bool(attrs.get("complete")),
+            })  # fmt: skip
+        return rows
+
+    def clear(self) -> int:
+        """Remove every store; returns how many."""
+        n = 0
+        for path in self.root.glob("*.zarr") if self.root.exists() else []:
+            shutil.rmtree(path, ignore_errors=True)
+            n += 1
+        return n

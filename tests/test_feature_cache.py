@@ -1,0 +1,81 @@
+"""Feature cache: hit on a rerun with new prompts, miss on a changed input or backend,
+rebuild of an incomplete store, `cryosam cache ls|clear`."""
+
+import numpy as np
+import pytest
+
+from cryosam.cli import main
+from cryosam.feature_cache import FeatureCache, cache_key
+from cryosam.features import FeatureVolume
+from cryosam.io.prompts import Prompt
+from cryosam.models.classical_encoder import ClassicalEncoder
+from cryosam.pipeline import pick_particles
+from tests.conftest import small_sim
+
+
+@pytest.fixture(scope="module")
+def sim():
+    return small_sim((40, 80, 80), {"ribosome": 0.05}, seed=17)
+
+
+def counting_encoder(monkeypatch):
+    calls = []
+    original = ClassicalEncoder.encode
+
+    def encode(self, volume, diameter_px, progress=None):
+        calls.append(diameter_px)
+        return original(self, volume, diameter_px, progress)
+
+    monkeypatch.setattr(ClassicalEncoder, "encode", encode)
+    return calls
+
+
+def test_rerun_with_new_prompts_reuses_features(sim, tmp_path, monkeypatch):
+    calls = counting_encoder(monkeypatch)
+    cache = FeatureCache(tmp_path)
+    ribos = sim.centres("ribosome")
+    first = pick_particles(sim.tomogram, [Prompt(tuple(ribos[0]), "ribosome")],
+                           {"ribosome": 29.0}, cache=cache, input_sha256="abc")  # fmt: skip
+    second = pick_particles(sim.tomogram, [Prompt(tuple(ribos[1]), "ribosome")],
+                            {"ribosome": 29.0}, cache=cache, input_sha256="abc")  # fmt: skip
+    assert len(calls) == 1
+    assert first.reports[0].feature_cache == "miss" and second.reports[0].feature_cache == "hit"
+    # another input (checksum) or another size is a miss, never a stale hit
+    pick_particles(sim.tomogram, [Prompt(tuple(ribos[1]), "ribosome")], {"ribosome": 29.0},
+                   cache=cache, input_sha256="other")  # fmt: skip
+    pick_particles(sim.tomogram, [Prompt(tuple(ribos[1]), "ribosome")], {"ribosome": 35.0},
+                   cache=cache, input_sha256="abc")  # fmt: skip
+    assert len(calls) == 3
+
+
+def test_keys_depend_on_everything_that_shapes_features():
+    base = cache_key("sha", {"name": "classical", "version": 1}, 29.0, True)
+    assert base == cache_key("sha", {"name": "classical", "version": 1}, 29.0, True)
+    assert base != cache_key("sha2", {"name": "classical", "version": 1}, 29.0, True)
+    assert base != cache_key("sha", {"name": "classical", "version": 2}, 29.0, True)
+    assert base != cache_key("sha", {"name": "classical", "version": 1}, 31.0, True)
+    assert base != cache_key("sha", {"name": "classical", "version": 1}, 29.0, False)
+
+
+def test_incomplete_store_is_rebuilt(tmp_path):
+    import zarr
+
+    cache = FeatureCache(tmp_path)
+    feats = FeatureVolume(np.ones((2, 4, 5, 6), np.float16), 2, ["a", "b"], (8, 10, 12))
+    path = cache.save("k", feats, {"encoder": "classical"})
+    zarr.open_group(str(path), mode="r+").attrs["complete"] = False  # as if interrupted
+    assert cache.load("k") is None
+    rebuilt, hit = cache.get_or_compute("k", lambda: feats, {"encoder": "classical"})
+    assert not hit and cache.load("k") is not None
+    np.testing.assert_array_equal(cache.load("k").data, feats.data)
+
+
+def test_cli_cache_ls_and_clear(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CRYOSAM_CACHE", str(tmp_path))
+    feats = FeatureVolume(np.zeros((1, 2, 2, 2), np.float16), 1, ["a"], (2, 2, 2))
+    FeatureCache().save("k1", feats, {"encoder": "classical", "input_sha256": "f" * 64})
+    assert main(["cache", "ls"]) == 0
+    assert "k1" in capsys.readouterr().out
+    assert main(["cache", "clear"]) == 0
+    assert "removed 1" in capsys.readouterr().out
+    assert FeatureCache().entries() == []
