@@ -74,3 +74,27 @@ def test_intensity_mapping_shows_protein_dark_in_three_channels(segmenter):
     inside = pixels[:, 64, 64]  # the blob's centre after resizing 40 -> 128
     outside = pixels[:, 10, 10]
     assert (inside < outside).all()  # dark protein, as in raw slices
+
+
+def test_sam_hq_checkpoint_loads_and_propagates(tmp_path):
+    from transformers.models.sam_hq.configuration_sam_hq import (
+        SamHQMaskDecoderConfig,
+        SamHQPromptEncoderConfig,
+        SamHQVisionConfig,
+    )
+
+    vc = SamHQVisionConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                           global_attn_indexes=[1], output_channels=32, window_size=4,
+                           mlp_dim=64, num_pos_feats=16, image_size=128)  # fmt: skip
+    pc = SamHQPromptEncoderConfig(hidden_size=32, image_size=128)
+    mc = SamHQMaskDecoderConfig(hidden_size=32, mlp_dim=64, num_attention_heads=2,
+                                iou_head_hidden_dim=32, vit_dim=32)  # fmt: skip
+    cfg = transformers.SamHQConfig(vision_config=vc.to_dict(), prompt_encoder_config=pc.to_dict(),
+                                   mask_decoder_config=mc.to_dict())  # fmt: skip
+    torch.manual_seed(0)
+    transformers.SamHQModel(cfg).save_pretrained(tmp_path / "tiny-hq")
+    seg = SamSegmenter(model=str(tmp_path / "tiny-hq"), device="cpu")
+    assert type(seg.model).__name__ == "SamHQModel"
+    seg.set_volume(np.random.default_rng(1).normal(size=(16, 30, 40)).astype(np.float32), 6.0)
+    inst = propagate_instance(seg, (16, 30, 40), (8, 15, 20), 6.0, Config(propagation_axes="z"))
+    assert set(inst.slices) == {"z"}

@@ -1,5 +1,8 @@
 """SAM-family promptable segmenter through ``transformers`` (SamModel, SamHQModel).
 
+SAM-HQ is chosen when the checkpoint's config says ``sam_hq`` (or, for a hub id, its name
+contains "hq").
+
 Slices are embedded once (LRU cache keyed by axis and index) and answered with
 point prompts plus, when propagating, the previous slice's mask as low-res logits.
 Intensities map through a percentile window of the whole volume; protein is shown
@@ -52,10 +55,7 @@ class SamSegmenter:
         self.device = pick_device(device)
         self.dtype = half_dtype(self.device)
         if model_object is None:
-            cls = transformers.SamModel
-            if model and "hq" in str(model).lower():
-                cls = getattr(transformers, "SamHQModel", cls)
-            model_object = load_pretrained(cls, model, "SAM model")
+            model_object = load_pretrained(_model_class(model), model, "SAM model")
         self.model = model_object.to(self.device, dtype=self.dtype).eval()
         vcfg = self.model.config.vision_config
         self.size = int(vcfg.image_size if np.isscalar(vcfg.image_size) else vcfg.image_size[0])
@@ -107,7 +107,11 @@ class SamSegmenter:
         pts = np.asarray(points_uv, dtype=np.float64).reshape(-1, 2) + off
         xy = points_to_sam(pts, h, w, self.size)
         emb = self.embedding(axis, index)
-        kwargs = {
+        kwargs = {}
+        if isinstance(emb, tuple):  # SAM-HQ also returns the ViT's intermediate embeddings
+            emb, intermediate = emb
+            kwargs["intermediate_embeddings"] = intermediate
+        kwargs |= {
             "image_embeddings": emb,
             "input_points": torch.tensor(xy[None, None], dtype=self.dtype, device=self.device),
             "input_labels": torch.tensor(np.asarray(labels)[None, None], device=self.device),
@@ -137,6 +141,26 @@ class SamSegmenter:
         if fits.any():
             return int(np.argmax(np.where(fits, ious, -np.inf)))
         return int(np.argmin(areas))
+
+
+def _model_class(model):
+    """SamHQModel for a ``sam_hq`` checkpoint (by its config.json, else by name), else SamModel."""
+    import json
+    from pathlib import Path
+
+    from cryosam.models.registry import resolve
+
+    _, transformers = require_torch()
+    kind = ""
+    try:
+        where = Path(resolve(model)) if model is not None else None
+        if where is not None and (where / "config.json").exists():
+            kind = json.loads((where / "config.json").read_text()).get("model_type", "")
+    except Exception:
+        kind = ""
+    if kind == "sam_hq" or (not kind and model and "hq" in str(model).lower()):
+        return transformers.SamHQModel
+    return transformers.SamModel
 
 
 def tiny_sam_config(image_size: int = 256):
