@@ -61,3 +61,15 @@ def test_missing_weights_give_one_clear_line(tmp_path, capsys):
 
     with pytest.raises(Exception, match="config.json"):
         load_pretrained(transformers.SamModel, tmp_path, "SAM model")
+
+
+def test_dino_v1_vit_checkpoint_works_as_encoder(tmp_path):
+    # facebook/dino-vitb16 is a plain ViT with 16-pixel patches; the same encoder serves it
+    cfg = transformers.ViTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                 intermediate_size=64, patch_size=16, image_size=64)  # fmt: skip
+    torch.manual_seed(0)
+    transformers.ViTModel(cfg, add_pooling_layer=False).save_pretrained(tmp_path / "dino-v1")
+    enc = DinoSliceEncoder(model=str(tmp_path / "dino-v1"), device="cpu", channels_per_view=4)
+    assert enc.patch == 16
+    feats = enc.encode(np.random.default_rng(0).normal(size=(16, 24, 32)).astype(np.float32), 16.0)
+    assert feats.data.shape == (12,) + feats.shape and np.isfinite(feats.data).all()

@@ -54,6 +54,12 @@ class DinoSliceEncoder:
         q, _ = np.linalg.qr(rng.normal(size=(self.hidden, self.k)))
         self.projection = q.astype(np.float32)
         self.model_id = _model_identity(model)
+        import inspect
+
+        # ViT (DINO v1) needs to be told to interpolate its position embeddings; DINOv2 does it
+        params = inspect.signature(self.model.forward).parameters
+        self.forward_kwargs = {"interpolate_pos_encoding": True} if (
+            "interpolate_pos_encoding" in params) else {}  # fmt: skip
 
     def signature(self) -> dict:
         return {"name": self.name, "model": self.model_id, "hidden": self.hidden,
@@ -66,7 +72,7 @@ class DinoSliceEncoder:
         x = np.stack([(np.repeat(im[None], 3, 0) - IMAGENET_MEAN) / IMAGENET_STD for im in images])
         t = torch.from_numpy(x.astype(np.float32)).to(self.device, dtype=self.dtype)
         with torch.inference_mode(), gpu_errors("DINO encoder"):
-            tokens = self.model(pixel_values=t).last_hidden_state
+            tokens = self.model(pixel_values=t, **self.forward_kwargs).last_hidden_state
         n_extra = tokens.shape[1] - h * w  # CLS and register tokens come first
         patches = tokens[:, n_extra:, :].float().cpu().numpy()
         return (patches @ self.projection).reshape(len(images), h, w, self.k)
