@@ -93,3 +93,14 @@ def test_unwritable_output_folder(files, tmp_path, capsys, monkeypatch):
     assert main(args) == 2
     assert "permission denied" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_run_that_cannot_fit_in_memory_is_refused(files, tmp_path, capsys, monkeypatch):
+    import cryosam.resources as resources
+
+    monkeypatch.setattr(resources, "available_bytes", lambda: 1024)  # a 1 KB machine
+    args = ["pick", str(files / "good.mrc"), *P, "--diameter", "100", "--out", str(tmp_path / "x")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "needs about" in err and "bin or crop" in err
+    assert not (tmp_path / "x").exists()

@@ -65,6 +65,7 @@ def pick(
     from cryosam.cli_common import load_prompts, parse_diameters
     from cryosam.config import Config
     from cryosam.io.tomogram import read_tomogram
+    from cryosam.resources import check_fits
     from cryosam.runinfo import check_outputs
 
     config = Config(invert=invert, top_k=top_k, tau_sim=tau_sim, segmenter=segmenter,
@@ -73,6 +74,7 @@ def pick(
     check_outputs(out, PICK_OUTPUTS, overwrite)
     tomo = read_tomogram(tomogram, voxel_size=voxel_size)
     vs = tomo.require_voxel_size()
+    check_fits(tomo.shape, tomo.file_dtype == "float32")
     all_prompts = load_prompts(point, negative, prompts, tomo.shape, vs, tomogram)
     classes = list(dict.fromkeys(p.class_name for p in all_prompts if not p.negative))
     diam = parse_diameters(diameter, classes, vs)

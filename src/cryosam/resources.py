@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-BYTES_PER_VOXEL_RUN = 4 + 4 + 2 + 1 + 8
-"""float32 working copy + float32 filtered copy + uint16 instances + uint8 semantic
-+ classical features (32 channels, float16, at half resolution per axis = 8 B/voxel)."""
+BYTES_PER_VOXEL_RUN = 27
+"""Measured peak of ``cryosam pick`` (classical backends): 870 MB for 200 x 400 x 400 voxels
+(benchmarks/full_size_pick.py) = 27 bytes per voxel: the standardised float32 copy, the
+segmenter's denoised float32 copy, filter temporaries, label maps and features."""
 
 
 def estimate_run_bytes(shape_zyx, input_is_mapped_float32: bool = True) -> int:
@@ -14,6 +15,30 @@ def estimate_run_bytes(shape_zyx, input_is_mapped_float32: bool = True) -> int:
     n = int(np.prod([int(s) for s in shape_zyx]))
     extra = 0 if input_is_mapped_float32 else 4
     return n * (BYTES_PER_VOXEL_RUN + extra)
+
+
+def available_bytes() -> int | None:
+    """Physical memory of this machine (None when the platform does not say)."""
+    import os
+
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_fits(shape_zyx, input_is_mapped_float32: bool = True) -> None:
+    """Refuse, before any work, a run that needs more memory than the machine has."""
+    from cryosam.errors import CryosamError
+
+    need = estimate_run_bytes(shape_zyx, input_is_mapped_float32)
+    have = available_bytes()
+    if have is not None and need > have:
+        raise CryosamError(
+            f"a run on {' x '.join(map(str, shape_zyx))} voxels needs about {human_bytes(need)} "
+            f"but this machine has {human_bytes(have)}; bin or crop the tomogram, or use a "
+            "larger machine"
+        )
 
 
 def human_bytes(n: float) -> str:
