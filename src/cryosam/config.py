@@ -60,7 +60,11 @@ class Config:
     pyramid: tuple[int, ...] = (16, 8, 4)
     """Down-sampling ratios, coarse to fine."""
     top_k: int = 512
-    """At most this many matches become prompts for segmentation."""
+    """At most this many candidates per class (paper: 512); raised automatically to what the
+    tomogram can hold (its volume over a diameter cube, at ``packing``), so a large
+    tomogram is not capped at the paper's count."""
+    packing: float = 0.5
+    """Fraction of the volume that particles of one class could fill, for the top-K bound."""
     nms_radius_factor: float = 0.5
     """3D non-maximum suppression radius, in diameters."""
     query_expansion: int = 2
@@ -102,6 +106,8 @@ class Config:
             problems.append("size_tolerance must be >= 1")
         if self.query_expansion < 0 or self.expansion_size < 1:
             problems.append("query_expansion must be >= 0 and expansion_size >= 1")
+        if not 0 < self.packing <= 1:
+            problems.append(f"packing must be in (0, 1], got {self.packing}")
         if self.top_k < 1:
             problems.append(f"top_k must be >= 1, got {self.top_k}")
         if not self.propagation_axes or set(self.propagation_axes) - set("zyx"):

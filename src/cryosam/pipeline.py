@@ -5,7 +5,8 @@
 2. Tomogram features are computed per class size (weight-free bank or DINOv2 tri-view).
 3. A class's query is the centre-weighted masked average of the features over its
    prompted masks; negative prompts give negative queries.
-4. Hierarchical matching and 3D NMS give at most ``top_k`` candidates per class;
+4. Hierarchical matching and 3D NMS give at most ``top_k`` candidates per class (more
+   when the tomogram could hold more particles than that);
    the query is then averaged with its best matches and matched again (query
    expansion, our addition: one noisy prompt becomes a cleaner query);
    a candidate closer to a negative query than to its class's query is rejected,
@@ -139,6 +140,12 @@ def deduplicate(entries: list, nms_factor: float, n_first: int = 0) -> list:
     return kept
 
 
+def effective_top_k(config: Config, shape, d: float) -> int:
+    """``top_k``, raised to the number of diameter cubes that fill ``packing`` of the volume."""
+    room = float(np.prod([int(s) for s in shape])) / max(d, 1.0) ** 3
+    return max(config.top_k, int(config.packing * room))
+
+
 def match_class(feats: FeatureVolume, query: np.ndarray, d: float, config: Config, shape,
                 naive: bool = False):  # fmt: skip
     """Hierarchical matching, NMS and top-K, with ``config.query_expansion`` rounds in which
@@ -146,6 +153,7 @@ def match_class(feats: FeatureVolume, query: np.ndarray, d: float, config: Confi
     each in the first query). Returns candidates, scores and comparisons per level."""
     comparisons: list[int] = []
     nms = config.nms_radius_factor * d
+    top_k = effective_top_k(config, shape, d)
     zyx, scores = np.zeros((0, 3)), np.zeros(0)
     for round_ in range(config.query_expansion + 1):
         if naive:
@@ -155,7 +163,7 @@ def match_class(feats: FeatureVolume, query: np.ndarray, d: float, config: Confi
                 feats.data, feats.stride, query[None], config.pyramid, config.tau_sim
             )
         comparisons += result.evaluated
-        zyx, scores = find_peaks(result, nms, config.top_k, config.tau_sim)
+        zyx, scores = find_peaks(result, nms, top_k, config.tau_sim)
         if round_ < config.query_expansion and len(zyx):
             best = feats.sample(zyx[: config.expansion_size])
             query = (query + best.sum(axis=0)) / (1 + len(best))
@@ -248,7 +256,7 @@ def pick_particles(
         negs = [p for p in prompts if p.negative and p.class_name in (None, cls)]
         neg_score = np.full(len(zyx), -np.inf)
         if negs and len(zyx):
-            segmenter.set_volume(prepared, d)
+            segmenter.set_volume(prepared, diameters_px[cls])  # same denoising as the prompts
             neg_masks = [
                 propagate_instance(segmenter, volume.shape, p.zyx, d, config) for p in negs
             ]
@@ -280,7 +288,8 @@ def pick_particles(
         for rep in reports:
             mine = [i for i in kept if cand_rows[i][2] == rep.name]
             if mine:
-                segmenter.set_volume(prepared, rep.diameter_px)
+                # the user's size, as for the prompts: the denoised volume is reused
+                segmenter.set_volume(prepared, diameters_px[rep.name])
             ref = np.median([e[4].voxels for e in entries if e[2] == rep.name
                              and not e[4].empty] or [0])  # fmt: skip
             for i in mine:
