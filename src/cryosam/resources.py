@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 BYTES_PER_VOXEL_RUN = 27
-"""Measured peak of ``cryosam pick`` (classical backends): 870 MB for 200 x 400 x 400 voxels
-(benchmarks/full_size_pick.py) = 27 bytes per voxel: the standardised float32 copy, the
-segmenter's denoised float32 copy, filter temporaries, label maps and features."""
+"""Upper end of the measured peak of ``cryosam pick`` (classical backends,
+benchmarks/full_size_pick.py): 0.73-0.87 GB for 200 x 400 x 400 voxels (23-27 B/voxel) and 5.0 GB
+for 300 x 1000 x 1000 (17 B/voxel): the standardised float32 copy, the segmenter's denoised
+float32 copy, filter temporaries, label maps and features."""
 
 
 def estimate_run_bytes(shape_zyx, input_is_mapped_float32: bool = True) -> int:
