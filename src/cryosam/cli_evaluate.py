@@ -77,7 +77,8 @@ def evaluate(
     """
     from cryosam.evaluate import score_pick_classes
     from cryosam.io.atomic import write_text_atomic
-    from cryosam.truth import load_truth, read_any_picks
+    from cryosam.io.readers import read_any_picks
+    from cryosam.truth import load_truth
 
     gt = load_truth(truth, voxel_size)
     pred = read_any_picks(picks, gt.shape, gt.voxel_size)

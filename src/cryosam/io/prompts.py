@@ -105,8 +105,7 @@ def read_prompt_file(
     path: str | os.PathLike, shape_zyx=None, voxel_size: float | None = None
 ) -> list[Prompt]:
     """Read prompts from CSV, STAR (RELION 3/5) or copick JSON, by extension."""
-    from cryosam.io.copick_json import read_copick_json
-    from cryosam.io.star import read_star
+    from cryosam.io.readers import read_any_picks
 
     path = Path(path)
     if not path.exists():
@@ -114,16 +113,11 @@ def read_prompt_file(
     suffix = path.suffix.lower()
     if suffix in (".csv", ".txt", ".tsv"):
         return read_prompt_csv(path)
-    if suffix == ".star":
-        picks = read_star(path, shape_zyx=shape_zyx, voxel_size=voxel_size)
-    elif suffix == ".json":
-        if voxel_size is None:
-            raise CryosamError(f"{path}: copick locations are in Å; the voxel size must be known")
-        picks = read_copick_json(path, voxel_size)
-    else:
+    if suffix not in (".star", ".json"):
         raise CryosamError(
             f"{path}: unknown prompt file type {suffix!r}; use .csv, .star or a copick .json"
         )
+    picks = read_any_picks(path, shape_zyx, voxel_size)
     if len(picks) == 0:
         raise CryosamError(f"{path}: the prompt file has no points")
     return [
