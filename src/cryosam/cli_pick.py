@@ -118,21 +118,20 @@ def run_pick(tomo, tomogram_path, prompts, diam, config, out, relion5=False, nai
     for w in outcome.prompt_outcome.warnings:
         typer.echo(f"warning: {w}", err=True)
     vs = tomo.voxel_size
-    with output_set(final) as out, timer.stage("write"):
-        overwrite = True  # writes go to a fresh staging folder
+    with output_set(final) as out, timer.stage("write"):  # fresh staging folder
         picks = outcome.picks
         picks.tomogram = Path(tomogram_path).name
-        write_picks_csv(out / "picks.csv", picks, overwrite)
+        write_picks_csv(out / "picks.csv", picks, overwrite=True)
         cand = outcome.candidates.to_frame().drop(columns=["instance"])
         cand["status"] = outcome.candidate_status
-        with atomic_path(out / "candidates.csv", overwrite) as tmp:
+        with atomic_path(out / "candidates.csv", overwrite=True) as tmp:
             cand.to_csv(tmp, index=False)
         write_star(out / "picks.star", picks, RELION5 if relion5 else RELION3, tomo.shape, vs,
-                   tomogram=Path(tomogram_path).name, overwrite=overwrite)  # fmt: skip
+                   tomogram=Path(tomogram_path).name, overwrite=True)  # fmt: skip
         write_volume(out / "masks" / "semantic.mrc", outcome.semantic, vs, tomo.origin,
-                     kind="class", overwrite=overwrite)  # fmt: skip
+                     kind="class", overwrite=True)  # fmt: skip
         write_volume(out / "masks" / "instances.mrc", outcome.instances, vs, tomo.origin,
-                     kind="instance", overwrite=overwrite)  # fmt: skip
+                     kind="instance", overwrite=True)  # fmt: skip
         names = {i: n for n, i in outcome.class_ids.items()}
         scores = {r.name: outcome.candidates.of_class(r.name).score for r in outcome.reports}
         write_pick_preview(
@@ -141,7 +140,7 @@ def run_pick(tomo, tomogram_path, prompts, diam, config, out, relion5=False, nai
             {r.name: r.cut for r in outcome.reports}, centre=picks.zyx[0],
             title=f"{tomogram_stem(tomogram_path)}: {len(picks)} picks "
             f"({', '.join(f'{r.name} {r.n_accepted}' for r in outcome.reports)})",
-            overwrite=overwrite,
+            overwrite=True,
         )  # fmt: skip
         write_run_json(out / "run.json", {
             "command": "pick",

@@ -77,20 +77,19 @@ def segment(
     for w in outcome.warnings:
         typer.echo(f"warning: {w}", err=True)
     final = out
-    with output_set(final) as out, timer.stage("write"):
-        overwrite = True  # writes go to a fresh staging folder
+    with output_set(final) as out, timer.stage("write"):  # fresh staging folder
         write_volume(out / "masks" / "instances.mrc", outcome.labels, vs, tomo.origin,
-                     kind="instance", overwrite=overwrite)  # fmt: skip
+                     kind="instance", overwrite=True)  # fmt: skip
         import pandas as pd
 
-        with atomic_path(out / "instances.csv", overwrite) as tmp:
+        with atomic_path(out / "instances.csv", overwrite=True) as tmp:
             pd.DataFrame(outcome.summary()).to_csv(tmp, index=False)
         half = int(max(diam.values()))
         write_instance_preview(
             out / "preview.png", tomo.data, outcome.labels,
             [p.zyx for p in outcome.prompts], half,
             title=f"{tomogram.name}: {n_pos} prompt(s), {config.segmenter} segmenter",
-            overwrite=overwrite,
+            overwrite=True,
         )  # fmt: skip
         write_run_json(out / "run.json", {
             "command": "segment",
