@@ -113,28 +113,24 @@ def info(
     typer.echo(f"estimated memory for a run: {human_bytes(estimate_run_bytes(tomo.shape, mapped))}")
 
 
-def _not_yet(command: str, issue: str) -> None:
-    raise CryosamError(f"'cryosam {command}' is not available in this version yet ({issue})")
-
-
-_PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
-
-
-@app.command(context_settings=_PASSTHROUGH)
-def batch(ctx: typer.Context) -> None:
-    """Pick many tomograms on dask.distributed, resumably."""
-    _not_yet("batch", "planned: scale")
-
-
 def _register_optional_commands() -> None:
     """Commands defined in their own modules (kept light: they import lazily)."""
     from cryosam import (  # noqa: F401
+        cli_batch,
         cli_cache,
         cli_evaluate,
         cli_models,
         cli_pick,
         cli_segment,
         cli_simulate,
+    )
+
+
+def _say_interrupted() -> None:
+    print(
+        "\ncryosam: interrupted; finished outputs are kept, nothing partial was written "
+        "(rerun the same command to go on)",
+        file=sys.stderr,
     )
 
 
@@ -150,9 +146,11 @@ def main(argv: list[str] | None = None) -> int:
         app(args=args, prog_name="cryosam", standalone_mode=True)
     except SystemExit as exc:  # click ends every run, including usage errors (status 2)
         code = exc.code
+        if code == 130:  # typer turns Ctrl-C into exit status 130
+            _say_interrupted()
         return code if isinstance(code, int) else (0 if code is None else 1)
     except KeyboardInterrupt:
-        print("cryosam: interrupted; nothing partial was kept", file=sys.stderr)
+        _say_interrupted()
         return 130
     except CryosamError as exc:
         if _DEBUG:

@@ -90,11 +90,14 @@ def pick(
 
 
 def run_pick(tomo, tomogram_path, prompts, diam, config, out, relion5=False, naive=False,
-             use_cache=True):  # fmt: skip
+             use_cache=True, queries=None, record=None, say=None):  # fmt: skip
     """Pick and write every output of ``cryosam pick`` as one set; returns the outcome.
 
     The caller checks first (:func:`~cryosam.runinfo.check_outputs`) that nothing is
-    replaced without ``--overwrite``; files are staged and moved in at the end."""
+    replaced without ``--overwrite``; files are staged and moved in at the end.
+    ``queries`` (class -> :class:`~cryosam.pipeline.ClassQuery`) search for classes
+    without prompts here; ``record`` adds entries to run.json; ``say`` gets progress lines
+    (default: stderr)."""
     from cryosam.feature_cache import FeatureCache
     from cryosam.io.atomic import atomic_path
     from cryosam.io.outputs import output_set
@@ -112,8 +115,9 @@ def run_pick(tomo, tomogram_path, prompts, diam, config, out, relion5=False, nai
     with timer.stage("pick"):
         outcome = pick_particles(
             tomo.data, prompts, diam, config,
-            progress=lambda stage: typer.echo(f"  {stage}", err=True), naive=naive,
+            progress=say or (lambda stage: typer.echo(f"  {stage}", err=True)), naive=naive,
             cache=FeatureCache() if use_cache else None, input_sha256=checksum,
+            queries=queries,
         )  # fmt: skip
     for w in outcome.prompt_outcome.warnings:
         typer.echo(f"warning: {w}", err=True)
@@ -137,7 +141,8 @@ def run_pick(tomo, tomogram_path, prompts, diam, config, out, relion5=False, nai
         write_pick_preview(
             out / "preview.png", tomo.data, outcome.semantic, names, picks.zyx,
             [outcome.class_ids[c] for c in picks.class_name], scores,
-            {r.name: r.cut for r in outcome.reports}, centre=picks.zyx[0],
+            {r.name: r.cut for r in outcome.reports},
+            centre=picks.zyx[0] if len(picks) else None,
             title=f"{tomogram_stem(tomogram_path)}: {len(picks)} picks "
             f"({', '.join(f'{r.name} {r.n_accepted}' for r in outcome.reports)})",
             overwrite=True,
@@ -149,13 +154,16 @@ def run_pick(tomo, tomogram_path, prompts, diam, config, out, relion5=False, nai
                       "protein_dark_inverted": outcome.inverted},
             "config": config.to_dict(),
             "class_ids": outcome.class_ids,
-            "classes": [r.__dict__ for r in outcome.reports],
+            "classes": [{k: v for k, v in r.__dict__.items() if k != "query"}
+                        for r in outcome.reports],
+            "queries": {name: q.to_dict() for name, q in outcome.queries.items()},
             "cut": {r.name: {"value": r.cut, "method": r.cut_method} for r in outcome.reports},
             "prompts": [p.__dict__ for p in prompts],
             "diameters_px_given": diam,
             "n_picks": len(outcome.picks),
             "timings_s": {**outcome.timings, **timer.seconds, "total": timer.total()},
             "star_dialect": "relion5" if relion5 else "relion3",
+            **(record or {}),
         })  # fmt: skip
     return outcome
 

@@ -57,6 +57,51 @@ class ClassReport:
     cut_method: str = ""
     comparisons: list[int] = field(default_factory=list)
     feature_cache: str = "off"
+    query: ClassQuery | None = field(default=None, repr=False)
+
+
+@dataclass
+class ClassQuery:
+    """A class's query, to search other tomograms without prompts of their own.
+
+    ``vector`` is in the feature space of one encoder (see ``encoder``) at the user's
+    diameter; ``ref_voxels`` is the prompted masks' median volume (for the size check)."""
+
+    vector: np.ndarray
+    diameter_px: float
+    ref_voxels: float
+    n_prompts: int
+    inverted: bool
+    encoder: str = ""
+
+    def to_dict(self) -> dict:
+        return {"vector": [round(float(v), 6) for v in self.vector],
+                "diameter_px": self.diameter_px, "ref_voxels": self.ref_voxels,
+                "n_prompts": self.n_prompts, "inverted": self.inverted,
+                "encoder": self.encoder}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ClassQuery:
+        return cls(np.asarray(d["vector"], dtype=np.float32), float(d["diameter_px"]),
+                   float(d["ref_voxels"]), int(d["n_prompts"]), bool(d["inverted"]),
+                   str(d.get("encoder", "")))  # fmt: skip
+
+    @staticmethod
+    def pool(queries: list[ClassQuery]) -> ClassQuery:
+        """One query from several tomograms' (weighted by their numbers of prompts)."""
+        w = np.array([max(q.n_prompts, 1) for q in queries], dtype=np.float64)
+        vec = (np.stack([q.vector for q in queries]) * w[:, None]).sum(0) / w.sum()
+        encoders = {q.encoder for q in queries}
+        if len(encoders) > 1:
+            raise CryosamError(f"queries from different encoders cannot be pooled: {encoders}")
+        return ClassQuery(
+            vec.astype(np.float32),
+            float(np.average([q.diameter_px for q in queries], weights=w)),
+            float(np.median([q.ref_voxels for q in queries])),
+            int(sum(q.n_prompts for q in queries)),
+            bool(np.average([q.inverted for q in queries], weights=w) >= 0.5),
+            encoders.pop(),
+        )
 
 
 @dataclass
@@ -73,6 +118,7 @@ class PickOutcome:
     prompt_outcome: SegmentOutcome
     inverted: bool
     timings: dict[str, float]
+    queries: dict[str, ClassQuery] = field(default_factory=dict)
 
 
 def class_diameter(masks: list[InstanceMask], user_px: float) -> float:
@@ -193,6 +239,47 @@ def _query(features: FeatureVolume, masks: list[InstanceMask], points) -> np.nda
     return np.mean(vecs, axis=0)
 
 
+def _own_query(feats: FeatureVolume, masks, points, d: float, inverted: bool, encoder: str):
+    """The :class:`ClassQuery` of one class from its prompted masks in this tomogram."""
+    ref_voxels = float(np.median([m.voxels for m in masks if not m.empty] or [0]))
+    q = _query(feats, masks, points).astype(np.float32)
+    return ClassQuery(q, d, ref_voxels, len(masks), inverted, encoder)
+
+
+def prompt_queries(
+    volume: np.ndarray,
+    prompts: list[Prompt],
+    diameters_px: dict[str, float],
+    config: Config | None = None,
+    cache=None,
+    input_sha256: str | None = None,
+) -> dict[str, ClassQuery]:
+    """Each prompted class's query, without searching the tomogram (for ``cryosam batch``:
+    queries from prompted tomograms search the others). Features go through ``cache``, so a
+    later :func:`pick_particles` on the same tomogram reuses them."""
+    config = config or Config()
+    validate_prompts(prompts, volume.shape)
+    positives = [p for p in prompts if not p.negative]
+    d_min = min(diameters_px[p.class_name] for p in positives)
+    prepared, inverted = prepare_volume(
+        volume, config.invert, d_min, np.array([p.zyx for p in positives])
+    )
+    encoder = build_encoder(config)
+    seg = segment_prompts(volume, prompts, diameters_px, config, build_segmenter(config),
+                          prepared=(prepared, inverted))  # fmt: skip
+    out = {}
+    for cls in dict.fromkeys(p.class_name for p in positives):
+        idx = [i for i, p in enumerate(seg.prompts) if p.class_name == cls]
+        masks = [seg.instances[i] for i in idx]
+        rep = ClassReport(cls, 0, diameters_px[cls], len(idx))
+        feats = _features(encoder, prepared, round(diameters_px[cls], 1), inverted, cache,
+                          input_sha256, rep)  # fmt: skip
+        d = class_diameter(masks, diameters_px[cls])
+        points = [seg.prompts[i].zyx for i in idx]
+        out[cls] = _own_query(feats, masks, points, d, inverted, encoder.name)
+    return out
+
+
 def pick_particles(
     volume: np.ndarray,
     prompts: list[Prompt],
@@ -202,6 +289,7 @@ def pick_particles(
     naive: bool = False,
     cache=None,
     input_sha256: str | None = None,
+    queries: dict[str, ClassQuery] | None = None,
 ) -> PickOutcome:
     """Find every particle like the prompted ones.
 
@@ -213,23 +301,36 @@ def pick_particles(
         naive: match every voxel at full resolution (for comparison only).
         cache: a :class:`~cryosam.feature_cache.FeatureCache`; with ``input_sha256`` the
             features are loaded from it when present and stored when computed.
+        queries: class -> :class:`ClassQuery` from other tomograms, used for the classes
+            that have no positive prompt here (``cryosam batch``). With queries, the
+            prompt list may be empty and the result may hold no picks.
     """
     config = config or Config()
     timer = Timer()
     say = progress or (lambda stage: None)
-    validate_prompts(prompts, volume.shape)
     positives = [p for p in prompts if not p.negative]
-    classes = list(dict.fromkeys(p.class_name for p in positives))
+    own = list(dict.fromkeys(p.class_name for p in positives))
+    external = {c: q for c, q in (queries or {}).items() if c not in own}
+    if prompts or not external:
+        validate_prompts(prompts, volume.shape, require_positive=not external)
+    classes = own + list(external)
+    if not own and config.invert == "auto":  # the prompted tomograms decided the contrast
+        votes = [q.inverted for q in external.values()]
+        config = config.replace(invert="yes" if sum(votes) * 2 >= len(votes) else "no")
+    diameters_px = {**{c: q.diameter_px for c, q in external.items()}, **diameters_px}
     with timer.stage("prepare"):
         d_min = min(diameters_px[c] for c in classes)
         prepared, inverted = prepare_volume(
-            volume, config.invert, d_min, np.array([p.zyx for p in positives])
+            volume, config.invert, d_min, np.array([p.zyx for p in positives]) if own else None
         )
     segmenter = build_segmenter(config)
     encoder = build_encoder(config)
     with timer.stage("segment_prompts"):
-        seg = segment_prompts(volume, prompts, diameters_px, config, segmenter,
-                              prepared=(prepared, inverted))  # fmt: skip
+        if own:
+            seg = segment_prompts(volume, prompts, diameters_px, config, segmenter,
+                                  prepared=(prepared, inverted))  # fmt: skip
+        else:
+            seg = SegmentOutcome([], [], np.zeros((1, 1, 1), np.uint8), inverted)
     say("prompts segmented")
     class_ids = {c: i + 1 for i, c in enumerate(classes)}
     reports, cand_rows = [], []
@@ -237,7 +338,8 @@ def pick_particles(
     for cls in classes:
         idx = [i for i, p in enumerate(seg.prompts) if p.class_name == cls]
         masks = [seg.instances[i] for i in idx]
-        d = class_diameter(masks, diameters_px[cls])
+        ext = external.get(cls)
+        d = ext.diameter_px if ext else class_diameter(masks, diameters_px[cls])
         rep = ClassReport(cls, class_ids[cls], d, len(idx))
         with timer.stage("features"):
             # sized from the user's --diameter (not the prompted masks) so that a rerun
@@ -249,7 +351,14 @@ def pick_particles(
             feats = features_by_size[key]
         say(f"features for {cls}")
         with timer.stage("match"):
-            q = _query(feats, masks, [seg.prompts[i].zyx for i in idx])
+            rep.query = ext or _own_query(feats, masks, [seg.prompts[i].zyx for i in idx], d,
+                                          inverted, encoder.name)  # fmt: skip
+            q = rep.query.vector
+            if len(q) != feats.data.shape[0]:
+                raise CryosamError(
+                    f"the {cls} query has {len(q)} features but this encoder makes "
+                    f"{feats.data.shape[0]}; prompt with the same --encoder"
+                )
             zyx, scores, comparisons = match_class(feats, q, d, config, volume.shape, naive)
             rep.comparisons = comparisons
             nms = config.nms_radius_factor * d
@@ -264,7 +373,7 @@ def pick_particles(
             neg_score = similarity(feats.sample(zyx).T, nq)
         prompted = np.array([seg.prompts[i].zyx for i in idx])
         near_prompt = np.zeros(len(zyx), bool)
-        if len(zyx):
+        if len(zyx) and len(prompted):
             dist = np.linalg.norm(zyx[:, None] - prompted[None], axis=2)
             near_prompt = dist.min(axis=1) < nms
         status = np.where(neg_score > scores, "negative", "candidate").astype(object)
@@ -290,8 +399,7 @@ def pick_particles(
             if mine:
                 # the user's size, as for the prompts: the denoised volume is reused
                 segmenter.set_volume(prepared, diameters_px[rep.name])
-            ref = np.median([e[4].voxels for e in entries if e[2] == rep.name
-                             and not e[4].empty] or [0])  # fmt: skip
+            ref = rep.query.ref_voxels
             for i in mine:
                 z, s_, cls, _, d = cand_rows[i]
                 m = propagate_instance(segmenter, volume.shape, z, d, config)
@@ -314,10 +422,10 @@ def pick_particles(
     pick_rows = [(c, s_, cls, k) for k, (c, s_, cls, _, _) in enumerate(entries, start=1)]
     for rep in reports:
         rep.n_accepted = sum(1 for r in pick_rows if r[2] == rep.name)
-    if not pick_rows:
+    if not pick_rows and own:
         raise CryosamError("nothing was picked; check the prompts, --diameter and --invert")
     picks = Picks(
-        np.array([r[0] for r in pick_rows]),
+        np.array([r[0] for r in pick_rows]) if pick_rows else np.zeros((0, 3)),
         score=[r[1] for r in pick_rows],
         class_name=[r[2] for r in pick_rows],
         instance=[r[3] for r in pick_rows],
@@ -331,4 +439,4 @@ def pick_particles(
     status = np.array([r[3] for r in cand_rows], dtype=object)
     timings = {**timer.seconds, "total": timer.total()}
     return PickOutcome(picks, cands, status, semantic, instances, class_ids, reports, seg,
-                       inverted, timings)  # fmt: skip
+                       inverted, timings, {r.name: r.query for r in reports})  # fmt: skip

@@ -151,6 +151,24 @@ def read_tomogram(
     )
 
 
+def read_header(path: str | os.PathLike) -> tuple[tuple[int, int, int], float | None]:
+    """Shape ``(z, y, x)`` and header voxel size (None when unknown) without reading data."""
+    path = Path(path)
+    if not path.is_file():
+        raise CryosamError(f"{path}: no such file; check the path")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with mrcfile.open(path, mode="r", header_only=True) as mrc:
+                h = mrc.header
+                shape = (int(h.nz), int(h.ny), int(h.nx))
+                return shape, _header_voxel_size(mrc, path)
+    except CryosamError:
+        raise
+    except Exception as exc:
+        raise _open_error(path, exc) from exc
+
+
 def _open_mrc(path: Path):
     with open(path, "rb") as fh:
         magic = fh.read(3)

@@ -1,0 +1,432 @@
+"""Many tomograms at once: ``cryosam batch`` on dask.distributed, resumable.
+
+Each input gets its own output folder ``OUT/<input name without extensions>/`` with
+exactly what ``cryosam pick`` writes there, plus ``OUT/summary.csv`` (one row per
+input: status, picks per class, seconds).
+
+Prompts: a prompt row goes to the tomogram it names (CSV column ``tomogram``, STAR
+``rlnMicrographName``/``rlnTomoName``); rows that name none and ``--point`` /
+``--negative`` flags belong to the first input. A tomogram without positive prompts
+for a class is searched with that class's query pooled (weighted by number of
+prompts) over the tomograms that have them. So the work is two rounds:
+
+1. every prompted tomogram that lacks none of the prompted classes is picked
+   outright; a prompted tomogram that lacks some class only has its queries computed
+   (its features go to the cache and are reused in round 2);
+2. every other tomogram is picked with its own prompts plus the pooled queries.
+
+Resuming: a tomogram whose folder holds a ``run.json`` with the same batch key
+(input file, size and modification time, settings, its own prompts and where its
+pooled queries come from) is skipped. Outputs are staged and moved in only when a
+tomogram is complete (:mod:`cryosam.io.outputs`), so an interrupted batch leaves
+finished tomograms whole and nothing half-written; a failing tomogram is reported in
+the summary and does not stop the others.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryosam.config import Config
+from cryosam.errors import CryosamError
+from cryosam.io.prompts import Prompt
+from cryosam.io.tomogram import COMPRESSED_SUFFIXES, TOMOGRAM_SUFFIXES, tomogram_stem
+
+SUMMARY = "summary.csv"
+LIST_SUFFIXES = (".txt", ".lst", ".list")
+
+
+def _is_tomogram_name(name: str) -> bool:
+    lower = name.lower()
+    for c in ("",) + COMPRESSED_SUFFIXES:
+        if any(lower.endswith(t + c) for t in TOMOGRAM_SUFFIXES if t != ".tomostar"):
+            return True
+    return False
+
+
+def collect_inputs(items: list[str]) -> list[Path]:
+    """Tomogram paths from files, folders (their tomograms), glob patterns and list files
+    (``.txt``: one path per line, relative to the list; ``#`` comments), in order, once each."""
+    found: list[Path] = []
+    for item in items:
+        path = Path(item)
+        if any(ch in item for ch in "*?["):
+            matches = sorted(Path(m) for m in glob.glob(item, recursive=True))
+            if not matches:
+                raise CryosamError(f"{item}: the pattern matches no file")
+            found += [m for m in matches if m.is_file()]
+        elif path.is_dir():
+            inside = sorted(p for p in path.iterdir() if p.is_file() and _is_tomogram_name(p.name))
+            if not inside:
+                raise CryosamError(f"{path}: the folder holds no tomogram (.mrc, .rec, ...)")
+            found += inside
+        elif path.suffix.lower() in LIST_SUFFIXES and path.is_file():
+            lines = [ln.split("#", 1)[0].strip() for ln in path.read_text().splitlines()]
+            entries = [Path(ln) for ln in lines if ln]
+            if not entries:
+                raise CryosamError(f"{path}: the list file names no tomogram")
+            found += [e if e.is_absolute() else path.parent / e for e in entries]
+        elif path.exists():
+            found.append(path)
+        else:
+            raise CryosamError(f"{path}: no such file, folder or pattern; check the path")
+    unique = list(dict.fromkeys(found))
+    if not unique:
+        raise CryosamError("no input tomograms; give files, folders, patterns or a list file")
+    stems: dict[str, Path] = {}
+    for p in unique:
+        stem = tomogram_stem(p)
+        if stem in stems:
+            raise CryosamError(
+                f"{stems[stem]} and {p} would share the output folder {stem}/; rename one"
+            )
+        stems[stem] = p
+    return unique
+
+
+@dataclass
+class Job:
+    """One input tomogram of a batch."""
+
+    path: Path
+    name: str
+    out: Path
+    prompts: list[Prompt] = field(default_factory=list)
+
+    @property
+    def classes(self) -> list[str]:
+        return list(dict.fromkeys(p.class_name for p in self.prompts if not p.negative))
+
+
+@dataclass
+class BatchSettings:
+    """Everything a worker needs besides the job (picklable)."""
+
+    diameters: list[str]
+    config: Config
+    voxel_size: float | None = None
+    relion5: bool = False
+    use_cache: bool = True
+    overwrite: bool = False
+
+
+def plan_jobs(inputs, points, negatives, prompts_file, out: Path, voxel_size=None,
+              reference: str | None = None) -> list[Job]:  # fmt: skip
+    """One job per input with the prompts that belong to it (see the module's doc).
+
+    ``reference`` names the input (file name or name without extensions) that the
+    command-line points and the file rows without a tomogram belong to (default: the first)."""
+    from cryosam.io.prompts import parse_point, read_prompt_file
+    from cryosam.io.tomogram import read_header
+
+    jobs = [Job(Path(p), tomogram_stem(p), out / tomogram_stem(p)) for p in inputs]
+    by_stem = {j.name: j for j in jobs}
+    ref = 0
+    if reference is not None:
+        stem = tomogram_stem(reference)
+        if stem not in by_stem:
+            raise CryosamError(
+                f"--reference {reference}: not among the inputs ({', '.join(list(by_stem)[:5])}"
+                f"{', ...' if len(by_stem) > 5 else ''})"
+            )
+        ref = list(by_stem).index(stem)
+    jobs[ref].prompts += [parse_point(p) for p in points or []]
+    jobs[ref].prompts += [parse_point(p, negative=True) for p in negatives or []]
+    if prompts_file is not None:
+        csv_like = Path(prompts_file).suffix.lower() in (".csv", ".txt", ".tsv")
+        rows_once = read_prompt_file(prompts_file) if csv_like else None
+        unknown: set[str] = set()
+        for k, job in enumerate(jobs):
+            if rows_once is None:  # STAR/copick coordinates may need this tomogram's header
+                shape, vs = read_header(job.path)
+                rows = read_prompt_file(prompts_file, shape, voxel_size or vs)
+            else:
+                rows = rows_once
+            for r in rows:
+                stem = tomogram_stem(r.tomogram) if r.tomogram else None
+                if stem == job.name or (stem is None and k == ref):
+                    job.prompts.append(r)
+                elif stem is not None and stem not in by_stem:
+                    unknown.add(r.tomogram)
+        if unknown:
+            raise CryosamError(
+                f"{prompts_file}: prompts name tomogram(s) {', '.join(sorted(unknown))} that "
+                "are not among the inputs; add them or remove those rows"
+            )
+    if not any(j.classes for j in jobs):
+        raise CryosamError(
+            "no positive prompts: give --point z,y,x[:CLASS] (and --reference) or --prompts FILE"
+        )
+    return jobs
+
+
+def _digest(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def batch_key(job: Job, settings: BatchSettings, sources: dict[str, list[str]]) -> str:
+    """What decides a tomogram's outputs: input file (path, size, mtime), settings, its own
+    prompts and, per pooled class, the prompted tomograms the query comes from."""
+    st = job.path.stat()
+    sources_prompts = {
+        cls: sorted(names) for cls, names in sources.items() if cls not in job.classes
+    }
+    return _digest({
+        "input": [str(job.path.resolve()), st.st_size, st.st_mtime_ns],
+        "config": settings.config.to_dict(), "diameters": settings.diameters,
+        "voxel_size": settings.voxel_size, "relion5": settings.relion5,
+        "prompts": [p.__dict__ for p in job.prompts], "sources": sources_prompts,
+    })  # fmt: skip
+
+
+def finished_run(job: Job, key: str) -> dict | None:
+    """The run.json of an earlier run with the same batch key, if there is one."""
+    try:
+        record = json.loads((job.out / "run.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return record if record.get("batch", {}).get("key") == key else None
+
+
+def _row(job: Job, status: str, seconds: float, counts=None, message: str = "") -> dict:
+    return {"tomogram": job.path.name, "status": status, "picks": counts or {},
+            "seconds": round(seconds, 1), "output": str(job.out), "message": message}  # fmt: skip
+
+
+def run_job(job: Job, settings: BatchSettings, queries: dict, key: str, query_only=False):
+    """Pick one tomogram (or, with ``query_only``, compute its queries). Runs on a worker;
+    never raises: failures come back as a row with status ``failed``."""
+    t0 = time.perf_counter()
+    try:
+        return _run_job(job, settings, queries, key, query_only, t0)
+    except CryosamError as exc:
+        return _row(job, "failed", time.perf_counter() - t0, message=str(exc))
+    except MemoryError:
+        return _row(job, "failed", time.perf_counter() - t0,
+                    message="out of memory; use fewer --workers or a larger machine")  # fmt: skip
+    except Exception as exc:  # a bug: report it, keep the batch going
+        return _row(job, "failed", time.perf_counter() - t0,
+                    message=f"internal error: {type(exc).__name__}: {exc}")  # fmt: skip
+
+
+def _run_job(job, settings, queries, key, query_only, t0):
+    from cryosam.cli_common import parse_diameters
+    from cryosam.cli_pick import PICK_OUTPUTS, run_pick
+    from cryosam.io.prompts import validate_prompts
+    from cryosam.io.tomogram import read_tomogram
+    from cryosam.pipeline import ClassQuery, prompt_queries
+    from cryosam.resources import check_fits
+    from cryosam.runinfo import check_outputs, sha256_file
+
+    done = finished_run(job, key)
+    if done is not None:
+        row = _row(job, "skipped", time.perf_counter() - t0,
+                   {c["name"]: c["n_accepted"] for c in done.get("classes", [])},
+                   "finished earlier with the same settings")  # fmt: skip
+        row["queries"] = done.get("queries", {})
+        return row
+    if not query_only:
+        check_outputs(job.out, PICK_OUTPUTS, settings.overwrite)
+    tomo = read_tomogram(job.path, voxel_size=settings.voxel_size)
+    vs = tomo.require_voxel_size()
+    check_fits(tomo.shape, tomo.file_dtype == "float32")
+    ext = {c: ClassQuery.from_dict(q) for c, q in queries.items() if c not in job.classes}
+    diam = parse_diameters(settings.diameters, job.classes, vs) if job.classes else {}
+    if job.prompts:
+        validate_prompts(job.prompts, tomo.shape, require_positive=not ext)
+    if query_only:
+        from cryosam.feature_cache import FeatureCache
+
+        qs = prompt_queries(tomo.data, job.prompts, diam, settings.config,
+                            FeatureCache() if settings.use_cache else None,
+                            sha256_file(job.path))  # fmt: skip
+        row = _row(job, "queried", time.perf_counter() - t0)
+        row["queries"] = {c: q.to_dict() for c, q in qs.items()}
+        return row
+    record = {"batch": {"key": key, "pooled_classes": sorted(ext)}}
+    outcome = run_pick(tomo, job.path, job.prompts, diam, settings.config, job.out,
+                       settings.relion5, use_cache=settings.use_cache, queries=ext,
+                       record=record, say=lambda stage: None)  # fmt: skip
+    row = _row(job, "done", time.perf_counter() - t0,
+               {r.name: r.n_accepted for r in outcome.reports})  # fmt: skip
+    row["queries"] = {c: q.to_dict() for c, q in outcome.queries.items()}
+    return row
+
+
+def write_summary(path: Path, rows: list[dict], classes: list[str]) -> None:
+    """``summary.csv``: tomogram, status, picks per class, seconds, output, message."""
+    import csv
+    import io
+
+    from cryosam.io.atomic import write_text_atomic
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["tomogram", "status", *[f"n_{c}" for c in classes], "seconds", "output",
+                "message"])  # fmt: skip
+    for r in rows:
+        counts = [r["picks"].get(c, "") for c in classes]
+        w.writerow([r["tomogram"], r["status"], *counts, r["seconds"], r["output"],
+                    r["message"]])  # fmt: skip
+    write_text_atomic(path, buf.getvalue(), overwrite=True)
+
+
+def default_workers(n_jobs: int, bytes_per_job: int) -> int:
+    """Workers for a LocalCluster: one per core, no more than memory or the jobs allow."""
+    from cryosam.resources import available_bytes
+
+    cores = os.cpu_count() or 1
+    mem = available_bytes()
+    by_mem = max(1, int(0.8 * mem // max(bytes_per_job, 1))) if mem else cores
+    return max(1, min(n_jobs, cores, by_mem))
+
+
+def _job_bytes(job: Job) -> int:
+    """Estimated peak memory of picking one input (0 when its header cannot be read)."""
+    from cryosam.io.tomogram import read_header
+    from cryosam.resources import estimate_run_bytes
+
+    try:
+        shape, _ = read_header(job.path)
+    except CryosamError:
+        return 0
+    return estimate_run_bytes(shape)
+
+
+class _Runner:
+    """Runs jobs in this process (``workers=0``) or on a dask.distributed cluster."""
+
+    def __init__(self, scheduler: str | None, workers: int, threads: int):
+        self.client = self.cluster = None
+        if scheduler is None and workers == 0:
+            return
+        import logging
+
+        from dask.distributed import Client, LocalCluster
+
+        try:
+            if scheduler is not None:
+                self.client = Client(scheduler, timeout="20s")
+            else:
+                # The worker processes ignore Ctrl-C (they inherit the ignored SIGINT): this
+                # process catches it and closes the cluster, so a user sees one line, not a
+                # traceback from every worker.
+                previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+                try:
+                    self.cluster = LocalCluster(
+                        n_workers=workers, threads_per_worker=threads, processes=True,
+                        dashboard_address=None, silence_logs=logging.ERROR,
+                    )  # fmt: skip
+                finally:
+                    signal.signal(signal.SIGINT, previous)
+                self.client = Client(self.cluster)
+        except OSError as exc:
+            raise CryosamError(f"cannot reach the dask scheduler {scheduler}: {exc}") from exc
+
+    def map(self, calls):
+        """Yield each call's result as it finishes; ``calls`` are ``(fn, args)`` pairs."""
+        if self.client is None:
+            for fn, args in calls:
+                yield fn(*args)
+            return
+        from dask.distributed import as_completed
+
+        futures = {self.client.submit(fn, *args, pure=False): args for fn, args in calls}
+        for fut in as_completed(futures):
+            try:
+                yield fut.result()
+            except Exception as exc:  # the worker died (killed, out of memory)
+                job = futures[fut][0]
+                yield _row(job, "failed", 0.0, message=f"the worker running it died ({exc}); "
+                           "if it ran out of memory, use fewer --workers")  # fmt: skip
+
+    def close(self):
+        if self.client is not None:
+            self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+
+def run_batch(
+    jobs: list[Job],
+    settings: BatchSettings,
+    out: Path,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    threads: int = 1,
+    progress=None,
+) -> list[dict]:
+    """Run every job; write ``out/summary.csv`` as tomograms finish. Returns the rows."""
+    from cryosam.io.outputs import acquire_lock
+    from cryosam.pipeline import ClassQuery
+
+    all_classes = list(dict.fromkeys(c for j in jobs for c in j.classes))
+    sources = {c: [f"{j.name}:{len([p for p in j.prompts if p.class_name == c])}"
+                   for j in jobs if c in j.classes] for c in all_classes}  # fmt: skip
+    keys = {j.name: batch_key(j, settings, sources) for j in jobs}
+    if not settings.overwrite:
+        from cryosam.cli_pick import PICK_OUTPUTS
+
+        stale = [j.out for j in jobs if any((j.out / n).exists() for n in PICK_OUTPUTS)
+                 and finished_run(j, keys[j.name]) is None]  # fmt: skip
+        if stale:
+            more = f" (and {len(stale) - 1} more)" if len(stale) > 1 else ""
+            raise CryosamError(
+                f"{stale[0]}{more} holds outputs of a different run (other inputs, prompts or "
+                "settings); pass --overwrite to replace them or choose another --out"
+            )
+    if workers is None:
+        workers = default_workers(len(jobs), max(_job_bytes(j) for j in jobs))
+    out.mkdir(parents=True, exist_ok=True)
+    lock = acquire_lock(out)
+    rows: dict[str, dict] = {}
+    tick = progress or (lambda row: None)
+
+    def record(row: dict) -> None:
+        rows[Path(row["output"]).name] = row
+        done = [
+            rows[j.name] for j in jobs if j.name in rows and rows[j.name]["status"] != "queried"
+        ]
+        write_summary(out / SUMMARY, done, all_classes)
+
+    runner = _Runner(scheduler, workers, threads)
+    try:
+        complete = [j for j in jobs if j.classes and set(j.classes) >= set(all_classes)]
+        partial = [j for j in jobs if j.classes and j not in complete]
+        first = [(run_job, (j, settings, {}, keys[j.name], False)) for j in complete]
+        first += [(run_job, (j, settings, {}, keys[j.name], True)) for j in partial]
+        found: dict[str, list] = {c: [] for c in all_classes}
+        for row in runner.map(first):
+            record(row)
+            if row["status"] != "queried":
+                tick(row)
+            for c, q in row.get("queries", {}).items():
+                if row["tomogram"] in {j.path.name for j in jobs if c in j.classes}:
+                    found[c].append(ClassQuery.from_dict(q))
+        pooled = {c: ClassQuery.pool(qs).to_dict() for c, qs in found.items() if qs}
+        rest = [j for j in jobs if j not in complete]
+        second = []
+        for j in rest:
+            if j in partial and rows[j.name]["status"] in ("failed", "skipped"):
+                if rows[j.name]["status"] == "failed":
+                    tick(rows[j.name])
+                continue
+            if not j.classes and not pooled:
+                record(_row(j, "failed", 0.0, message="no query: every prompted tomogram failed"))
+                tick(rows[j.name])
+                continue
+            second.append((run_job, (j, settings, pooled, keys[j.name], False)))
+        for row in runner.map(second):
+            record(row)
+            tick(row)
+    finally:
+        runner.close()
+        lock.unlink(missing_ok=True)
+    return [rows[j.name] for j in jobs if j.name in rows]
