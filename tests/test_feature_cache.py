@@ -79,3 +79,36 @@ def test_cli_cache_ls_and_clear(tmp_path, monkeypatch, capsys):
     assert main(["cache", "clear"]) == 0
     assert "removed 1" in capsys.readouterr().out
     assert FeatureCache().entries() == []
+
+
+def test_concurrent_writers_never_expose_a_partial_store(tmp_path):
+    """Eight threads save the same key at once while readers look: every read is either
+    absent or the complete, correct store; no private folder is left behind."""
+    import threading
+
+    cache = FeatureCache(tmp_path)
+    data = np.random.default_rng(0).normal(size=(3, 20, 40, 40)).astype(np.float16)
+    feats = FeatureVolume(data, 2, ["a", "b", "c"], (40, 80, 80))
+    seen, errors = [], []
+
+    def write():
+        try:
+            cache.save("same", feats, {"encoder": "classical"})
+        except Exception as exc:  # pragma: no cover - the assertion below reports it
+            errors.append(exc)
+
+    def read():
+        for _ in range(20):
+            got = cache.load("same")
+            seen.append(None if got is None else bool(np.array_equal(got.data, data)))
+
+    threads = [threading.Thread(target=write) for _ in range(8)]
+    threads += [threading.Thread(target=read) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert all(s in (None, True) for s in seen)
+    np.testing.assert_array_equal(cache.load("same").data, data)
+    assert [p.name for p in tmp_path.iterdir()] == ["same.zarr"]

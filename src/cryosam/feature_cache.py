@@ -71,22 +71,40 @@ class FeatureCache:
                              tuple(attrs["input_shape"]))  # fmt: skip
 
     def save(self, key: str, feats: FeatureVolume, info: dict) -> Path:
-        """Write a store; it counts as complete only once everything is written."""
+        """Write a store under a private name and rename it into place when complete.
+
+        Two processes computing the same key (``cryosam batch`` workers, two ``pick`` runs
+        on one tomogram) never see each other's half-written store: the rename is atomic,
+        and whichever finishes second finds a complete store and discards its own copy.
+        A kill mid-write leaves only the private folder, which ``clear`` removes."""
+        import os
+        import tempfile
+
         import zarr
 
         path = self.path(key)
-        shutil.rmtree(path, ignore_errors=True)
         path.parent.mkdir(parents=True, exist_ok=True)
-        group = zarr.open_group(str(path), mode="w")
-        c = feats.data.shape[0]
-        arr = group.create_array("data", shape=feats.data.shape, dtype="float16",
-                                 chunks=(c, 32, 64, 64))  # fmt: skip
-        arr[:] = feats.data
-        group.attrs.update({
-            "stride": feats.stride, "names": feats.names, "input_shape": list(feats.input_shape),
-            "created": time.strftime("%Y-%m-%d %H:%M:%S"), **info,
-        })  # fmt: skip
-        group.attrs["complete"] = True
+        tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", suffix=".partial", dir=path.parent))
+        try:
+            group = zarr.open_group(str(tmp), mode="w")
+            c = feats.data.shape[0]
+            arr = group.create_array("data", shape=feats.data.shape, dtype="float16",
+                                     chunks=(c, 32, 64, 64))  # fmt: skip
+            arr[:] = feats.data
+            group.attrs.update({
+                "stride": feats.stride, "names": feats.names,
+                "input_shape": list(feats.input_shape),
+                "created": time.strftime("%Y-%m-%d %H:%M:%S"), **info,
+            })  # fmt: skip
+            group.attrs["complete"] = True
+            if path.exists() and self.load(key) is None:
+                shutil.rmtree(path, ignore_errors=True)  # stale or damaged: replace it
+            try:
+                os.rename(tmp, path)
+            except OSError:  # another process put a complete store there first
+                pass
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
         return path
 
     def get_or_compute(self, key: str, compute, info: dict) -> tuple[FeatureVolume, bool]:
@@ -118,9 +136,11 @@ class FeatureCache:
         return rows
 
     def clear(self) -> int:
-        """Remove every store; returns how many."""
+        """Remove every store (and folders left by interrupted writes); returns how many."""
         n = 0
         for path in self.root.glob("*.zarr") if self.root.exists() else []:
             shutil.rmtree(path, ignore_errors=True)
             n += 1
+        for path in self.root.glob(".*.partial") if self.root.exists() else []:
+            shutil.rmtree(path, ignore_errors=True)
         return n
