@@ -23,6 +23,7 @@ from cryosam.cli_common import (
 
 PICK_OUTPUTS = ["picks.csv", "candidates.csv", "picks.star", "masks/semantic.mrc",
                 "masks/instances.mrc", "preview.png", "run.json"]  # fmt: skip
+EXTENDED_OUTPUTS = [*PICK_OUTPUTS, "components.csv"]
 
 
 @app.command()
@@ -50,6 +51,13 @@ def pick(
     ),
     device: str = DEVICE_OPT,
     naive: bool = typer.Option(False, "--naive", help="Brute-force matching (comparison only)."),
+    extended: bool = typer.Option(
+        False,
+        "--extended",
+        help="The prompted classes are membranes or filaments: find every such structure as "
+        "a mask (masks/semantic.mrc, components in masks/instances.mrc and components.csv), "
+        "no particle picks. --diameter is then optional: the thickness in Å.",
+    ),  # fmt: skip
     no_cache: bool = typer.Option(
         False, "--no-cache", help="Do not read or write the feature cache ($CRYOSAM_CACHE)."
     ),
@@ -71,12 +79,23 @@ def pick(
     config = Config(invert=invert, top_k=top_k, tau_sim=tau_sim, segmenter=segmenter,
                     model=model, encoder=encoder, encoder_model=encoder_model,
                     device=device)  # fmt: skip
-    check_outputs(out, PICK_OUTPUTS, overwrite)
+    check_outputs(out, EXTENDED_OUTPUTS if extended else PICK_OUTPUTS, overwrite)
     tomo = read_tomogram(tomogram, voxel_size=voxel_size)
     vs = tomo.require_voxel_size()
     check_fits(tomo.shape, tomo.file_dtype == "float32")
     all_prompts = load_prompts(point, negative, prompts, tomo.shape, vs, tomogram)
     classes = list(dict.fromkeys(p.class_name for p in all_prompts if not p.negative))
+    if extended:
+        thickness = parse_diameters(diameter, classes, vs) if diameter else {}
+        result = run_extended_pick(tomo, tomogram, all_prompts, thickness, config, out, relion5)
+        for name, o in result.outcomes.items():
+            typer.echo(f"{name}: {len(o.table)} {o.kind} component(s), "
+                       f"{int(o.mask.sum())} voxels (scale {o.sigma_px * vs:.0f} Å)")  # fmt: skip
+            for w in o.warnings:
+                typer.echo(f"warning: {w}", err=True)
+        typer.echo(f"masks: {out / 'masks' / 'semantic.mrc'}")
+        typer.echo(f"preview: {out / 'preview.png'}")
+        return
     diam = parse_diameters(diameter, classes, vs)
     outcome = run_pick(tomo, tomogram, all_prompts, diam, config, out, relion5, naive,
                        use_cache=not no_cache)  # fmt: skip
@@ -166,6 +185,75 @@ def run_pick(tomo, tomogram_path, prompts, diam, config, out, relion5=False, nai
             **(record or {}),
         })  # fmt: skip
     return outcome
+
+
+def run_extended_pick(tomo, tomogram_path, prompts, thickness, config, out, relion5=False):
+    """``pick --extended``: masks of every membrane/filament like the prompted ones, written
+    as one set (picks files hold no rows: extended structures are not particles)."""
+    import numpy as np
+    import pandas as pd
+
+    from cryosam.extended import segment_extended_classes
+    from cryosam.io.atomic import atomic_path
+    from cryosam.io.outputs import output_set
+    from cryosam.io.picks import Picks, write_picks_csv
+    from cryosam.io.star import RELION3, RELION5, write_star
+    from cryosam.io.tomogram import tomogram_stem, write_volume
+    from cryosam.preview import write_preview
+    from cryosam.runinfo import Timer, sha256_file, write_run_json
+
+    timer = Timer()
+    vs = tomo.voxel_size
+    with timer.stage("segment_extended"):
+        result = segment_extended_classes(
+            tomo.data, prompts, vs, config, thickness,
+            progress=lambda stage: typer.echo(f"  {stage}", err=True),
+        )  # fmt: skip
+    rows = result.components()
+    with output_set(out) as staging, timer.stage("write"):
+        empty = Picks(np.zeros((0, 3)), score=[], class_name=[], instance=[])
+        empty.tomogram = Path(tomogram_path).name
+        write_picks_csv(staging / "picks.csv", empty, overwrite=True)
+        with atomic_path(staging / "candidates.csv", overwrite=True) as tmp:
+            pd.DataFrame(columns=["z", "y", "x", "score", "class", "status"]).to_csv(
+                tmp, index=False
+            )
+        write_star(staging / "picks.star", empty, RELION5 if relion5 else RELION3, tomo.shape,
+                   vs, tomogram=Path(tomogram_path).name, overwrite=True)  # fmt: skip
+        with atomic_path(staging / "components.csv", overwrite=True) as tmp:
+            cols = ["class", "instance", "voxels", "z", "y", "x", "area_nm2", "length_nm"]
+            pd.DataFrame(rows, columns=cols).dropna(axis=1, how="all").to_csv(tmp, index=False)
+        write_volume(staging / "masks" / "semantic.mrc", result.semantic, vs, tomo.origin,
+                     kind="class", overwrite=True)  # fmt: skip
+        write_volume(staging / "masks" / "instances.mrc", result.instances, vs, tomo.origin,
+                     kind="instance", overwrite=True)  # fmt: skip
+        positives = [p for p in prompts if not p.negative]
+        names = {i: n for n, i in result.class_ids.items()}
+        write_preview(
+            staging / "preview.png", tomo.data, result.semantic, names,
+            np.array([p.zyx for p in positives]),
+            [result.class_ids[p.class_name] for p in positives], centre=positives[0].zyx,
+            title=f"{tomogram_stem(tomogram_path)}: "
+            + ", ".join(f"{n} {len(o.table)} {o.kind}(s)" for n, o in result.outcomes.items()),
+            overwrite=True,
+        )  # fmt: skip
+        write_run_json(staging / "run.json", {
+            "command": "pick", "mode": "extended",
+            "input": {"path": str(tomogram_path), "sha256": sha256_file(tomogram_path),
+                      "shape": list(tomo.shape), "voxel_size": vs,
+                      "protein_dark_inverted": result.inverted},
+            "config": config.to_dict(),
+            "class_ids": result.class_ids,
+            "classes": [{"name": n, "kind": o.kind, "scale_angst": o.sigma_px * vs,
+                         "binning": o.binning, "prompt_response_z": o.prompt_z,
+                         "components": len(o.table), "voxels": int(o.mask.sum()),
+                         "warnings": o.warnings} for n, o in result.outcomes.items()],
+            "prompts": [p.__dict__ for p in prompts],
+            "thickness_px_given": thickness,
+            "n_picks": 0,
+            "timings_s": {**timer.seconds, "total": timer.total()},
+        })  # fmt: skip
+    return result
 
 
 @app.command()

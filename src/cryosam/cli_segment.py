@@ -38,6 +38,13 @@ def segment(
     combine: str = typer.Option("vote", "--combine", help="Merge of the 3 stacks: vote|union."),
     axes: str = typer.Option("zyx", "--axes", help="Propagation axes (z = reference code)."),
     tau_iou: float = typer.Option(0.5, "--tau-iou", help="Stop when adjacent-slice IoU < this."),
+    extended: bool = typer.Option(
+        False,
+        "--extended",
+        help="The prompts are on membranes or filaments: segment the whole connected "
+        "structure under each (no particle-size bound). --diameter is then optional: the "
+        "thickness in Å.",
+    ),  # fmt: skip
     overwrite: bool = OVERWRITE_OPT,
 ) -> None:
     """Segment the particle under each prompt in 3D (cross-plane self-prompting).
@@ -67,7 +74,10 @@ def segment(
         vs = tomo.require_voxel_size()
         all_prompts = load_prompts(point, negative, prompts, tomo.shape, vs, tomogram)
         classes = sorted({p.class_name for p in all_prompts if not p.negative})
-        diam = parse_diameters(diameter, classes, vs)
+        diam = parse_diameters(diameter, classes, vs) if diameter or not extended else {}
+    if extended:
+        _segment_extended(tomogram, tomo, all_prompts, diam, config, out, timer)
+        return
     seg = build_segmenter(config)
     n_pos = sum(not p.negative for p in all_prompts)
     bar = progress_bar(n_pos, "segmenting")
@@ -105,5 +115,59 @@ def segment(
         })  # fmt: skip
     ok = sum(not m.empty for m in outcome.instances)
     typer.echo(f"segmented {ok}/{n_pos} prompts in {timer.total():.1f} s")
+    typer.echo(f"instances: {final / 'masks' / 'instances.mrc'}")
+    typer.echo(f"preview: {final / 'preview.png'}")
+
+
+def _segment_extended(tomogram, tomo, prompts, thickness, config, final, timer) -> None:
+    """``segment --extended``: the connected membrane/filament under each prompt."""
+    import numpy as np
+    import pandas as pd
+
+    from cryosam.extended import segment_extended_classes
+    from cryosam.io.atomic import atomic_path
+    from cryosam.io.outputs import output_set
+    from cryosam.io.tomogram import write_volume
+    from cryosam.preview import write_instance_preview
+    from cryosam.runinfo import sha256_file, write_run_json
+
+    vs = tomo.voxel_size
+    with timer.stage("segment"):
+        result = segment_extended_classes(tomo.data, prompts, vs, config, thickness,
+                                          only_prompted=True)  # fmt: skip
+    positives = [p for p in prompts if not p.negative]
+    counts = np.bincount(result.instances.ravel(), minlength=len(positives) + 1)
+    rows = [{"instance": k, "class": p.class_name, "prompt_z": p.zyx[0], "prompt_y": p.zyx[1],
+             "prompt_x": p.zyx[2], "voxels": int(counts[k]),
+             "kind": result.outcomes[p.class_name].kind,
+             "status": "ok" if counts[k] else "empty"}
+            for k, p in enumerate(positives, start=1)]  # fmt: skip
+    with output_set(final) as out, timer.stage("write"):
+        write_volume(out / "masks" / "instances.mrc", result.instances, vs, tomo.origin,
+                     kind="instance", overwrite=True)  # fmt: skip
+        with atomic_path(out / "instances.csv", overwrite=True) as tmp:
+            pd.DataFrame(rows).to_csv(tmp, index=False)
+        write_instance_preview(
+            out / "preview.png", tomo.data, result.instances, [p.zyx for p in positives],
+            int(min(tomo.shape) // 2), title=f"{tomogram.name}: extended structures",
+            overwrite=True,
+        )  # fmt: skip
+        write_run_json(out / "run.json", {
+            "command": "segment", "mode": "extended",
+            "input": {"path": str(tomogram), "sha256": sha256_file(tomogram),
+                      "shape": list(tomo.shape), "voxel_size": vs,
+                      "protein_dark_inverted": result.inverted},
+            "config": config.to_dict(),
+            "prompts": [p.__dict__ for p in prompts],
+            "instances": rows,
+            "classes": {n: {"kind": o.kind, "scale_angst": o.sigma_px * vs,
+                            "warnings": o.warnings} for n, o in result.outcomes.items()},
+            "timings_s": {**timer.seconds, "total": timer.total()},
+        })  # fmt: skip
+    for o in result.outcomes.values():
+        for w in o.warnings:
+            typer.echo(f"warning: {w}", err=True)
+    ok = sum(r["status"] == "ok" for r in rows)
+    typer.echo(f"segmented {ok}/{len(rows)} prompts in {timer.total():.1f} s")
     typer.echo(f"instances: {final / 'masks' / 'instances.mrc'}")
     typer.echo(f"preview: {final / 'preview.png'}")

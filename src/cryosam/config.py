@@ -75,6 +75,13 @@ class Config:
     """A match whose mask volume differs from the prompted masks' by more than this factor
     (either way) is dropped as 'size_mismatch'."""
 
+    # --- extended structures (membranes, filaments; cryosam's own) ---
+    extended_seed_z: float = 3.5
+    """A membrane/filament is seeded where its ridge response stands this many background
+    standard deviations (robust) above the tomogram's median response."""
+    extended_grow_z: float = 1.7
+    """Seeds grow through voxels whose response is at least this many standard deviations."""
+
     # --- input handling ---
     invert: Invert = "auto"
     """Contrast: 'yes' when protein is dark (raw tomograms), 'no' when bright, 'auto' detects."""
@@ -128,6 +135,8 @@ class Config:
             problems.append("need 0 <= envelope_level <= level < 1 and level > 0")
         if self.grow_factor < 0:
             problems.append("grow_factor must be >= 0")
+        if not 0 < self.extended_grow_z <= self.extended_seed_z:
+            problems.append("need 0 < extended_grow_z <= extended_seed_z")
         if problems:
             raise CryosamError("invalid configuration: " + "; ".join(problems))
 
