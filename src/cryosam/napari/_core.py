@@ -1,0 +1,140 @@
+"""What the napari widget does, without Qt: prompts from layers, runs, exports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from cryosam.config import Config
+from cryosam.errors import CryosamError
+from cryosam.io.picks import Picks
+from cryosam.io.prompts import Prompt
+
+POSITIVE, NEGATIVE = "cryosam positive", "cryosam negative"
+
+
+def layer_points_to_voxels(points_layer, image_layer) -> np.ndarray:
+    """The points of ``points_layer`` as voxel indices ``(z, y, x)`` of ``image_layer``
+    (whatever scale and translation either layer has)."""
+    out = []
+    for p in np.asarray(points_layer.data, dtype=np.float64).reshape(-1, points_layer.ndim):
+        world = points_layer.data_to_world(p)
+        out.append(np.asarray(image_layer.world_to_data(world), dtype=np.float64)[-3:])
+    return np.asarray(out, dtype=np.float64).reshape(-1, 3)
+
+
+def prompts_from_layers(image_layer, positive_layer, negative_layer=None) -> list[Prompt]:
+    """Positive prompts (class from the layer's ``class`` feature) and negative ones."""
+    prompts = []
+    for layer, negative in ((positive_layer, False), (negative_layer, True)):
+        if layer is None or len(layer.data) == 0:
+            continue
+        zyx = layer_points_to_voxels(layer, image_layer)
+        classes = (list(layer.features["class"]) if "class" in layer.features
+                   else ["particle"] * len(zyx))  # fmt: skip
+        for p, c in zip(zyx, classes):
+            name = str(c).strip() or "particle"
+            prompts.append(Prompt(tuple(float(v) for v in p), None if negative else name,
+                                  negative))  # fmt: skip
+    return prompts
+
+
+def voxel_size_of(image_layer) -> float:
+    """Å per voxel: the reader's metadata, else the layer's scale (when it is not 1)."""
+    vs = (image_layer.metadata or {}).get("voxel_size")
+    if vs:
+        return float(vs)
+    scale = float(np.asarray(image_layer.scale)[-1])
+    if scale > 1.0:
+        return scale
+    raise CryosamError("the image has no voxel size; set it in the widget (Å per voxel)")
+
+
+@dataclass
+class Result:
+    """What a run gives the viewer."""
+
+    kind: str  # "segment", "pick" or "extended"
+    labels: np.ndarray
+    semantic: np.ndarray | None = None
+    picks: Picks | None = None
+    cuts: dict[str, float] = field(default_factory=dict)
+    message: str = ""
+
+
+def run_segment(volume, voxel_size, prompts, diameter_angst, config: Config, extended=False):
+    """Segment the particle (or membrane) under each positive prompt."""
+    from cryosam.io.coords import diameter_to_voxels
+
+    classes = list(dict.fromkeys(p.class_name for p in prompts if not p.negative))
+    if not classes:
+        raise CryosamError("add at least one point to the 'cryosam positive' layer")
+    if extended:
+        from cryosam.extended import segment_extended_classes
+
+        res = segment_extended_classes(volume, prompts, voxel_size, config, only_prompted=True)
+        n = int(sum((res.instances == k).any() for k in range(1, len(prompts) + 1)))
+        return Result("segment", res.instances, res.semantic, message=f"{n} structure(s)")
+    from cryosam.segmentation import segment_prompts
+
+    d = diameter_to_voxels(diameter_angst, voxel_size)
+    out = segment_prompts(volume, prompts, {c: d for c in classes}, config)
+    ok = sum(not m.empty for m in out.instances)
+    msg = f"segmented {ok}/{len(out.instances)} prompts"
+    if out.warnings:
+        msg += "; " + out.warnings[0]
+    return Result("segment", out.labels, message=msg)
+
+
+def run_find_all(volume, voxel_size, prompts, diameter_angst, config: Config, extended=False):
+    """Every particle (or membrane) like the prompted ones."""
+    from cryosam.io.coords import diameter_to_voxels
+
+    classes = list(dict.fromkeys(p.class_name for p in prompts if not p.negative))
+    if not classes:
+        raise CryosamError("add at least one point to the 'cryosam positive' layer")
+    if extended:
+        from cryosam.extended import segment_extended_classes
+
+        res = segment_extended_classes(volume, prompts, voxel_size, config)
+        n = int(res.instances.max())
+        return Result("extended", res.instances, res.semantic,
+                      message=f"{n} connected structure(s)")  # fmt: skip
+    from cryosam.pipeline import pick_particles
+
+    d = diameter_to_voxels(diameter_angst, voxel_size)
+    out = pick_particles(volume, prompts, {c: d for c in classes}, config)
+    cuts = {r.name: r.cut for r in out.reports}
+    msg = ", ".join(f"{r.name}: {r.n_accepted} picks" for r in out.reports)
+    return Result("pick", out.instances, out.semantic, out.picks, cuts, msg)
+
+
+def export_picks(picks: Picks, path, shape, voxel_size: float, tomogram: str | None = None):
+    """Write picks as CSV, RELION STAR (.star) or copick JSON (.json, one class)."""
+    from cryosam.io.copick_json import write_copick_json
+    from cryosam.io.picks import write_picks_csv
+    from cryosam.io.star import RELION3, write_star
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    picks.tomogram = tomogram
+    if suffix == ".csv":
+        return write_picks_csv(path, picks, overwrite=True)
+    if suffix == ".star":
+        return write_star(path, picks, RELION3, shape, voxel_size, tomogram=tomogram,
+                          overwrite=True)  # fmt: skip
+    if suffix == ".json":
+        return write_copick_json(path, picks, voxel_size, overwrite=True)
+    raise CryosamError(f"{path.name}: export picks as .csv, .star or .json (copick)")
+
+
+def export_masks(labels: np.ndarray, path, voxel_size: float, kind: str = "instance"):
+    """Write a label map as MRC (smallest integer mode that holds it)."""
+    from cryosam.io.tomogram import write_volume
+
+    path = Path(path)
+    if path.suffix.lower() not in (".mrc", ".rec", ".map"):
+        raise CryosamError(f"{path.name}: export masks as .mrc")
+    return write_volume(path, labels, voxel_size, kind=kind, overwrite=True)
