@@ -113,6 +113,17 @@ def info(
     typer.echo(f"estimated memory for a run: {human_bytes(estimate_run_bytes(tomo.shape, mapped))}")
 
 
+@app.command()
+def params() -> None:
+    """Print every tunable parameter with its default and meaning (Markdown).
+
+    Any of them can be changed on segment, pick and batch with --set NAME=VALUE.
+    """
+    from cryosam.config import Config
+
+    typer.echo(Config.reference_markdown(), nl=False)
+
+
 def _register_optional_commands() -> None:
     """Commands defined in their own modules (kept light: they import lazily)."""
     from cryosam import (  # noqa: F401

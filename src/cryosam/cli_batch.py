@@ -17,6 +17,7 @@ from cryosam.cli_common import (
     POINT_OPT,
     PROMPTS_OPT,
     SEGMENTER_OPT,
+    SET_OPT,
     VOXEL_SIZE_OPT,
 )
 
@@ -63,6 +64,7 @@ def batch(
         help="Address of a running dask scheduler (e.g. tcp://head:8786, from dask-jobqueue "
         "on SLURM) instead of a local cluster.",
     ),  # fmt: skip
+    set_: list[str] = SET_OPT,
     overwrite: bool = OVERWRITE_OPT,
 ) -> None:
     """Pick many tomograms: one folder per input plus OUT/summary.csv, resumable.
@@ -85,7 +87,7 @@ def batch(
 
     config = Config(invert=invert, top_k=top_k, tau_sim=tau_sim, segmenter=segmenter,
                     model=model, encoder=encoder, encoder_model=encoder_model,
-                    device=device)  # fmt: skip
+                    device=device).with_overrides(set_)  # fmt: skip
     if not diameter:
         raise CryosamError("--diameter is required: the approximate particle diameter in Å")
     if workers is not None and workers < 0:

@@ -40,6 +40,9 @@ SEGMENTER_OPT = typer.Option(
 MODEL_OPT = typer.Option(None, "--model", help="SAM checkpoint: local folder or hub id.")
 DEVICE_OPT = typer.Option("auto", "--device", help="auto, cpu, cuda or mps (foundation models).")
 OVERWRITE_OPT = typer.Option(False, "--overwrite", help="Replace existing outputs.")
+SET_OPT = typer.Option(
+    [], "--set", help="Change any method parameter: NAME=VALUE (see 'cryosam params'). Repeatable."
+)
 
 
 def load_prompts(points, negatives, prompts_file, shape, voxel_size, tomogram_name):

@@ -17,6 +17,7 @@ from cryosam.cli_common import (
     POINT_OPT,
     PROMPTS_OPT,
     SEGMENTER_OPT,
+    SET_OPT,
     TOMOGRAM_ARG,
     VOXEL_SIZE_OPT,
 )
@@ -61,6 +62,7 @@ def pick(
     no_cache: bool = typer.Option(
         False, "--no-cache", help="Do not read or write the feature cache ($CRYOSAM_CACHE)."
     ),
+    set_: list[str] = SET_OPT,
     overwrite: bool = OVERWRITE_OPT,
 ) -> None:
     """Find every particle like the prompted ones: picks, masks and a preview.
@@ -78,7 +80,7 @@ def pick(
 
     config = Config(invert=invert, top_k=top_k, tau_sim=tau_sim, segmenter=segmenter,
                     model=model, encoder=encoder, encoder_model=encoder_model,
-                    device=device)  # fmt: skip
+                    device=device).with_overrides(set_)  # fmt: skip
     check_outputs(out, EXTENDED_OUTPUTS if extended else PICK_OUTPUTS, overwrite)
     tomo = read_tomogram(tomogram, voxel_size=voxel_size)
     vs = tomo.require_voxel_size()

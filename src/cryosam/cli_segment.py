@@ -17,6 +17,7 @@ from cryosam.cli_common import (
     POINT_OPT,
     PROMPTS_OPT,
     SEGMENTER_OPT,
+    SET_OPT,
     TOMOGRAM_ARG,
     VOXEL_SIZE_OPT,
 )
@@ -45,6 +46,7 @@ def segment(
         "structure under each (no particle-size bound). --diameter is then optional: the "
         "thickness in Å.",
     ),  # fmt: skip
+    set_: list[str] = SET_OPT,
     overwrite: bool = OVERWRITE_OPT,
 ) -> None:
     """Segment the particle under each prompt in 3D (cross-plane self-prompting).
@@ -66,7 +68,7 @@ def segment(
     config = Config(
         segmenter=segmenter, model=model, invert=invert, combine=combine,
         propagation_axes=axes, tau_iou=tau_iou, device=device,
-    )  # fmt: skip
+    ).with_overrides(set_)  # fmt: skip
     names = ["masks/instances.mrc", "instances.csv", "preview.png", "run.json"]
     check_outputs(out, names, overwrite)
     with timer.stage("read"):

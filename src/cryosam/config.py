@@ -161,6 +161,61 @@ class Config:
             data["pyramid"] = tuple(int(r) for r in data["pyramid"])
         return cls().replace(**data)
 
+    def with_overrides(self, items: list[str]) -> Config:
+        """Apply ``--set name=value`` overrides (values parsed to the parameter's type)."""
+        if not items:
+            return self
+        fields = {f.name: f for f in dataclasses.fields(self)}
+        changes: dict[str, Any] = {}
+        for item in items:
+            name, sep, text = item.partition("=")
+            name = name.strip().replace("-", "_")
+            if not sep or name not in fields or name == "extra":
+                raise CryosamError(
+                    f"--set {item!r}: expected NAME=VALUE with NAME one of the parameters "
+                    "listed by 'cryosam params'"
+                )
+            current = getattr(self, name)
+            try:
+                if isinstance(current, bool):
+                    if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                        raise ValueError
+                    value: Any = text.lower() in ("true", "1", "yes")
+                elif isinstance(current, int):
+                    value = int(text)
+                elif isinstance(current, float):
+                    value = float(text)
+                elif isinstance(current, tuple):
+                    value = tuple(int(v) for v in text.split(","))
+                else:
+                    value = None if text.lower() in ("none", "") else text
+            except ValueError:
+                raise CryosamError(
+                    f"--set {item!r}: {text!r} is not a valid {type(current).__name__}"
+                ) from None
+            changes[name] = value
+        return self.replace(**changes)
+
+    @staticmethod
+    def reference_markdown() -> str:
+        """The parameter reference (docs/parameters.md and ``cryosam params``)."""
+        lines = [
+            "# Parameters",
+            "",
+            "Every tunable of the method, with its default. Override any of them on "
+            "`cryosam segment`, `pick` or `batch` with `--set NAME=VALUE` (repeatable); "
+            "each run records the values it used in `run.json`. Generated from "
+            "`cryosam.config.Config` by `cryosam params`.",
+            "",
+            "| name | default | meaning |",
+            "|---|---|---|",
+        ]
+        for name, default, text in Config.describe():
+            if name == "extra":
+                continue
+            lines.append(f"| `{name}` | `{default}` | {' '.join(text.split())} |")
+        return "\n".join(lines) + "\n"
+
     @staticmethod
     def describe() -> list[tuple[str, str, str]]:
         """(name, default, help) for every parameter, for docs and ``--help``."""
