@@ -48,7 +48,7 @@ def make(snr: float, preset: str, seed: int, shape=SHAPE):
     sim = simulate(cfg)
     ids = sim.scene.class_ids
     membrane = sim.scene.labels == ids["membrane"]
-    particles = (sim.scene.labels > 0) & ~membrane & (sim.scene.labels != ids["filament"])
+    particles = (sim.scene.labels > 0) & ~membrane & (sim.scene.labels != ids.get("filament", -1))
     return sim, membrane, particles
 
 
@@ -128,7 +128,7 @@ def timing(tmp: Path) -> dict:
     labels = mrcfile.read(folder / "labels.mrc")
     ids = json.loads((folder / "truth.json").read_text())["class_ids"]
     membrane = labels == ids["membrane"]
-    particles = (labels > 0) & ~membrane & (labels != ids["filament"])
+    particles = (labels > 0) & ~membrane & (labels != ids.get("filament", -1))
     zc = labels.shape[0] // 2
     pts = np.argwhere(membrane[zc])
     p = pts[np.argmin(np.linalg.norm(pts - np.asarray(labels.shape[1:]) / 2, axis=1))]

@@ -34,9 +34,12 @@ from cryosam.errors import CryosamError
 from cryosam.features import _sym_eigvalsh, bin_volume
 
 KINDS = ("sheet", "tube")
-SCALES_ANGST = (20.0, 30.0, 40.0, 60.0)
+SCALES_ANGST = (30.0, 40.0, 60.0)
 """Candidate Gaussian scales when no thickness is given (membranes are 40-60 Å thick,
 actin ~70 Å, microtubules 250 Å; noise favours the larger scales)."""
+SCALE_TOLERANCE = 0.75
+"""The finest scale whose response at the prompts is at least this fraction of the best
+scale's is used."""
 
 
 @dataclass
@@ -113,7 +116,7 @@ def choose_structure(volume, points_zyx, voxel_size: float, thickness_px: float 
     else:
         sigmas = [s / voxel_size for s in SCALES_ANGST]
     sigmas = sorted({round(max(1.0, s), 2) for s in sigmas})
-    best = None
+    found = []  # (score, kind, sigma, z at each prompt)
     for sigma in sigmas:
         b = _binning(sigma)
         half = int(np.ceil(24 * sigma))  # context for the background statistics
@@ -123,10 +126,13 @@ def choose_structure(volume, points_zyx, voxel_size: float, thickness_px: float 
         for kind in KINDS:
             z = robust_z(_hessian_response(crop, sigma / b, kind))
             at = [_near_max(z, (p - lo) / b) for p in pts]
-            score = float(np.median(at))
-            if best is None or score > best[0]:
-                best = (score, kind, sigma, at)
-    return best[1], best[2], best[3]
+            found.append((float(np.median(at)), kind, sigma, at))
+    best = max(found, key=lambda f: f[0])
+    # the finest scale that stands out nearly as well: larger scales gain contrast in noise
+    # but blur a thin sheet into its neighbours (measured: benchmarks/membrane_accuracy.py)
+    close = [f for f in found if f[1] == best[1] and f[0] >= SCALE_TOLERANCE * best[0]]
+    pick = min(close, key=lambda f: f[2])
+    return pick[1], pick[2], pick[3]
 
 
 def _min_voxels(kind: str, sigma_px: float, b: int) -> int:
