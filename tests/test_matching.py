@@ -59,3 +59,19 @@ def test_nms_is_euclidean():
     # a cube footprint of half-width 6 would suppress both; Euclidean keeps the far one
     assert keep.tolist() == [0, 2]
     assert nms(pts, np.array([3.0, 2.0, 1.0]), radius=6.0, top_k=1).tolist() == [0]
+
+
+def test_closed_form_eigenvalues_match_lapack():
+    from cryosam.features import _sym_eigvalsh
+
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=(3, 3, 500))
+    sym = (a + a.transpose(1, 0, 2)) / 2
+    sym[:, :, :50] = np.eye(3)[:, :, None] * rng.normal(size=50)  # degenerate: multiples of I
+    sym[:, :, 50:100] = 0.0
+    sym[0, 0, 100:150] = 5.0  # two equal eigenvalues
+    comp = [sym[0, 0], sym[0, 1], sym[0, 2], sym[1, 1], sym[1, 2], sym[2, 2]]
+    ours = _sym_eigvalsh(comp)
+    ref = np.linalg.eigvalsh(np.moveaxis(sym, 2, 0))
+    assert ours.shape == (500, 3)
+    np.testing.assert_allclose(ours, ref, atol=1e-4 * max(1.0, np.abs(ref).max()))

@@ -73,9 +73,12 @@ def _hessian_response(v: np.ndarray, sigma: float, kind: str) -> np.ndarray:
     return r.astype(np.float32)
 
 
-def response(v: np.ndarray, sigma: float, kind: str, slab: int = 48) -> np.ndarray:
-    """:func:`_hessian_response` over the whole volume in z-slabs (memory ~ one slab)."""
+def response(v: np.ndarray, sigma: float, kind: str, slab: int | None = None) -> np.ndarray:
+    """:func:`_hessian_response` over the whole volume in z-slabs (memory ~ one slab of
+    ~16 M voxels plus its halo, whatever the volume)."""
     halo = int(np.ceil(4 * sigma)) + 1
+    if slab is None:
+        slab = int(np.clip(16e6 // max(1, v.shape[1] * v.shape[2]), 8, 64))
     if v.shape[0] <= slab + 2 * halo:
         return _hessian_response(v, sigma, kind)
     out = np.empty(v.shape, np.float32)
