@@ -127,7 +127,7 @@ def run_pick(tomo, tomogram_path, prompts, diam, config, out, relion5=False, nai
     from cryosam.io.tomogram import tomogram_stem, write_volume
     from cryosam.pipeline import pick_particles
     from cryosam.preview import write_pick_preview
-    from cryosam.runinfo import Timer, sha256_file, write_run_json
+    from cryosam.runinfo import Timer, input_record, sha256_file, write_run_json
 
     timer = Timer()
     final = out
@@ -170,9 +170,7 @@ def run_pick(tomo, tomogram_path, prompts, diam, config, out, relion5=False, nai
         )  # fmt: skip
         write_run_json(out / "run.json", {
             "command": "pick",
-            "input": {"path": str(tomogram_path), "sha256": checksum,
-                      "shape": list(tomo.shape), "voxel_size": vs,
-                      "protein_dark_inverted": outcome.inverted},
+            "input": input_record(tomogram_path, tomo, outcome.inverted, checksum),
             "config": config.to_dict(),
             "class_ids": outcome.class_ids,
             "classes": [{k: v for k, v in r.__dict__.items() if k != "query"}
@@ -202,7 +200,7 @@ def run_extended_pick(tomo, tomogram_path, prompts, thickness, config, out, reli
     from cryosam.io.star import RELION3, RELION5, write_star
     from cryosam.io.tomogram import tomogram_stem, write_volume
     from cryosam.preview import write_preview
-    from cryosam.runinfo import Timer, sha256_file, write_run_json
+    from cryosam.runinfo import Timer, input_record, write_run_json
 
     timer = Timer()
     vs = tomo.voxel_size
@@ -241,9 +239,7 @@ def run_extended_pick(tomo, tomogram_path, prompts, thickness, config, out, reli
         )  # fmt: skip
         write_run_json(staging / "run.json", {
             "command": "pick", "mode": "extended",
-            "input": {"path": str(tomogram_path), "sha256": sha256_file(tomogram_path),
-                      "shape": list(tomo.shape), "voxel_size": vs,
-                      "protein_dark_inverted": result.inverted},
+            "input": input_record(tomogram_path, tomo, result.inverted),
             "config": config.to_dict(),
             "class_ids": result.class_ids,
             "classes": [{"name": n, "kind": o.kind, "scale_angst": o.sigma_px * vs,

@@ -61,7 +61,7 @@ def segment(
     from cryosam.io.tomogram import read_tomogram, write_volume
     from cryosam.models import build_segmenter
     from cryosam.preview import write_instance_preview
-    from cryosam.runinfo import Timer, check_outputs, sha256_file, write_run_json
+    from cryosam.runinfo import Timer, check_outputs, input_record, write_run_json
     from cryosam.segmentation import segment_prompts
 
     timer = Timer()
@@ -105,9 +105,7 @@ def segment(
         )  # fmt: skip
         write_run_json(out / "run.json", {
             "command": "segment",
-            "input": {"path": str(tomogram), "sha256": sha256_file(tomogram),
-                      "shape": list(tomo.shape), "voxel_size": vs,
-                      "protein_dark_inverted": outcome.inverted},
+            "input": input_record(tomogram, tomo, outcome.inverted),
             "config": config.to_dict(),
             "diameters_px": diam,
             "prompts": [p.__dict__ for p in all_prompts],
@@ -131,7 +129,7 @@ def _segment_extended(tomogram, tomo, prompts, thickness, config, final, timer) 
     from cryosam.io.outputs import output_set
     from cryosam.io.tomogram import write_volume
     from cryosam.preview import write_instance_preview
-    from cryosam.runinfo import sha256_file, write_run_json
+    from cryosam.runinfo import input_record, write_run_json
 
     vs = tomo.voxel_size
     with timer.stage("segment"):
@@ -156,9 +154,7 @@ def _segment_extended(tomogram, tomo, prompts, thickness, config, final, timer) 
         )  # fmt: skip
         write_run_json(out / "run.json", {
             "command": "segment", "mode": "extended",
-            "input": {"path": str(tomogram), "sha256": sha256_file(tomogram),
-                      "shape": list(tomo.shape), "voxel_size": vs,
-                      "protein_dark_inverted": result.inverted},
+            "input": input_record(tomogram, tomo, result.inverted),
             "config": config.to_dict(),
             "prompts": [p.__dict__ for p in prompts],
             "instances": rows,

@@ -100,6 +100,13 @@ def robust_z(r: np.ndarray) -> np.ndarray:
     return r
 
 
+def _near(point, b: int, shape, radius: int = 2) -> tuple[slice, ...]:
+    """The box of binned cells within ``radius`` of a full-resolution ``point``."""
+    c = np.clip(np.round(np.asarray(point, dtype=np.float64) / b).astype(int), 0,
+                np.asarray(shape) - 1)  # fmt: skip
+    return tuple(slice(max(0, a - radius), a + radius + 1) for a in c)
+
+
 def _binning(sigma_px: float) -> int:
     return max(1, int(sigma_px // 2))
 
@@ -210,14 +217,13 @@ def segment_extended(
     warnings = []
     seeds = z > seed_z
     for p, zp in zip(pts, at):
-        pb = np.clip(np.round(p / b).astype(int), 0, np.asarray(z.shape) - 1)
         if zp < seed_z:
             warnings.append(
                 f"the prompt at z,y,x={p[0]:g},{p[1]:g},{p[2]:g} is on a weak {kind} "
                 f"(response {zp:.1f} background SDs, seeds need {seed_z:g}); check it is on "
                 "the structure"
             )
-        box = tuple(slice(max(0, c - 2), c + 3) for c in pb)
+        box = _near(p, b, z.shape)
         seeds[box] |= z[box] > grow_z
     grown = z > grow_z
     labels, n = ndimage.label(grown)
@@ -226,17 +232,13 @@ def segment_extended(
     sizes = np.bincount(labels.ravel(), minlength=n + 1)
     prompted = np.zeros(n + 1, bool)
     for p in pts:
-        pb = np.clip(np.round(p / b).astype(int), 0, np.asarray(z.shape) - 1)
-        box = tuple(slice(max(0, c - 2), c + 3) for c in pb)
-        prompted[np.unique(labels[box])] = True
+        prompted[np.unique(labels[_near(p, b, z.shape)])] = True
     if only_prompted:
         keep = prompted.copy()
     else:
         keep = (has_seed & (sizes >= _min_voxels(kind, sigma, b))) | prompted
     for q in np.asarray(negatives_zyx, dtype=np.float64).reshape(-1, 3):
-        qb = np.clip(np.round(q / b).astype(int), 0, np.asarray(z.shape) - 1)
-        box = tuple(slice(max(0, c - 2), c + 3) for c in qb)
-        keep[np.unique(labels[box])] = False
+        keep[np.unique(labels[_near(q, b, z.shape)])] = False
     keep[0] = False
     kept_cells = keep[labels]
     del labels, grown, seeds

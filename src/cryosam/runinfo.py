@@ -73,6 +73,13 @@ def check_outputs(out_dir: Path, names: list[str], overwrite: bool) -> None:
         raise CryosamError(f"cannot write to {probe}: permission denied; choose another --out")
 
 
+def input_record(path, tomo, inverted: bool, checksum: str | None = None) -> dict:
+    """The ``input`` entry of run.json: path, sha256, shape, voxel size, contrast decision."""
+    return {"path": str(path), "sha256": checksum or sha256_file(path),
+            "shape": list(tomo.shape), "voxel_size": tomo.voxel_size,
+            "protein_dark_inverted": bool(inverted)}  # fmt: skip
+
+
 def write_run_json(path: Path, record: dict) -> Path:
     """Write the run record (always replaced: it describes the outputs beside it)."""
     record = {"cryosam_command": " ".join(["cryosam", *sys.argv[1:]]), **record}
