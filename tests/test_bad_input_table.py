@@ -38,6 +38,12 @@ def files(tmp_path_factory):
     (d / "broken.json").write_text("{not json")
     (d / "nopoints.json").write_text(json.dumps({"pickable_object_name": "x"}))
     (d / "afile").write_text("I am a file")
+    (d / "mixed.star").write_text(
+        "data_particles\nloop_\n_rlnCoordinateX #1\n_rlnCoordinateY #2\n_rlnCoordinateZ #3\n"
+        "_rlnCenteredCoordinateXAngst #4\n_rlnCenteredCoordinateYAngst #5\n"
+        "_rlnCenteredCoordinateZAngst #6\n10 10 10 0 0 0\n"
+    )
+    (d / "angstrom.csv").write_text("z,y,x\n120,200,200\n")
     return d
 
 
@@ -67,6 +73,8 @@ CASES = [
     ("diameter <= 0", ["good.mrc", *P, "--diameter", "-3"], "positive"),
     ("absurd diameter", ["good.mrc", *P, "--diameter", "9000"], "not smaller"),
     ("output is a file", ["good.mrc", *P, "--out", "afile"], "not a folder"),
+    ("STAR with two disagreeing dialects", ["good.mrc", "--prompts", "mixed.star"], "disagree"),
+    ("CSV in Å instead of voxels", ["good.mrc", "--prompts", "angstrom.csv"], "voxel indices"),
 ]
 
 

@@ -56,7 +56,7 @@ def test_interrupted_run_leaves_nothing(sim_dir, tmp_path, monkeypatch):
     assert not out.exists()  # picks.csv and masks were staged, never moved in
 
 
-def test_failure_keeps_the_previous_results(sim_dir, tmp_path, monkeypatch):
+def test_failure_keeps_the_previous_results(sim_dir, tmp_path, monkeypatch, capsys):
     out = tmp_path / "kept"
     assert main(pick_args(sim_dir, out)) == 0
     before = digest(out)
@@ -66,7 +66,8 @@ def test_failure_keeps_the_previous_results(sim_dir, tmp_path, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(preview, "write_pick_preview", disk_full)
-    assert main(pick_args(sim_dir, out) + ["--overwrite"]) != 0
+    assert main(pick_args(sim_dir, out) + ["--overwrite"]) == 2
+    assert "No space left on device" in capsys.readouterr().err
     assert digest(out) == before
     assert not any(p.name.startswith(".cryosam") for p in out.iterdir())
 

@@ -137,6 +137,14 @@ def _register_optional_commands() -> None:
     )
 
 
+def _is_storage_error(exc: BaseException) -> bool:
+    """Disk full, quota, read-only or permission problems: the user's to fix, not a bug."""
+    import errno
+
+    codes = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+    return isinstance(exc, OSError) and exc.errno in codes
+
+
 def _say_interrupted() -> None:
     print(
         "\ncryosam: interrupted; finished outputs are kept, nothing partial was written "
@@ -179,7 +187,15 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug: say so, briefly, unless debugging
         if _DEBUG:
             traceback.print_exc()
-        else:
+        if _is_storage_error(exc):
+            where = f" ({exc.filename})" if exc.filename else ""
+            print(
+                f"cryosam: error: {exc.strerror or exc}{where}; nothing was replaced: free "
+                "space, check permissions or choose another --out",
+                file=sys.stderr,
+            )
+            return 2
+        if not _DEBUG:
             print(
                 f"cryosam: internal error: {type(exc).__name__}: {exc} "
                 "(rerun with --debug for the traceback and report it)",

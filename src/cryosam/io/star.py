@@ -157,6 +157,14 @@ def read_star(
                 "give the tomogram so its shape and voxel size are known"
             )
         zyx = coords.relion5_xyz_angst_to_zyx(xyz, shape_zyx, voxel_size)
+        if all(c in table for c in R3_COLS):  # both dialects: they must agree
+            other = coords.relion3_xyz_to_zyx(_numeric(table, R3_COLS, path))
+            if len(zyx) and np.abs(other - zyx).max() > 1.0:
+                raise CryosamError(
+                    f"{path}: rlnCoordinateX/Y/Z (pixels) and rlnCenteredCoordinateX/Y/ZAngst "
+                    "disagree by more than a voxel (a different voxel size or tomogram size?); "
+                    "keep one set of columns"
+                )
     else:
         zyx = coords.relion3_xyz_to_zyx(xyz)
     score = (
