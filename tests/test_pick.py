@@ -72,6 +72,19 @@ def test_automatic_cut():
     assert "otsu" in method
     assert (scores[200:] >= cut).all() and (scores[:200] < cut).mean() > 0.95
     assert automatic_cut(np.array([0.9, 0.8]), 0.5)[0] == 0.5  # too few: tau_sim
+    # look-alikes mostly below the background's 99th percentile: Otsu's cut stands
+    assert automatic_cut(scores, 0.5, background=0.85) == (cut, method)
+
+
+def test_automatic_cut_keeps_one_population_above_the_background():
+    """A large tomogram rich in the target: nearly every candidate is a true match, with
+    scores spread over 0.95..1. Otsu alone would cut the population in half."""
+    rng = np.random.default_rng(1)
+    true = np.clip(rng.normal(0.985, 0.007, 2000), 0.95, 0.9995)
+    cut_otsu, _ = automatic_cut(true, 0.5)
+    assert (true >= cut_otsu).mean() < 0.7
+    cut, method = automatic_cut(true, 0.5, background=0.95)
+    assert cut == 0.95 and "background" in method and (true >= cut).all()
 
 
 def test_cli_pick_writes_every_output(sim, tmp_path, capsys):

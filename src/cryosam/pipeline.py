@@ -55,6 +55,7 @@ class ClassReport:
     n_accepted: int = 0
     cut: float = float("nan")
     cut_method: str = ""
+    background: float = float("nan")
     comparisons: list[int] = field(default_factory=list)
     feature_cache: str = "off"
     query: ClassQuery | None = field(default=None, repr=False)
@@ -130,17 +131,36 @@ def class_diameter(masks: list[InstanceMask], user_px: float) -> float:
     return float(np.clip(est, (1 - SIZE_TOLERANCE) * user_px, (1 + SIZE_TOLERANCE) * user_px))
 
 
-def automatic_cut(scores: np.ndarray, floor: float) -> tuple[float, str]:
+def automatic_cut(scores: np.ndarray, floor: float, background: float | None = None):
     """Per-tomogram cut from the candidates' own score distribution, at least ``floor``.
 
     Similarities of true matches crowd just below 1, so Otsu's threshold is taken on
-    ``-log(1 - s)``, which spreads that end; the cut is mapped back to a similarity."""
+    ``-log(1 - s)``, which spreads that end; the cut is mapped back to a similarity.
+    Otsu splits candidates into two groups even when they are one: in a large tomogram
+    rich in the target, nearly every candidate is a true match and Otsu would halve them.
+    So when the lower group's median still scores above ``background`` (the 99th
+    percentile of the query's similarity to random places of the tomogram, see
+    :func:`background_level`), the candidates are one population above the background and
+    the cut is ``background`` instead. Returns ``(cut, how)``."""
     scores = np.asarray(scores, dtype=np.float64)
     if len(scores) < 5 or float(np.ptp(scores)) == 0.0:
         return floor, "tau_sim (too few candidates for a distribution)"
     spread = -np.log(np.clip(1.0 - scores, 1e-6, None))
     cut = 1.0 - float(np.exp(-threshold_otsu(spread)))
+    lower = scores[scores < cut]
+    if background is not None and len(lower) and float(np.median(lower)) >= background:
+        return max(background, floor), (
+            "background 99th percentile (the candidates form one population above it)"
+        )
     return max(cut, floor), "otsu on -log(1 - score) of the candidates"
+
+
+def background_level(feats: FeatureVolume, query: np.ndarray, seed: int = 0,
+                     n: int = 20000, q: float = 0.99) -> float:  # fmt: skip
+    """The ``q`` quantile of the query's similarity to ``n`` random feature cells."""
+    flat = feats.data.reshape(feats.data.shape[0], -1)
+    idx = np.random.default_rng(seed).integers(0, flat.shape[1], size=min(n, flat.shape[1]))
+    return float(np.quantile(similarity(flat[:, idx], np.asarray(query)[None]), q))
 
 
 def size_mismatch(mask: InstanceMask, ref: float, centre, d: float, shape, tol: float) -> bool:
@@ -379,7 +399,8 @@ def pick_particles(
         status = np.where(neg_score > scores, "negative", "candidate").astype(object)
         status[near_prompt] = "prompt"
         free = status == "candidate"
-        rep.cut, rep.cut_method = automatic_cut(scores[free], config.tau_sim)
+        rep.background = background_level(feats, rep.query.vector, config.seed)
+        rep.cut, rep.cut_method = automatic_cut(scores[free], config.tau_sim, rep.background)
         status[free & (scores >= rep.cut)] = "accepted"
         status[free & (scores < rep.cut)] = "below_cut"
         rep.n_candidates = len(zyx)
