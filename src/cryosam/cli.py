@@ -129,6 +129,7 @@ def _register_optional_commands() -> None:
     from cryosam import (  # noqa: F401
         cli_batch,
         cli_cache,
+        cli_copick,
         cli_evaluate,
         cli_models,
         cli_pick,

@@ -88,8 +88,9 @@ class FeatureCache:
         try:
             group = zarr.open_group(str(tmp), mode="w")
             c = feats.data.shape[0]
-            arr = group.create_array("data", shape=feats.data.shape, dtype="float16",
-                                     chunks=(c, 32, 64, 64))  # fmt: skip
+            # zarr 3 has create_array; zarr 2 (which copick pins) has create_dataset
+            create = getattr(group, "create_array", None) or group.create_dataset
+            arr = create("data", shape=feats.data.shape, dtype="float16", chunks=(c, 32, 64, 64))
             arr[:] = feats.data
             group.attrs.update({
                 "stride": feats.stride, "names": feats.names,

@@ -1,0 +1,104 @@
+"""copick projects: prompts read from a project, picks and segmentations written back.
+
+Needs copick (`pip install -e ".[test,copick]"`; CI runs this file in its own venv because
+copick pins zarr 2)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+copick = pytest.importorskip("copick")
+
+from cryosam.cli import main  # noqa: E402
+from cryosam.evaluate import score_picks  # noqa: E402
+from tests.conftest import small_sim  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    root_dir = tmp_path_factory.mktemp("copick")
+    cfg = {
+        "config_type": "filesystem", "name": "test", "description": "", "version": "0.5.0",
+        "pickable_objects": [
+            {"name": "ribosome", "is_particle": True, "label": 3, "color": [0, 255, 0, 255],
+             "radius": 145.0},
+            {"name": "membrane", "is_particle": False, "label": 1, "color": [255, 0, 0, 255]},
+        ],
+        "overlay_root": f"local://{root_dir}/overlay", "static_root": f"local://{root_dir}/static",
+        "overlay_fs_args": {"auto_mkdir": True}, "static_fs_args": {"auto_mkdir": True},
+    }  # fmt: skip
+    path = root_dir / "config.json"
+    path.write_text(json.dumps(cfg))
+    root = copick.from_file(str(path))
+    sims = {}
+    for name, seed in (("TS_01", 61), ("TS_02", 62)):
+        sim = small_sim((48, 112, 112), {"ribosome": 0.05, "ball": 0.01}, seed=seed)
+        run = root.new_run(name)
+        run.new_voxel_spacing(10.0).new_tomogram("wbp").from_numpy(sim.tomogram)
+        sims[name] = sim
+    ribos = sims["TS_01"].centres("ribosome")
+    c = ribos[np.argmin(np.linalg.norm(ribos - np.array([24, 56, 56]), axis=1))]
+    picks = root.get_run("TS_01").new_picks("ribosome", session_id="0", user_id="alice")
+    picks.from_numpy(np.array([c[::-1] * 10.0]))  # copick: x, y, z in Å
+    return path, sims
+
+
+def _read(path, run, user="cryosam", session="0"):
+    root = copick.from_file(str(path))
+    r = root.get_run(run)
+    picks = r.get_picks(object_name="ribosome", user_id=user, session_id=session)
+    segs = r.get_segmentations(user_id=user, session_id=session, name="cryosam")
+    return picks, segs
+
+
+def test_copick_project_prompts_in_picks_out(project, capsys):
+    path, sims = project
+    argv = ["copick", str(path), "--prompt-object", "ribosome:alice", "--diameter", "290"]
+    assert main(argv) == 0
+    for name, sim in sims.items():
+        picks, segs = _read(path, name)
+        assert len(picks) == 1 and len(segs) == 1
+        xyz, _ = picks[0].numpy()
+        s = score_picks(np.asarray(xyz)[:, ::-1] / 10.0, sim.centres("ribosome"), 14.0)
+        assert s.f1 > 0.7, (name, s.as_row())  # TS_02 had no prompt: the pooled query
+        assert 0.9 < picks[0].scores().min() <= picks[0].scores().max() <= 1.0
+        seg = segs[0]
+        assert seg.is_multilabel
+        labels = np.asarray(seg.numpy())
+        assert labels.shape == sim.tomogram.shape and set(np.unique(labels)) == {0, 3}
+    # nothing is replaced without --overwrite
+    assert main(argv) == 2
+    assert "already has ribosome picks" in capsys.readouterr().err
+    assert main(argv + ["--overwrite"]) == 0
+
+
+def test_copick_errors_are_one_line(project, tmp_path, capsys):
+    path, _ = project
+    assert main(["copick", str(tmp_path / "none.json"), "-p", "ribosome", "-d", "290"]) == 2
+    assert "no such copick config" in capsys.readouterr().err
+    err = ["--session-id", "errors"]
+    assert main(["copick", str(path), "-p", "ribosome:nobody", "-d", "290", *err]) == 2
+    assert "no run has picks" in capsys.readouterr().err
+    assert main(["copick", str(path), "-p", "ribosome:alice", "-d", "290", *err,
+                 "--tomo-type", "denoised"]) == 2  # fmt: skip
+    assert "no run has a 'denoised' tomogram" in capsys.readouterr().err
+    # cryosam's own earlier picks (cryosam/0) are never taken as prompts
+    assert main(["copick", str(path), "-p", "ribosome:cryosam:0", "-d", "290",
+                 "--overwrite"]) == 2  # fmt: skip
+    assert "no run has picks" in capsys.readouterr().err
+
+
+def test_copick_cli_plugin_forwards_to_cryosam(project):
+    from click.testing import CliRunner
+
+    from cryosam.copick_plugin import cryosam_command
+
+    path, _ = project
+    result = CliRunner().invoke(cryosam_command, [str(path), "-p", "ribosome:alice", "-d", "290",
+                                                  "--session-id", "7"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    picks, _ = _read(path, "TS_02", session="7")
+    assert len(picks) == 1 and len(picks[0].numpy()[0]) > 5
