@@ -309,6 +309,7 @@ class _Runner:
             return
         import logging
 
+        import dask
         from dask.distributed import Client, LocalCluster
 
         try:
@@ -320,6 +321,9 @@ class _Runner:
                 # traceback from every worker.
                 previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
                 try:
+                    # a tomogram that kills its worker (out of memory) is tried once more,
+                    # not three times, before it is reported as failed
+                    dask.config.set({"distributed.scheduler.allowed-failures": 1})
                     self.cluster = LocalCluster(
                         n_workers=workers, threads_per_worker=threads, processes=True,
                         dashboard_address=None, silence_logs=logging.ERROR,
