@@ -29,6 +29,29 @@ SAM_SIZES = {
 }  # fmt: skip
 
 
+def _hiera(embed, heads, blocks, global_blocks, windows=(8, 4, 14, 7), bkg=(7, 7)):
+    dims = [embed * 2**i for i in range(4)]
+    backbone = {
+        "model_type": "sam2_hiera_det_model",
+        "hidden_size": embed,
+        "num_attention_heads": heads,
+        "embed_dim_per_stage": dims,
+        "num_attention_heads_per_stage": [heads * 2**i for i in range(4)],
+        "blocks_per_stage": list(blocks),
+        "global_attention_blocks": list(global_blocks),
+        "window_size_per_stage": list(windows),
+        "window_positional_embedding_background_size": list(bkg),
+    }
+    return {"backbone_config": backbone, "backbone_channel_list": dims[::-1]}
+
+
+SAM2_SIZES = {  # the released SAM 2.1 Hiera configurations
+    "sam2.1-hiera-t": _hiera(96, 1, (1, 2, 7, 2), (5, 7, 9)),
+    "sam2.1-hiera-s": _hiera(96, 1, (1, 2, 11, 2), (7, 10, 13)),
+    "sam2.1-hiera-b+": _hiera(112, 2, (2, 3, 16, 3), (12, 16, 20), bkg=(14, 14)),
+    "sam2.1-hiera-l": _hiera(144, 2, (2, 6, 36, 4), (23, 33, 43), windows=(8, 4, 16, 8)),
+}
+
 DINO_SIZES = {
     "dinov2-vit-s14": dict(hidden_size=384, num_hidden_layers=12, num_attention_heads=6),
     "dinov2-vit-b14": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12),
@@ -80,18 +103,21 @@ def time_dino(name: str, device: str, repeats: int, size: int = 518) -> dict:
 
 def time_sam(name: str, device: str, repeats: int) -> dict:
     import torch
-    from transformers import SamConfig, SamModel
+    from transformers import Sam2Config, Sam2Model, SamConfig, SamModel
     from transformers.models.sam.configuration_sam import SamVisionConfig
 
     from cryosam.models.loading import half_dtype
 
     t0 = time.perf_counter()
-    cfg = SamConfig(vision_config=SamVisionConfig(**SAM_SIZES[name]).to_dict())
+    if name in SAM2_SIZES:
+        cls, cfg = Sam2Model, Sam2Config(vision_config=SAM2_SIZES[name])
+    else:
+        cls, cfg = SamModel, SamConfig(vision_config=SamVisionConfig(**SAM_SIZES[name]).to_dict())
     dev = torch.device(device)
     dtype = half_dtype(dev)
-    model = SamModel(cfg).eval()
+    model = cls(cfg).eval()
     build = time.perf_counter() - t0
-    load = load_time(model, SamModel)
+    load = load_time(model, cls)
     model = model.to(dev, dtype=dtype)
     x = torch.randn(1, 3, 1024, 1024, device=dev, dtype=dtype)
     with torch.inference_mode():
@@ -130,12 +156,12 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     rows = []
     for name in args.models.split(","):
-        if name in SAM_SIZES:
+        if name in SAM_SIZES or name in SAM2_SIZES:
             rows.append(time_sam(name, args.device, args.repeats))
         elif name in DINO_SIZES:
             rows.append(time_dino(name, args.device, args.repeats))
         else:
-            known = ", ".join([*SAM_SIZES, *DINO_SIZES])
+            known = ", ".join([*SAM_SIZES, *SAM2_SIZES, *DINO_SIZES])
             raise SystemExit(f"unknown model {name}; known: {known}")
         print(format_table(rows[-1:], list(rows[-1])), flush=True)
     print()

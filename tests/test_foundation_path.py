@@ -11,7 +11,7 @@ transformers = pytest.importorskip("transformers")
 from cryosam.cli import main  # noqa: E402
 from cryosam.features import feature_stride  # noqa: E402
 from cryosam.models.dino import DinoSliceEncoder, tiny_dinov2_config  # noqa: E402
-from cryosam.models.sam import tiny_sam_config  # noqa: E402
+from cryosam.models.sam import tiny_sam2_config, tiny_sam_config  # noqa: E402
 from cryosam.simulate import Imaging, SimulationConfig, simulate, write_simulation  # noqa: E402
 
 
@@ -21,6 +21,7 @@ def tiny_models(tmp_path_factory):
     torch.manual_seed(0)
     transformers.Dinov2Model(tiny_dinov2_config()).save_pretrained(root / "dino")
     transformers.SamModel(tiny_sam_config(image_size=128)).save_pretrained(root / "sam")
+    transformers.Sam2Model(tiny_sam2_config(image_size=128)).save_pretrained(root / "sam2")
     return root
 
 
@@ -73,3 +74,19 @@ def test_dino_v1_vit_checkpoint_works_as_encoder(tmp_path):
     assert enc.patch == 16
     feats = enc.encode(np.random.default_rng(0).normal(size=(16, 24, 32)).astype(np.float32), 16.0)
     assert feats.data.shape == (12,) + feats.shape and np.isfinite(feats.data).all()
+
+
+def test_segment_and_pick_with_a_sam2_checkpoint(tiny_models, tmp_path, capsys):
+    sim = simulate(SimulationConfig(shape=(32, 64, 64), fractions={"ribosome": 0.05},
+                                    vesicles=0, filaments=0, imaging=Imaging(snr=2.0),
+                                    seed=4))  # fmt: skip
+    write_simulation(sim, tmp_path / "sim")
+    o = next(o for o in sim.particles if o["class"] == "ribosome")
+    point = f"{o['z']:g},{o['y']:g},{o['x']:g}"
+    model = str(tiny_models / "sam2")
+    common = [str(tmp_path / "sim" / "tomogram.mrc"), "--point", point, "--diameter", "290"]
+    common += ["--segmenter", "sam", "--model", model, "--device", "cpu"]
+    assert main(["segment", *common, "--out", str(tmp_path / "seg")]) == 0
+    assert main(["pick", *common, "--out", str(tmp_path / "pick")]) == 0, capsys.readouterr().err
+    run = json.loads((tmp_path / "pick" / "run.json").read_text())
+    assert run["config"]["model"] == str(tiny_models / "sam2")

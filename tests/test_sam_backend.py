@@ -98,3 +98,45 @@ def test_sam_hq_checkpoint_loads_and_propagates(tmp_path):
     seg.set_volume(np.random.default_rng(1).normal(size=(16, 30, 40)).astype(np.float32), 6.0)
     inst = propagate_instance(seg, (16, 30, 40), (8, 15, 20), 6.0, Config(propagation_axes="z"))
     assert set(inst.slices) == {"z"}
+
+
+def test_sam2_checkpoint_loads_with_square_geometry(tmp_path, monkeypatch):
+    """A SAM 2.1 checkpoint (tiny, random) by path: Sam2Model, square resize, points scaled
+    per axis, the previous slice's mask fed back at low resolution."""
+    from cryosam.models.sam import tiny_sam2_config
+
+    torch.manual_seed(0)
+    transformers.Sam2Model(tiny_sam2_config(image_size=128)).save_pretrained(tmp_path / "tiny2")
+    seg = SamSegmenter(model=str(tmp_path / "tiny2"), device="cpu")
+    assert type(seg.model).__name__ == "Sam2Model" and seg.square and seg.size == 128
+    vol = np.random.default_rng(1).normal(size=(16, 30, 60)).astype(np.float32)
+    seg.set_volume(vol, 6.0)
+    seen = []
+    original = seg.model.forward
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(seg.model, "forward", spy)
+    res = seg.segment(0, 8, (slice(0, 30), slice(0, 60)), [(15, 45)], [1])
+    assert res.mask.shape == (30, 60)
+    xy = seen[0]["input_points"][0, 0, 0].numpy()
+    assert np.allclose(xy, [(45.5) * 128 / 60 - 0.5, (15.5) * 128 / 30 - 0.5], atol=1e-3)
+    assert isinstance(seen[0]["image_embeddings"], list)
+    seg.segment(0, 9, (slice(0, 30), slice(0, 60)), [(15, 45)], [1], mask_logits=res.logits)
+    assert tuple(seen[1]["input_masks"].shape[-2:]) == (32, 32)
+    inst = propagate_instance(seg, vol.shape, (8, 15, 30), 6.0, Config(propagation_axes="z"))
+    assert set(inst.slices) == {"z"}
+
+
+def test_sam2_points_and_pixels_geometry():
+    from cryosam.models.sam_geometry import points_to_sam2, to_sam2_pixels
+
+    # pixel centres map onto pixel centres on the square, independently per axis
+    xy = points_to_sam2(np.array([[0, 0], [29, 59]]), 30, 60, 120)
+    assert np.allclose(xy, [[0.5 * 2 - 0.5, 0.5 * 4 - 0.5], [59.5 * 2 - 0.5, 29.5 * 4 - 0.5]])
+    img = np.zeros((30, 60), np.float32)
+    img[:, 30:] = 1.0
+    px = to_sam2_pixels(img, 120, (0.0, 1.0))
+    assert px.shape == (3, 120, 120) and px[:, 60, 100].mean() > px[:, 60, 20].mean()

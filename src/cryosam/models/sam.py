@@ -1,7 +1,9 @@
-"""SAM-family promptable segmenter through ``transformers`` (SamModel, SamHQModel).
+"""SAM-family promptable segmenter through ``transformers``: SAM (SamModel), SAM-HQ
+(SamHQModel), SAM 2.1 (Sam2Model) and EdgeTAM (EdgeTamModel), in image mode.
 
-SAM-HQ is chosen when the checkpoint's config says ``sam_hq`` (or, for a hub id, its name
-contains "hq").
+The class comes from the checkpoint's ``config.json`` ``model_type`` (``sam``, ``sam_hq``,
+``sam2``, ``edgetam``), else from a hub id's name. SAM and SAM-HQ resize the longest side
+and pad; SAM 2 and EdgeTAM resize the slice to their square input.
 
 Slices are embedded once (LRU cache keyed by axis and index) and answered with
 point prompts plus, when propagating, the previous slice's mask as low-res logits.
@@ -30,8 +32,11 @@ from cryosam.models.sam_geometry import (
     image_to_lowres,
     lowres_to_image,
     points_to_sam,
+    points_to_sam2,
+    to_sam2_pixels,
     to_sam_pixels,
 )
+from cryosam.resample import resize_2d
 
 _LOGIT_FLOOR = -20.0
 
@@ -57,8 +62,8 @@ class SamSegmenter:
         if model_object is None:
             model_object = load_pretrained(_model_class(model), model, "SAM model")
         self.model = model_object.to(self.device, dtype=self.dtype).eval()
-        vcfg = self.model.config.vision_config
-        self.size = int(vcfg.image_size if np.isscalar(vcfg.image_size) else vcfg.image_size[0])
+        self.square = self.model.config.model_type in SQUARE_FAMILIES
+        self.size = _input_size(self.model.config)
         self.cache: OrderedDict = OrderedDict()
         self.cache_slices = cache_slices
         self.volume = None
@@ -90,7 +95,8 @@ class SamSegmenter:
             self.cache.move_to_end(key)
             return self.cache[key]
         img = take_slice(self._shown, axis, index)
-        pixels = to_sam_pixels(img, self.size, self.window)
+        to_pixels = to_sam2_pixels if self.square else to_sam_pixels
+        pixels = to_pixels(img, self.size, self.window)
         t = self.torch.from_numpy(pixels)[None].to(self.device, dtype=self.dtype)
         with self.torch.inference_mode(), gpu_errors("SAM image encoder"):
             emb = self.model.get_image_embeddings(t)
@@ -105,7 +111,7 @@ class SamSegmenter:
         h, w = full_shape
         off = np.array([window[0].start or 0, window[1].start or 0], dtype=np.float64)
         pts = np.asarray(points_uv, dtype=np.float64).reshape(-1, 2) + off
-        xy = points_to_sam(pts, h, w, self.size)
+        xy = (points_to_sam2 if self.square else points_to_sam)(pts, h, w, self.size)
         emb = self.embedding(axis, index)
         kwargs = {}
         if isinstance(emb, tuple):  # SAM-HQ also returns the ViT's intermediate embeddings
@@ -116,11 +122,14 @@ class SamSegmenter:
             "input_points": torch.tensor(xy[None, None], dtype=self.dtype, device=self.device),
             "input_labels": torch.tensor(np.asarray(labels)[None, None], device=self.device),
         }
-        lowres_size = 4 * emb.shape[-1]
+        lowres_size = self.size // 4
         if mask_logits is not None:
             full = np.full(full_shape, _LOGIT_FLOOR, np.float32)
             full[window] = mask_logits
-            low = image_to_lowres(full, h, w, self.size, lowres_size)
+            if self.square:
+                low = resize_2d(full, (lowres_size, lowres_size))
+            else:
+                low = image_to_lowres(full, h, w, self.size, lowres_size)
             kwargs["input_masks"] = torch.tensor(low[None, None], dtype=self.dtype,
                                                  device=self.device)  # fmt: skip
         with torch.inference_mode(), gpu_errors("SAM mask decoder"):
@@ -128,7 +137,10 @@ class SamSegmenter:
         masks = out.pred_masks[0, 0].float().cpu().numpy()  # (n_masks, lowres, lowres)
         ious = out.iou_scores[0, 0].float().cpu().numpy()
         choice = self._choose(masks, ious, h, w)
-        logits = lowres_to_image(masks[choice], h, w, self.size)[window]
+        if self.square:
+            logits = resize_2d(masks[choice], (h, w))[window]
+        else:
+            logits = lowres_to_image(masks[choice], h, w, self.size)[window]
         return SliceResult(logits > 0, logits, float(np.clip(ious[choice], 0, 1)))
 
     def _choose(self, masks: np.ndarray, ious: np.ndarray, h: int, w: int) -> int:
@@ -143,8 +155,22 @@ class SamSegmenter:
         return int(np.argmin(areas))
 
 
+SQUARE_FAMILIES = ("sam2", "edgetam")
+"""model_type values whose input is the slice resized to a square (no padding)."""
+
+
+def _input_size(cfg) -> int:
+    """The model's square input size from its config (SAM: vision; SAM 2: prompt encoder)."""
+    pcfg = getattr(cfg, "prompt_encoder_config", None)
+    if pcfg is not None and getattr(pcfg, "image_size", None):
+        return int(pcfg.image_size)
+    size = cfg.vision_config.image_size
+    return int(size if np.isscalar(size) else size[0])
+
+
 def _model_class(model):
-    """SamHQModel for a ``sam_hq`` checkpoint (by its config.json, else by name), else SamModel."""
+    """The transformers class of a checkpoint, from its config.json ``model_type`` (else
+    from the hub id's name): SamHQModel, Sam2Model, EdgeTamModel or SamModel."""
     import json
     from pathlib import Path
 
@@ -158,9 +184,12 @@ def _model_class(model):
             kind = json.loads((where / "config.json").read_text()).get("model_type", "")
     except Exception:
         kind = ""
-    if kind == "sam_hq" or (not kind and model and "hq" in str(model).lower()):
-        return transformers.SamHQModel
-    return transformers.SamModel
+    name = str(model or "").lower()
+    if not kind:
+        kind = ("sam_hq" if "hq" in name else "sam2" if "sam2" in name
+                else "edgetam" if "edgetam" in name else "sam")  # fmt: skip
+    classes = {"sam_hq": "SamHQModel", "sam2": "Sam2Model", "edgetam": "EdgeTamModel"}
+    return getattr(transformers, classes.get(kind, "SamModel"))
 
 
 def tiny_sam_config(image_size: int = 256):
@@ -184,4 +213,26 @@ def tiny_sam_config(image_size: int = 256):
     )  # fmt: skip
 
 
-__all__ = ["SamSegmenter", "tiny_sam_config", "CryosamError"]
+def tiny_sam2_config(image_size: int = 256):
+    """A very small random SAM 2 (Hiera) configuration (for tests and timing scaffolds)."""
+    _, transformers = require_torch()
+    s = image_size
+    backbone = {
+        "model_type": "sam2_hiera_det_model", "hidden_size": 16, "image_size": [s, s],
+        "embed_dim_per_stage": [16, 32, 64, 128], "blocks_per_stage": [1, 1, 2, 1],
+        "num_attention_heads_per_stage": [1, 1, 2, 2], "global_attention_blocks": [3],
+        "window_size_per_stage": [8, 4, 4, 4], "num_attention_heads": 1,
+        "window_positional_embedding_background_size": [4, 4],
+    }  # fmt: skip
+    vision = {"backbone_config": backbone, "backbone_channel_list": [128, 64, 32, 16],
+              "backbone_feature_sizes": [[s // 4, s // 4], [s // 8, s // 8], [s // 16, s // 16]],
+              "fpn_hidden_size": 32}  # fmt: skip
+    return transformers.Sam2Config(
+        vision_config=vision,
+        prompt_encoder_config={"hidden_size": 32, "image_size": s, "mask_input_channels": 16},
+        mask_decoder_config={"hidden_size": 32, "mlp_dim": 64, "num_attention_heads": 2,
+                             "iou_head_hidden_dim": 32},
+    )  # fmt: skip
+
+
+__all__ = ["SamSegmenter", "tiny_sam_config", "tiny_sam2_config", "CryosamError"]

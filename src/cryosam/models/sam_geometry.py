@@ -1,4 +1,4 @@
-"""SAM's resize-and-pad, both ways, for points and mask logits.
+"""SAM's resize-and-pad (and SAM 2's plain square resize), both ways, for points and masks.
 
 SAM resizes an ``(H, W)`` image so its longest side is ``size`` (1024 for the
 released models): ``new = int(old * size / max(H, W) + 0.5)``, then pads bottom
@@ -66,3 +66,26 @@ def to_sam_pixels(image: np.ndarray, size: int, window: tuple[float, float]) -> 
     out = np.zeros((3, size, size), np.float32)
     out[:, :nh, :nw] = (x[None] - mean) / std
     return out
+
+
+# --- SAM 2 / EdgeTAM: the slice is resized to a size x size square, no padding ---------
+
+
+def points_to_sam2(points_uv: np.ndarray, h: int, w: int, size: int) -> np.ndarray:
+    """``(N, 2)`` row/column pixels -> SAM 2's ``(x, y)`` on its ``size`` square (pixel
+    centres onto pixel centres, as :func:`points_to_sam`)."""
+    pts = np.asarray(points_uv, dtype=np.float64).reshape(-1, 2)
+    return np.stack([(pts[:, 1] + 0.5) * size / w - 0.5, (pts[:, 0] + 0.5) * size / h - 0.5],
+                    axis=1)  # fmt: skip
+
+
+def to_sam2_pixels(image: np.ndarray, size: int, window: tuple[float, float]) -> np.ndarray:
+    """Single-channel slice -> SAM 2's ``(3, size, size)`` input: window to [0, 1], three
+    channels, ImageNet mean/std, resized to the square (anti-aliased when shrinking)."""
+    h, w = image.shape
+    lo, hi = window
+    x = np.clip((np.asarray(image, np.float32) - lo) / max(hi - lo, 1e-6), 0, 1)
+    x = resize_2d(ndimage.gaussian_filter(x, max(0.0, 0.5 * (max(h, w) / size - 1))), (size, size))
+    mean = np.array([0.485, 0.456, 0.406], np.float32)[:, None, None]
+    std = np.array([0.229, 0.224, 0.225], np.float32)[:, None, None]
+    return ((x[None] - mean) / std).astype(np.float32)
