@@ -140,3 +140,28 @@ def test_sam2_points_and_pixels_geometry():
     img[:, 30:] = 1.0
     px = to_sam2_pixels(img, 120, (0.0, 1.0))
     assert px.shape == (3, 120, 120) and px[:, 60, 100].mean() > px[:, 60, 20].mean()
+
+
+def test_slices_are_embedded_in_batches_of_neighbours(segmenter, monkeypatch):
+    calls = []
+    original = segmenter.model.get_image_embeddings
+
+    def spy(pixels):
+        calls.append(pixels.shape[0])
+        return original(pixels)
+
+    monkeypatch.setattr(segmenter.model, "get_image_embeddings", spy)
+    monkeypatch.setattr(segmenter, "batch", 4)
+    segmenter.set_volume(np.random.default_rng(2).normal(size=(20, 40, 70)).astype(np.float32), 8)
+    segmenter.cache.clear()
+    single = original(segmenter.torch.from_numpy(np.stack([
+        __import__("cryosam.models.sam_geometry", fromlist=["x"]).to_sam_pixels(
+            segmenter._shown[7], segmenter.size, segmenter.window)])))  # fmt: skip
+    emb7 = segmenter.embedding(0, 7)
+    assert calls == [4]  # slices 5..8 in one encoder call
+    for i in (5, 6, 8):
+        segmenter.embedding(0, i)
+    assert calls == [4]  # the neighbours were already there
+    torch.testing.assert_close(emb7, single, atol=1e-4, rtol=1e-4)
+    segmenter.embedding(0, 0)
+    assert calls == [4, 4]  # 0..3 (clipped at the volume's start)

@@ -22,6 +22,7 @@ from cryosam.config import Config
 from cryosam.errors import CryosamError
 from cryosam.models.base import SliceResult, take_slice
 from cryosam.models.loading import (
+    auto_batch_size,
     gpu_errors,
     half_dtype,
     load_pretrained,
@@ -66,6 +67,10 @@ class SamSegmenter:
         self.size = _input_size(self.model.config)
         self.cache: OrderedDict = OrderedDict()
         self.cache_slices = cache_slices
+        # slices embedded per encoder call: the neighbours that propagation visits next
+        # (1 on CPU, where batching gains nothing; from free memory on a GPU)
+        per_slice = 3 * self.size * self.size * 4 * 64  # input plus activations, generous
+        self.batch = 1 if self.device.type == "cpu" else auto_batch_size(self.device, per_slice)
         self.volume = None
         self.window = (0.0, 1.0)
         self.diameter_px = 10.0
@@ -89,21 +94,30 @@ class SamSegmenter:
         return None
 
     def embedding(self, axis: int, index: int):
-        """Image embedding of one slice (computed once, then cached)."""
+        """Image embedding of one slice (cached). A miss embeds a batch of the slices
+        around it in one encoder call, since propagation walks to the neighbours next."""
         key = (axis, index)
         if key in self.cache:
             self.cache.move_to_end(key)
             return self.cache[key]
-        img = take_slice(self._shown, axis, index)
+        n = self._shown.shape[axis]
+        if not 0 <= index < n:
+            raise IndexError(f"slice {index} outside 0..{n - 1} along axis {axis}")
+        half = self.batch // 2
+        lo = max(0, min(index - half, n - self.batch))
+        todo = [i for i in range(lo, min(n, lo + self.batch)) if (axis, i) not in self.cache]
         to_pixels = to_sam2_pixels if self.square else to_sam_pixels
-        pixels = to_pixels(img, self.size, self.window)
-        t = self.torch.from_numpy(pixels)[None].to(self.device, dtype=self.dtype)
+        pixels = np.stack([to_pixels(take_slice(self._shown, axis, i), self.size, self.window)
+                           for i in todo])  # fmt: skip
+        t = self.torch.from_numpy(pixels).to(self.device, dtype=self.dtype)
         with self.torch.inference_mode(), gpu_errors("SAM image encoder"):
             emb = self.model.get_image_embeddings(t)
-        self.cache[key] = emb
-        if len(self.cache) > self.cache_slices:
+        for k, i in enumerate(todo):
+            self.cache[(axis, i)] = _item(emb, k)
+        while len(self.cache) > self.cache_slices:
             self.cache.popitem(last=False)
-        return emb
+        self.cache.move_to_end(key)
+        return self.cache[key]
 
     def segment(self, axis, index, window, points_uv, labels, mask_logits=None) -> SliceResult:
         torch = self.torch
@@ -153,6 +167,14 @@ class SamSegmenter:
         if fits.any():
             return int(np.argmax(np.where(fits, ious, -np.inf)))
         return int(np.argmin(areas))
+
+
+def _item(emb, k: int):
+    """The ``k``-th slice of a batched embedding (a tensor, a tuple for SAM-HQ or a list of
+    levels for SAM 2), keeping its batch dimension."""
+    if isinstance(emb, (list, tuple)):
+        return type(emb)(_item(e, k) for e in emb)
+    return emb[k : k + 1]
 
 
 SQUARE_FAMILIES = ("sam2", "edgetam")
