@@ -90,3 +90,20 @@ def test_segment_and_pick_with_a_sam2_checkpoint(tiny_models, tmp_path, capsys):
     assert main(["pick", *common, "--out", str(tmp_path / "pick")]) == 0, capsys.readouterr().err
     run = json.loads((tmp_path / "pick" / "run.json").read_text())
     assert run["config"]["model"] == str(tiny_models / "sam2")
+
+
+def test_dinov3_checkpoint_works_as_encoder(tmp_path):
+    cfg = transformers.DINOv3ViTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                       intermediate_size=64, patch_size=16, image_size=64,
+                                       num_register_tokens=4)  # fmt: skip
+    torch.manual_seed(0)
+    transformers.DINOv3ViTModel(cfg).save_pretrained(tmp_path / "dinov3")
+    enc = DinoSliceEncoder(model=str(tmp_path / "dinov3"), device="cpu", channels_per_view=8)
+    assert type(enc.model).__name__ == "DINOv3ViTModel" and enc.patch == 16
+    vol = np.random.default_rng(0).normal(size=(24, 40, 48)).astype(np.float32)
+    vol[8:16, 16:24, 20:28] += 5.0
+    feats = enc.encode(vol, diameter_px=16.0)
+    s = feature_stride(16.0)
+    assert feats.shape == (24 // s, 40 // s, 48 // s) and feats.data.shape[0] == 24
+    inside, outside = feats.sample([(12, 20, 24)])[0], feats.sample([(2, 2, 2)])[0]
+    assert np.linalg.norm(inside - outside) > 1.0

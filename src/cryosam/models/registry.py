@@ -27,7 +27,7 @@ class ModelSpec:
     """One registered checkpoint."""
 
     name: str
-    family: str  # sam | sam-hq | sam2 | edgetam | dinov2 | dino
+    family: str  # sam | sam-hq | sam2 | edgetam | dinov2 | dinov3 | dino
     hub_id: str
     revision: str = "main"
     params_m: float = 0.0
@@ -65,6 +65,10 @@ REGISTRY: dict[str, ModelSpec] = {
         _spec("dinov2-vit-l14-reg", "dinov2", "facebook/dinov2-with-registers-large", 304, 518),
         _spec("dinov2-vit-g14-reg", "dinov2", "facebook/dinov2-with-registers-giant", 1136, 518),
         _spec("dino-vit-b16", "dino", "facebook/dino-vitb16", 86, 224),
+        # DINOv3 (gated on the hub: accept its licence there first); RoPE, any input size
+        _spec("dinov3-vits16", "dinov3", "facebook/dinov3-vits16-pretrain-lvd1689m", 22, 512),
+        _spec("dinov3-vitb16", "dinov3", "facebook/dinov3-vitb16-pretrain-lvd1689m", 86, 512),
+        _spec("dinov3-vitl16", "dinov3", "facebook/dinov3-vitl16-pretrain-lvd1689m", 300, 512),
     ]
 }
 
