@@ -72,15 +72,31 @@ def load_time(model, cls) -> float:
         return time.perf_counter() - t0
 
 
+DINO3_SIZES = {
+    "dinov3-vits16": dict(hidden_size=384, num_hidden_layers=12, num_attention_heads=6,
+                          intermediate_size=1536),
+    "dinov3-vitb16": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                          intermediate_size=3072),
+    "dinov3-vitl16": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
+                          intermediate_size=4096),
+}  # fmt: skip
+
+
 def time_dino(name: str, device: str, repeats: int, size: int = 518) -> dict:
     import torch
-    from transformers import Dinov2Config, Dinov2Model
+    from transformers import Dinov2Config, Dinov2Model, DINOv3ViTConfig, DINOv3ViTModel
 
     from cryosam.models.loading import half_dtype
 
-    cfg = Dinov2Config(**DINO_SIZES[name], patch_size=14, image_size=518)
-    model = Dinov2Model(cfg).eval()
-    load = load_time(model, Dinov2Model)
+    if name in DINO3_SIZES:
+        size = 512
+        cls = DINOv3ViTModel
+        cfg = DINOv3ViTConfig(**DINO3_SIZES[name], patch_size=16, num_register_tokens=4)
+    else:
+        cls = Dinov2Model
+        cfg = Dinov2Config(**DINO_SIZES[name], patch_size=14, image_size=518)
+    model = cls(cfg).eval()
+    load = load_time(model, cls)
     dev = torch.device(device)
     dtype = half_dtype(dev)
     model = model.to(dev, dtype=dtype)
@@ -158,10 +174,10 @@ def main(argv=None) -> int:
     for name in args.models.split(","):
         if name in SAM_SIZES or name in SAM2_SIZES:
             rows.append(time_sam(name, args.device, args.repeats))
-        elif name in DINO_SIZES:
+        elif name in DINO_SIZES or name in DINO3_SIZES:
             rows.append(time_dino(name, args.device, args.repeats))
         else:
-            known = ", ".join([*SAM_SIZES, *SAM2_SIZES, *DINO_SIZES])
+            known = ", ".join([*SAM_SIZES, *SAM2_SIZES, *DINO_SIZES, *DINO3_SIZES])
             raise SystemExit(f"unknown model {name}; known: {known}")
         print(format_table(rows[-1:], list(rows[-1])), flush=True)
     print()
