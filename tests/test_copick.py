@@ -97,8 +97,8 @@ def test_copick_cli_plugin_forwards_to_cryosam(project):
     from cryosam.copick_plugin import cryosam_command
 
     path, _ = project
-    result = CliRunner().invoke(cryosam_command, [str(path), "-p", "ribosome:alice", "-d", "290",
-                                                  "--session-id", "7"])  # fmt: skip
+    args = [str(path), "-p", "ribosome:alice", "-d", "290", "--session-id", "7", "--workers", "2"]
+    result = CliRunner().invoke(cryosam_command, args)  # runs on a local dask cluster
     assert result.exit_code == 0, result.output
     picks, _ = _read(path, "TS_02", session="7")
     assert len(picks) == 1 and len(picks[0].numpy()[0]) > 5

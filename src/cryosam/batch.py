@@ -300,7 +300,7 @@ def _job_bytes(job: Job) -> int:
     return estimate_run_bytes(shape)
 
 
-class _Runner:
+class Runner:
     """Runs jobs in this process (``workers=0``) or on a dask.distributed cluster."""
 
     def __init__(self, scheduler: str | None, workers: int, threads: int):
@@ -334,22 +334,23 @@ class _Runner:
         except OSError as exc:
             raise CryosamError(f"cannot reach the dask scheduler {scheduler}: {exc}") from exc
 
-    def map(self, calls):
-        """Yield each call's result as it finishes; ``calls`` are ``(fn, args)`` pairs."""
+    def map(self, calls, on_crash=None):
+        """Yield each call's result as it finishes; ``calls`` are ``(fn, args)`` pairs.
+        A call whose worker died is answered by ``on_crash(args, message)``."""
         if self.client is None:
             for fn, args in calls:
                 yield fn(*args)
             return
         from dask.distributed import as_completed
 
+        crash = on_crash or (lambda args, msg: _row(args[0], "failed", 0.0, message=msg))
         futures = {self.client.submit(fn, *args, pure=False): args for fn, args in calls}
         for fut in as_completed(futures):
             try:
                 yield fut.result()
             except Exception as exc:  # the worker died (killed, out of memory)
-                job = futures[fut][0]
-                yield _row(job, "failed", 0.0, message=f"the worker running it died ({exc}); "
-                           "if it ran out of memory, use fewer --workers")  # fmt: skip
+                yield crash(futures[fut], f"the worker running it died ({exc}); if it ran "
+                            "out of memory, use fewer --workers")  # fmt: skip
 
     def close(self):
         if self.client is not None:
@@ -400,7 +401,7 @@ def run_batch(
         ]
         write_summary(out / SUMMARY, done, all_classes)
 
-    runner = _Runner(scheduler, workers, threads)
+    runner = Runner(scheduler, workers, threads)
     try:
         complete = [j for j in jobs if j.classes and set(j.classes) >= set(all_classes)]
         partial = [j for j in jobs if j.classes and j not in complete]

@@ -27,6 +27,15 @@ def copick_command(
     user_id: str = typer.Option("cryosam", "--user-id", help="User id of what is written."),
     session_id: str = typer.Option("0", "--session-id", help="Session id of what is written."),
     invert: str = INVERT_OPT,
+    workers: int = typer.Option(
+        0,
+        "--workers",
+        "-j",
+        help="Local dask workers, one run each at a time (0: all runs in this process).",
+    ),  # fmt: skip
+    scheduler: str | None = typer.Option(
+        None, "--scheduler", help="Address of a running dask scheduler instead."
+    ),
     set_: list[str] = SET_OPT,
     overwrite: bool = OVERWRITE_OPT,
 ) -> None:
@@ -38,49 +47,71 @@ def copick_command(
     segmentation 'cryosam' whose values are the objects' copick labels.
     Needs `pip install 'cryosam[copick]'`.
     """
+    from cryosam.batch import Runner
     from cryosam.cli_common import parse_diameters, progress_bar
     from cryosam.config import Config
     from cryosam.copick_io import (
-        load_runs,
+        CopickSettings,
+        copick_job,
+        list_runs,
         open_project,
         parse_prompt_source,
         refuse_existing,
-        write_results,
     )
     from cryosam.errors import CryosamError
-    from cryosam.pipeline import ClassQuery, pick_particles, prompt_queries
+    from cryosam.pipeline import ClassQuery
 
     method = Config(invert=invert).with_overrides(set_)
     if not prompt_object:
         raise CryosamError("--prompt-object OBJECT[:USER[:SESSION]] is required")
+    if workers < 0:
+        raise CryosamError("--workers must be 0 (this process) or more")
     sources = [parse_prompt_source(s) for s in prompt_object]
     classes = list(dict.fromkeys(s[0] for s in sources))
     diam = parse_diameters(diameter, classes, voxel_spacing)
     root = open_project(config)
-    items = load_runs(root, voxel_spacing, tomo_type, sources, run, (user_id, session_id))
+    items = list_runs(root, voxel_spacing, tomo_type, sources, run, (user_id, session_id))
     if not overwrite:
-        refuse_existing(items, user_id, session_id, classes)
+        refuse_existing(root, items, user_id, session_id, classes)
     prompted = [i for i in items if i.prompts]
     if not prompted:
         raise CryosamError(
             f"no run has picks of {', '.join(prompt_object)}; check the object, user and session"
         )
+    st = CopickSettings(str(config), voxel_spacing, tomo_type, diam, method, user_id, session_id,
+                        overwrite)  # fmt: skip
+
+    def crashed(args, message):
+        return {"run": args[0].name, "status": "failed", "picks": {}, "seconds": 0.0,
+                "message": message}  # fmt: skip
+
+    runner = Runner(scheduler, workers, 1)
     bar = progress_bar(len(items) + len(prompted), "runs")
-    found: dict[str, list] = {c: [] for c in classes}
-    for item in prompted:
-        own = {p.class_name for p in item.prompts}
-        qs = prompt_queries(item.volume, item.prompts, {c: diam[c] for c in own}, method)
-        for c, q in qs.items():
-            found[c].append(q)
-        bar.update(1)
-    pooled = {c: ClassQuery.pool(qs) for c, qs in found.items() if qs}
-    for item in items:
-        out = pick_particles(item.volume, item.prompts, diam, method,
-                             queries={c: q for c, q in pooled.items()})  # fmt: skip
-        write_results(item, out.picks, out.semantic, out.class_ids, user_id, session_id,
-                      overwrite)  # fmt: skip
-        counts = ", ".join(f"{r.name} {r.n_accepted}" for r in out.reports)
-        bar.write(f"{item.name}: {counts} ({len(item.prompts)} prompts)")
-        bar.update(1)
-    bar.close()
-    typer.echo(f"{len(items)} runs picked; written as {user_id}/{session_id} into {config}")
+    rows = []
+    try:
+        found: dict[str, list] = {c: [] for c in classes}
+        for row in runner.map([(copick_job, (i, st, {}, True)) for i in prompted], crashed):
+            for c, q in row.get("queries", {}).items():
+                found[c].append(ClassQuery.from_dict(q))
+            if row["status"] == "failed":
+                bar.write(f"{row['run']}: failed: {row['message']}")
+            bar.update(1)
+        pooled = {c: ClassQuery.pool(qs).to_dict() for c, qs in found.items() if qs}
+        if not pooled:
+            raise CryosamError("no prompted run could be read; see the messages above")
+        for row in runner.map([(copick_job, (i, st, pooled, False)) for i in items], crashed):
+            rows.append(row)
+            counts = ", ".join(f"{c} {n}" for c, n in row["picks"].items())
+            line = f"{row['run']}: {row['status']}" + (f" ({counts})" if counts else "")
+            bar.write(line + (f": {row['message']}" if row["message"] else ""))
+            bar.update(1)
+    finally:
+        bar.close()
+        runner.close()
+    failed = [r for r in rows if r["status"] == "failed"]
+    typer.echo(f"{len(rows) - len(failed)} of {len(items)} runs picked; written as "
+               f"{user_id}/{session_id} into {config}")  # fmt: skip
+    if failed:
+        raise CryosamError(
+            f"{len(failed)} run(s) failed (first: {failed[0]['run']}: {failed[0]['message']})"
+        )

@@ -54,18 +54,16 @@ def parse_prompt_source(text: str) -> tuple[str, str | None, str | None]:
 
 @dataclass
 class CopickRun:
-    """One run's tomogram (z, y, x), voxel size and the prompts found in it."""
+    """One run to pick: its name and the prompts found in it (voxels). The tomogram is read
+    by the job that picks it, so a project of hundreds of runs is never all in memory."""
 
     name: str
-    run: object
-    volume: np.ndarray
-    voxel_size: float
     prompts: list[Prompt] = field(default_factory=list)
 
 
-def load_runs(root, voxel_size: float, tomo_type: str, sources, run_names=None, exclude=None):
-    """Every run (or ``run_names``) with a ``tomo_type`` tomogram at ``voxel_size``, with
-    the prompts of ``sources`` (``[(object, user, session), ...]``) in voxels. Picks of the
+def list_runs(root, voxel_size: float, tomo_type: str, sources, run_names=None, exclude=None):
+    """Every run (or ``run_names``) with a ``tomo_type`` tomogram at ``voxel_size``, with the
+    prompts of ``sources`` (``[(object, user, session), ...]``) in voxels. Picks of the
     ``exclude`` (user, session), cryosam's own earlier output, are never prompts."""
     wanted = set(run_names or [])
     runs = [r for r in root.runs if not wanted or r.name in wanted]
@@ -75,11 +73,9 @@ def load_runs(root, voxel_size: float, tomo_type: str, sources, run_names=None, 
     out = []
     for run in runs:
         spacing = run.get_voxel_spacing(voxel_size)
-        tomos = [] if spacing is None else spacing.get_tomograms(tomo_type)
-        if not tomos:
+        if spacing is None or not spacing.get_tomograms(tomo_type):
             continue
-        data = np.asarray(tomos[0].numpy(), dtype=np.float32)
-        item = CopickRun(run.name, run, data, float(voxel_size))
+        item = CopickRun(run.name)
         for obj, user, session in sources:
             for picks in run.get_picks(object_name=obj, user_id=user, session_id=session):
                 if exclude and (picks.user_id, picks.session_id) == tuple(exclude):
@@ -97,9 +93,55 @@ def load_runs(root, voxel_size: float, tomo_type: str, sources, run_names=None, 
     return out
 
 
-def write_results(item: CopickRun, picks, semantic, class_ids, user_id, session_id, overwrite):
+@dataclass
+class CopickSettings:
+    """What every copick job needs (picklable, for dask workers)."""
+
+    config_path: str
+    voxel_size: float
+    tomo_type: str
+    diameters_px: dict
+    method: object  # cryosam.config.Config
+    user_id: str
+    session_id: str
+    overwrite: bool
+
+
+def copick_job(item: CopickRun, st: CopickSettings, queries: dict, query_only: bool) -> dict:
+    """Read one run's tomogram; compute its queries, or pick it and write the results back.
+    Never raises: a failure comes back as a row with status ``failed``."""
+    import time
+
+    from cryosam.pipeline import ClassQuery, pick_particles, prompt_queries
+
+    t0 = time.perf_counter()
+    row = {"run": item.name, "status": "failed", "picks": {}, "seconds": 0.0, "message": ""}
+    try:
+        run = open_project(st.config_path).get_run(item.name)
+        tomo = run.get_voxel_spacing(st.voxel_size).get_tomograms(st.tomo_type)[0]
+        volume = np.asarray(tomo.numpy(), dtype=np.float32)
+        own = {p.class_name for p in item.prompts if not p.negative}
+        if query_only:
+            qs = prompt_queries(volume, item.prompts, {c: st.diameters_px[c] for c in own},
+                                st.method)  # fmt: skip
+            row.update(status="queried", queries={c: q.to_dict() for c, q in qs.items()})
+        else:
+            ext = {c: ClassQuery.from_dict(q) for c, q in queries.items()}
+            out = pick_particles(volume, item.prompts, st.diameters_px, st.method, queries=ext)
+            write_results(run, st.voxel_size, out.picks, out.semantic, out.class_ids,
+                          st.user_id, st.session_id, st.overwrite)  # fmt: skip
+            row.update(status="done", picks={r.name: r.n_accepted for r in out.reports})
+    except CryosamError as exc:
+        row["message"] = str(exc)
+    except Exception as exc:  # a bug or a copick error: report it, keep the others going
+        row["message"] = f"{type(exc).__name__}: {exc}"
+    row["seconds"] = round(time.perf_counter() - t0, 1)
+    return row
+
+
+def write_results(run, voxel_size, picks, semantic, class_ids, user_id, session_id, overwrite):
     """Picks per object and one multilabel segmentation (copick labels) into the run."""
-    root = item.run.root
+    root = run.root
     labels = {o.name: o.label for o in root.config.pickable_objects}
     unknown = sorted(set(class_ids) - set(labels))
     if unknown:
@@ -111,24 +153,25 @@ def write_results(item: CopickRun, picks, semantic, class_ids, user_id, session_
         sel = picks.of_class(cls) if picks is not None else None
         if sel is None or len(sel) == 0:
             continue
-        zyx = sel.zyx * item.voxel_size
-        obj = item.run.new_picks(cls, session_id=session_id, user_id=user_id, exist_ok=overwrite)
+        zyx = sel.zyx * voxel_size
+        obj = run.new_picks(cls, session_id=session_id, user_id=user_id, exist_ok=overwrite)
         scores = np.nan_to_num(np.asarray(sel.score, dtype=np.float64), nan=1.0)
         obj.from_numpy(zyx[:, ::-1].copy(), scores=scores)
     lut = np.zeros(max(class_ids.values()) + 1, dtype=np.uint8)
     for cls, i in class_ids.items():
         lut[i] = labels[cls]
-    seg = item.run.new_segmentation(item.voxel_size, "cryosam", session_id=session_id,
+    seg = run.new_segmentation(voxel_size, "cryosam", session_id=session_id,
                                     is_multilabel=True, user_id=user_id,
                                     exist_ok=overwrite)  # fmt: skip
     seg.from_numpy(lut[semantic])
 
 
-def refuse_existing(items, user_id, session_id, objects) -> None:
+def refuse_existing(root, items, user_id, session_id, objects) -> None:
     """Nothing is replaced without --overwrite: say which run already has our results."""
     for item in items:
+        run = root.get_run(item.name)
         for obj in objects:
-            if item.run.get_picks(object_name=obj, user_id=user_id, session_id=session_id):
+            if run.get_picks(object_name=obj, user_id=user_id, session_id=session_id):
                 raise CryosamError(
                     f"run {item.name} already has {obj} picks by {user_id}/{session_id}; pass "
                     "--overwrite or another --session-id"
