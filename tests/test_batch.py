@@ -70,6 +70,9 @@ def test_collect_inputs_folders_globs_lists(tmp_path, blob_volume):
         collect_inputs([str(tmp_path / "missing.mrc")])
     with pytest.raises(CryosamError, match="matches no file"):
         collect_inputs([str(tmp_path / "*.st")])
+    (tmp_path / "config.json").write_text('{"pickable_objects": []}')
+    with pytest.raises(CryosamError, match="cryosam copick"):
+        collect_inputs([str(tmp_path / "config.json")])
 
 
 def test_prompt_rows_go_to_their_tomogram(tmp_path, blob_volume):

@@ -73,6 +73,11 @@ def collect_inputs(items: list[str]) -> list[Path]:
             if not entries:
                 raise CryosamError(f"{path}: the list file names no tomogram")
             found += [e if e.is_absolute() else path.parent / e for e in entries]
+        elif path.suffix.lower() == ".json" and path.is_file():
+            raise CryosamError(
+                f"{path} looks like a copick project: pick it with 'cryosam copick {path} "
+                "--prompt-object OBJECT[:USER] --diameter Å' (same --workers/--scheduler)"
+            )
         elif path.exists():
             found.append(path)
         else:
