@@ -117,3 +117,28 @@ def test_a_class_with_no_mask_at_all_is_an_error(sim):
     prompts = [Prompt((30.0, 60.0, 60.0), "ribosome")]
     with pytest.raises(CryosamError, match="no prompt of class ribosome"):
         segment_prompts(sim.tomogram, prompts, {"ribosome": 29.0}, segmenter=NothingSegmenter())
+
+
+def test_lazy_views_equal_whole_volume_filters():
+    """The prepared view, the slab-wise denoising and the slab-wise binning give the same
+    numbers as standardising, filtering and binning the whole volume at once."""
+    from scipy import ndimage
+
+    from cryosam.features import bin_volume
+    from cryosam.models.classical import SmoothedVolume
+    from cryosam.preprocess import PreparedVolume, standardise
+
+    rng = np.random.default_rng(4)
+    raw = rng.normal(3.0, 2.0, size=(45, 23, 31)).astype(np.float32)
+    prepared = PreparedVolume(raw, invert=True)
+    full = standardise(raw, True)
+    np.testing.assert_array_equal(np.asarray(prepared), full)
+    np.testing.assert_array_equal(prepared[5:9, 2, :], full[5:9, 2, :])
+    smooth = SmoothedVolume(prepared, 1.7, slab_voxels=8 * 23 * 31, keep=2)
+    assert smooth.thick == 8
+    ref = ndimage.gaussian_filter(full, 1.7)
+    for key in [(slice(0, 45),), (slice(6, 30), slice(3, 9), 4), (17,), (slice(40, 45), 0)]:
+        np.testing.assert_allclose(smooth[key], ref[key], rtol=0, atol=1e-6)
+    assert len(smooth.slabs) <= 2
+    np.testing.assert_allclose(bin_volume(prepared, 3, slab_voxels=2 * 3 * 21 * 30),
+                               bin_volume(full, 3), rtol=0, atol=1e-6)  # fmt: skip

@@ -88,16 +88,24 @@ class FeatureVolume:
         return (feats * w).sum(axis=1) / w.sum()
 
 
-def bin_volume(volume: np.ndarray, stride: int) -> np.ndarray:
-    """Mean of ``stride``^3 blocks (the edge remainder is dropped)."""
-    v = np.asarray(volume, dtype=np.float32)
+def bin_volume(volume, stride: int, slab_voxels: float = 32e6) -> np.ndarray:
+    """Mean of ``stride``^3 blocks (the edge remainder is dropped), read in z-slabs of
+    about ``slab_voxels`` so a lazy or memory-mapped volume is never copied whole."""
     if stride == 1:
-        return v
-    shape = tuple(s // stride for s in v.shape)
+        return np.asarray(volume, dtype=np.float32)
+    shape = tuple(int(s) // stride for s in volume.shape)
     if min(shape) < 1:
         raise CryosamError("the volume is smaller than one feature cell; use a smaller diameter")
-    v = v[: shape[0] * stride, : shape[1] * stride, : shape[2] * stride]
-    return v.reshape(shape[0], stride, shape[1], stride, shape[2], stride).mean(axis=(1, 3, 5))
+    ny, nx = shape[1] * stride, shape[2] * stride
+    cells = max(1, int(slab_voxels // (stride * ny * nx)))  # binned z-planes per slab
+    out = np.empty(shape, dtype=np.float32)
+    for z0 in range(0, shape[0], cells):
+        z1 = min(shape[0], z0 + cells)
+        v = np.asarray(volume[z0 * stride : z1 * stride, :ny, :nx], dtype=np.float32)
+        out[z0:z1] = v.reshape(z1 - z0, stride, shape[1], stride, shape[2], stride).mean(
+            axis=(1, 3, 5)
+        )
+    return out
 
 
 def feature_stride(diameter_px: float) -> int:

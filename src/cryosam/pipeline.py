@@ -416,7 +416,9 @@ def pick_particles(
     ]
     with timer.stage("segment_matches"):
         for rep in reports:
-            mine = [i for i in kept if cand_rows[i][2] == rep.name]
+            # in z order: the segmenter denoises lazily in z-slabs and keeps the last few
+            mine = sorted((i for i in kept if cand_rows[i][2] == rep.name),
+                          key=lambda i: cand_rows[i][0][0])  # fmt: skip
             if mine:
                 # the user's size, as for the prompts: the denoised volume is reused
                 segmenter.set_volume(prepared, diameters_px[rep.name])

@@ -1,7 +1,9 @@
 """The weight-free segmenter: denoising plus seeded, size-bounded region growing.
 
-Works on any laptop with no model. The volume is denoised once in 3D (Gaussian,
-sigma a fraction of the diameter). For each instance a threshold is set halfway
+Works on any laptop with no model. The volume is denoised in 3D (Gaussian, sigma a
+fraction of the diameter), lazily in z-slabs kept in a small cache
+(:class:`SmoothedVolume`), so memory does not grow with the tomogram. For each
+instance a threshold is set halfway
 between the particle's interior (upper quartile in a ball around the prompt) and
 the local background (median of a shell one to one and a half diameters out). On a
 slice, the foreground components near the prompt point, or overlapping the grown
@@ -17,7 +19,7 @@ import numpy as np
 from scipy import ndimage
 
 from cryosam.config import Config
-from cryosam.models.base import SliceResult, take_slice
+from cryosam.models.base import SliceResult
 
 
 def _disk(r: float) -> np.ndarray:
@@ -45,6 +47,68 @@ def signed_distance(mask: np.ndarray) -> np.ndarray:
     return (inside - outside).astype(np.float32)
 
 
+class SmoothedVolume:
+    """A 3D Gaussian-smoothed view of a volume, computed in z-slabs on demand.
+
+    Each slab is filtered with a halo of the kernel's radius, so every value equals that
+    of ``ndimage.gaussian_filter`` on the whole volume; the last few slabs are kept
+    (least recently used first out), which suits requests that move slowly in z (callers
+    visit particles in z order). Memory: ``keep`` slabs of about ``slab_voxels``."""
+
+    def __init__(self, volume, sigma: float, slab_voxels: float = 16e6, keep: int = 4):
+        self.volume, self.sigma = volume, float(sigma)
+        self.shape = tuple(int(s) for s in volume.shape)
+        self.radius = int(4.0 * self.sigma + 0.5) if self.sigma > 0.3 else 0
+        plane = self.shape[1] * self.shape[2]
+        self.thick = int(np.clip(slab_voxels // max(plane, 1), 8, max(8, self.shape[0])))
+        self.keep = keep
+        self.slabs: dict[int, np.ndarray] = {}
+        self._stats: tuple[float, float] | None = None
+
+    def _slab(self, k: int) -> np.ndarray:
+        if k in self.slabs:
+            self.slabs[k] = self.slabs.pop(k)  # most recently used last
+            return self.slabs[k]
+        z0, z1 = k * self.thick, min(self.shape[0], (k + 1) * self.thick)
+        a, b = max(0, z0 - self.radius), min(self.shape[0], z1 + self.radius)
+        block = np.asarray(self.volume[a:b], dtype=np.float32)
+        if self.radius:
+            block = ndimage.gaussian_filter(block, self.sigma)
+        self.slabs[k] = np.ascontiguousarray(block[z0 - a : z1 - a])
+        while len(self.slabs) > self.keep:
+            self.slabs.pop(next(iter(self.slabs)))
+        return self.slabs[k]
+
+    def __getitem__(self, key) -> np.ndarray:
+        key = key if isinstance(key, tuple) else (key,)
+        key = key + (slice(None),) * (3 - len(key))
+        zk = key[0]
+        if isinstance(zk, (int, np.integer)):
+            z = int(zk) + (self.shape[0] if zk < 0 else 0)
+            return self._slab(z // self.thick)[(z % self.thick,) + key[1:]]
+        z0, z1, step = zk.indices(self.shape[0])
+        if step != 1:
+            raise ValueError("SmoothedVolume supports z-slices with step 1")
+        parts = []
+        for k in range(z0 // self.thick, (max(z1, z0 + 1) - 1) // self.thick + 1):
+            lo, hi = max(z0, k * self.thick), min(z1, (k + 1) * self.thick)
+            if hi > lo:
+                parts.append(self._slab(k)[(slice(lo - k * self.thick, hi - k * self.thick),)
+                                           + key[1:]])  # fmt: skip
+        if not parts:  # an empty z range
+            return np.zeros((0,) + self._slab(0)[(0,) + key[1:]].shape, np.float32)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
+
+    def stats(self) -> tuple[float, float]:
+        """Median and standard deviation, from a central block (for fallbacks)."""
+        if self._stats is None:
+            c = [s // 2 for s in self.shape]
+            box = tuple(slice(max(0, x - 48), x + 48) for x in c)
+            block = self[box]
+            self._stats = (float(np.median(block)), float(block.std()))
+        return self._stats
+
+
 class ClassicalSegmenter:
     """Seeded, size-bounded region growing on a denoised volume (no weights)."""
 
@@ -68,8 +132,7 @@ class ClassicalSegmenter:
         sigma = round(self.config.smoothing_factor * self.diameter_px, 1)
         if self._source is volume and self._sigma == sigma:  # same data, same denoising
             return
-        vol = np.asarray(volume, dtype=np.float32)
-        self.smooth = ndimage.gaussian_filter(vol, sigma) if sigma > 0.3 else vol
+        self.smooth = SmoothedVolume(volume, sigma)
         self._source, self._sigma = volume, sigma
 
     def begin_instance(self, point_zyx: np.ndarray) -> None:
@@ -78,14 +141,16 @@ class ClassicalSegmenter:
         inner = _ball_values(self.smooth, c, 0.0, max(1.5, 0.25 * d))
         shell = _ball_values(self.smooth, c, 1.0 * d, 1.5 * d)
         interior = float(np.percentile(inner, self.config.interior_percentile))
-        background = float(np.median(shell)) if shell.size else float(np.median(self.smooth))
+        background = float(np.median(shell)) if shell.size else self.smooth.stats()[0]
         if interior <= background:  # nothing brighter than its surroundings here
-            background = interior - float(self.smooth.std())
+            background = interior - self.smooth.stats()[1]
         self.scale = interior - background
         self.level = background + self.config.level * self.scale
 
     def segment(self, axis, index, window, points_uv, labels, mask_logits=None) -> SliceResult:
-        img = take_slice(self.smooth, axis, index)[window]
+        key = [window[0], window[1]]
+        key.insert(axis, index)
+        img = self.smooth[tuple(key)]
         d = self.diameter_px
         cfg = self.config
         fg = img > self.level
