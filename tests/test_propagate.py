@@ -142,3 +142,15 @@ def test_lazy_views_equal_whole_volume_filters():
     assert len(smooth.slabs) <= 2
     np.testing.assert_allclose(bin_volume(prepared, 3, slab_voxels=2 * 3 * 21 * 30),
                                bin_volume(full, 3), rtol=0, atol=1e-6)  # fmt: skip
+
+
+def test_smoothed_slabs_cover_a_particle_neighbourhood():
+    from cryosam.models.classical import SmoothedVolume
+
+    vol = np.zeros((200, 20, 20), np.float32)
+    s = SmoothedVolume(vol, 2.0, slab_voxels=8 * 400, keep=2, span=90)
+    assert s.thick == 8 and s.keep >= 90 / 8 + 1
+    s[10:100]
+    first = {k: id(v) for k, v in s.slabs.items()}
+    s[12:98]  # the same neighbourhood again: nothing recomputed, nothing evicted
+    assert len(first) == 12 and {k: id(v) for k, v in s.slabs.items()} == first

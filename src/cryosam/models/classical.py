@@ -53,15 +53,18 @@ class SmoothedVolume:
     Each slab is filtered with a halo of the kernel's radius, so every value equals that
     of ``ndimage.gaussian_filter`` on the whole volume; the last few slabs are kept
     (least recently used first out), which suits requests that move slowly in z (callers
-    visit particles in z order). Memory: ``keep`` slabs of about ``slab_voxels``."""
+    visit particles in z order). Memory: ``keep`` slabs of about ``slab_voxels``, at least
+    enough to hold ``span`` planes (one particle's neighbourhood)."""
 
-    def __init__(self, volume, sigma: float, slab_voxels: float = 16e6, keep: int = 4):
+    def __init__(self, volume, sigma: float, slab_voxels: float = 16e6, keep: int = 4,
+                 span: float = 0.0):  # fmt: skip
         self.volume, self.sigma = volume, float(sigma)
         self.shape = tuple(int(s) for s in volume.shape)
         self.radius = int(4.0 * self.sigma + 0.5) if self.sigma > 0.3 else 0
         plane = self.shape[1] * self.shape[2]
         self.thick = int(np.clip(slab_voxels // max(plane, 1), 8, max(8, self.shape[0])))
-        self.keep = keep
+        # enough slabs for one particle's whole neighbourhood (``span`` planes) plus one
+        self.keep = max(keep, int(np.ceil(span / self.thick)) + 2)
         self.slabs: dict[int, np.ndarray] = {}
         self._stats: tuple[float, float] | None = None
 
@@ -132,7 +135,8 @@ class ClassicalSegmenter:
         sigma = round(self.config.smoothing_factor * self.diameter_px, 1)
         if self._source is volume and self._sigma == sigma:  # same data, same denoising
             return
-        self.smooth = SmoothedVolume(volume, sigma)
+        # a particle's requests reach 1.5 diameters either side of its prompt
+        self.smooth = SmoothedVolume(volume, sigma, span=3 * self.diameter_px + 3)
         self._source, self._sigma = volume, sigma
 
     def begin_instance(self, point_zyx: np.ndarray) -> None:
