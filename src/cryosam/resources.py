@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 
-BYTES_PER_VOXEL_RUN = 27
-"""Upper end of the measured peak of ``cryosam pick`` (classical backends,
-benchmarks/full_size_pick.py): 0.73-0.87 GB for 200 x 400 x 400 voxels (23-27 B/voxel) and 5.0 GB
-for 300 x 1000 x 1000 (17 B/voxel): the standardised float32 copy, the segmenter's denoised
-float32 copy, filter temporaries, label maps and features."""
+BYTES_PER_VOXEL_RUN = 16
+"""Upper end of the measured peak of ``cryosam pick`` with the weight-free backends
+(benchmarks/full_size_pick.py): 4.2 GB for 300 x 1000 x 1000 voxels (14 B/voxel, of which
+4 are the memory-mapped input's pages), after the prepared volume became a lazy view and
+denoising moved to z-slabs (it was 17-27 B/voxel with full-resolution copies)."""
+FIXED_RUN_BYTES = 600 * 2**20
+"""Python, the libraries and small buffers: what a run needs whatever the volume."""
 
 
 def estimate_run_bytes(shape_zyx, input_is_mapped_float32: bool = True) -> int:
     """Rough peak memory of a pick run on a volume of ``shape_zyx`` voxels."""
     n = int(np.prod([int(s) for s in shape_zyx]))
     extra = 0 if input_is_mapped_float32 else 4
-    return n * (BYTES_PER_VOXEL_RUN + extra)
+    return FIXED_RUN_BYTES + n * (BYTES_PER_VOXEL_RUN + extra)
 
 
 def available_bytes() -> int | None:
