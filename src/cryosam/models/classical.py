@@ -9,8 +9,8 @@ the local background (median of a shell one to one and a half diameters out). On
 slice, the foreground components near the prompt point, or overlapping the grown
 mask of the previous slice, form the particle; a closing and hole filling seal the
 lumen of hollow particles, so a prompt inside a barrel segments the barrel. The
-logits are a signed distance to the mask edge, so the most confident point is the
-mask's deepest point.
+logits are the distance to the mask edge inside (negative outside), so the most
+confident point is the mask's deepest point.
 """
 
 from __future__ import annotations
@@ -36,15 +36,6 @@ def _ball_values(vol: np.ndarray, c: np.ndarray, r_in: float, r_out: float) -> n
     grids = np.ogrid[tuple(slice(a - ci, b - ci) for a, b, ci in zip(lo, hi, c))]
     r = np.sqrt(sum(g.astype(np.float32) ** 2 for g in grids))
     return block[(r >= r_in) & (r <= r_out)]
-
-
-def signed_distance(mask: np.ndarray) -> np.ndarray:
-    """> 0 inside (distance to the edge), < 0 outside; float32."""
-    if not mask.any():
-        return np.full(mask.shape, -1.0, np.float32)
-    inside = ndimage.distance_transform_edt(mask)
-    outside = ndimage.distance_transform_edt(~mask)
-    return (inside - outside).astype(np.float32)
 
 
 class SmoothedVolume:
@@ -168,13 +159,12 @@ class ClassicalSegmenter:
         comps, n = ndimage.label(fg)
         if n == 0:
             return self._empty(img.shape)
-        seeds = np.zeros(img.shape, dtype=bool)
-        for u, v in np.round(pos).astype(int):
-            if 0 <= u < img.shape[0] and 0 <= v < img.shape[1]:
-                seeds[u, v] = True
         near = np.zeros(img.shape, dtype=bool)
-        if seeds.any():
-            near |= ndimage.distance_transform_edt(~seeds) <= max(1.5, cfg.seed_radius_factor * d)
+        radius2 = max(1.5, cfg.seed_radius_factor * d) ** 2
+        uu, vv = np.ogrid[: img.shape[0], : img.shape[1]]
+        for u, v in np.round(pos).astype(int):  # pixels within the seed radius of a point
+            if 0 <= u < img.shape[0] and 0 <= v < img.shape[1]:
+                near |= (uu - u) ** 2 + (vv - v) ** 2 <= radius2
         if prev is not None:
             near |= prev
         keep = np.unique(comps[near & fg])
@@ -197,7 +187,10 @@ class ClassicalSegmenter:
         if not mask.any():
             return self._empty(img.shape)
         contrast = float(img[mask].mean() - self.level) / (self.scale + 1e-12)
-        return SliceResult(mask, signed_distance(mask), float(np.clip(contrast * 2, 0, 1)))
+        # inside: distance to the edge (the deepest point prompts the next slice); outside
+        # the value only has to be negative, so the second distance transform is skipped
+        logits = np.where(mask, ndimage.distance_transform_edt(mask), -1.0).astype(np.float32)
+        return SliceResult(mask, logits, float(np.clip(contrast * 2, 0, 1)))
 
     def refine(self, mask: np.ndarray, offset: np.ndarray) -> np.ndarray:
         """Grow a propagated 3D mask by up to ``grow_factor`` diameters into voxels above
