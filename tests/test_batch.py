@@ -186,3 +186,36 @@ def test_interrupted_batch_keeps_finished_tomograms_and_resumes(tomos, tmp_path)
     for n in ("t1", "t2", "t3"):
         want = "skipped" if n in finished else "done"
         assert summary.loc[f"{n}.mrc", "status"] == want
+
+
+def test_two_rounds_pick_prompted_first_then_search_the_rest_with_pooled_queries():
+    from cryosam.batch import Runner, pick_in_two_rounds
+
+    items = {"a": ["ribo", "ball"], "b": ["ribo"], "c": [], "d": ["ball"]}
+    calls = []
+    q = ClassQuery(np.ones(2, np.float32), 10.0, 100.0, 1, True, "classical").to_dict()
+
+    def work(name, queries, query_only):
+        calls.append((name, sorted(queries), query_only))
+        if name == "d":
+            return {"name": name, "status": "failed"}
+        status = "queried" if query_only else "done"
+        return {"name": name, "status": status, "queries": {c: q for c in items[name]}}
+
+    def call(name, queries, query_only):
+        return work, (name, queries, query_only)
+
+    rows = list(pick_in_two_rounds(Runner(None, 0, 1), list(items), items.get, str,
+                                   lambda r: r["name"], call,
+                                   lambda n: {"name": n, "status": "failed"}))  # fmt: skip
+    # a: every class prompted -> picked at once; b, d: only queried first; d failed: not rerun
+    assert calls[:3] == [("a", [], False), ("b", [], True), ("d", [], True)]
+    assert calls[3:] == [("b", ["ball", "ribo"], False), ("c", ["ball", "ribo"], False)]
+    assert [n for n, r in rows if r["status"] != "queried"] == ["a", "d", "b", "c"]
+    # nothing prompted could be read: the unprompted get the no-query row, nothing runs
+    calls.clear()
+    items["a"], items["b"] = [], []
+    rows = list(pick_in_two_rounds(Runner(None, 0, 1), ["c", "d"], items.get, str,
+                                   lambda r: r["name"], call,
+                                   lambda n: {"name": n, "status": "no query"}))  # fmt: skip
+    assert [r["status"] for _, r in rows] == ["failed", "no query"] and len(calls) == 1

@@ -364,6 +364,46 @@ class Runner:
             self.cluster.close()
 
 
+def pick_in_two_rounds(runner, items, classes_of, item_name, row_name, call, no_query,
+                       crashed=None):  # fmt: skip
+    """Yield ``(item, row)`` as items finish, for ``batch`` and ``copick`` alike.
+
+    Round 1: items prompted for every class are picked outright, the other prompted ones
+    only have their queries computed. Round 2: every other item is picked with the
+    queries pooled (weighted by prompts) over the prompted ones; a prompted item whose
+    first round failed or was skipped is not run again, and an unprompted one with no
+    query at all gets ``no_query(item)``. ``call(item, queries, query_only)`` gives the
+    ``(fn, args)`` to run; a row has ``status`` and, when it holds them, ``queries``."""
+    from cryosam.pipeline import ClassQuery
+
+    all_classes = list(dict.fromkeys(c for i in items for c in classes_of(i)))
+    complete = {item_name(i) for i in items if classes_of(i)
+                and set(classes_of(i)) >= set(all_classes)}  # fmt: skip
+    by_name = {item_name(i): i for i in items}
+    first = [call(i, {}, item_name(i) not in complete) for i in items if classes_of(i)]
+    found: dict[str, list] = {c: [] for c in all_classes}
+    ended = set(complete)
+    for row in runner.map(first, crashed):
+        item = by_name[row_name(row)]
+        for c, q in row.get("queries", {}).items():
+            if c in classes_of(item):
+                found[c].append(ClassQuery.from_dict(q))
+        if row["status"] in ("failed", "skipped"):
+            ended.add(item_name(item))
+        yield item, row
+    pooled = {c: ClassQuery.pool(qs).to_dict() for c, qs in found.items() if qs}
+    second = []
+    for i in items:
+        if item_name(i) in ended:
+            continue
+        if not classes_of(i) and not pooled:
+            yield i, no_query(i)
+        else:
+            second.append(call(i, pooled, False))
+    for row in runner.map(second, crashed):
+        yield by_name[row_name(row)], row
+
+
 def run_batch(
     jobs: list[Job],
     settings: BatchSettings,
@@ -375,7 +415,6 @@ def run_batch(
 ) -> list[dict]:
     """Run every job; write ``out/summary.csv`` as tomograms finish. Returns the rows."""
     from cryosam.io.outputs import acquire_lock
-    from cryosam.pipeline import ClassQuery
 
     all_classes = list(dict.fromkeys(c for j in jobs for c in j.classes))
     sources = {c: [f"{j.name}:{len([p for p in j.prompts if p.class_name == c])}"
@@ -406,36 +445,22 @@ def run_batch(
         ]
         write_summary(out / SUMMARY, done, all_classes)
 
+    def call(job, queries, query_only):
+        return run_job, (job, settings, queries, keys[job.name], query_only)
+
+    def no_query(job):
+        return _row(job, "failed", 0.0, message="no query: every prompted tomogram failed")
+
     runner = Runner(scheduler, workers, threads)
     try:
-        complete = [j for j in jobs if j.classes and set(j.classes) >= set(all_classes)]
-        partial = [j for j in jobs if j.classes and j not in complete]
-        first = [(run_job, (j, settings, {}, keys[j.name], False)) for j in complete]
-        first += [(run_job, (j, settings, {}, keys[j.name], True)) for j in partial]
-        found: dict[str, list] = {c: [] for c in all_classes}
-        for row in runner.map(first):
+        rounds = pick_in_two_rounds(
+            runner, jobs, lambda j: j.classes, lambda j: j.name,
+            lambda row: Path(row["output"]).name, call, no_query,
+        )  # fmt: skip
+        for _, row in rounds:
             record(row)
             if row["status"] != "queried":
                 tick(row)
-            for c, q in row.get("queries", {}).items():
-                if row["tomogram"] in {j.path.name for j in jobs if c in j.classes}:
-                    found[c].append(ClassQuery.from_dict(q))
-        pooled = {c: ClassQuery.pool(qs).to_dict() for c, qs in found.items() if qs}
-        rest = [j for j in jobs if j not in complete]
-        second = []
-        for j in rest:
-            if j in partial and rows[j.name]["status"] in ("failed", "skipped"):
-                if rows[j.name]["status"] == "failed":
-                    tick(rows[j.name])
-                continue
-            if not j.classes and not pooled:
-                record(_row(j, "failed", 0.0, message="no query: every prompted tomogram failed"))
-                tick(rows[j.name])
-                continue
-            second.append((run_job, (j, settings, pooled, keys[j.name], False)))
-        for row in runner.map(second):
-            record(row)
-            tick(row)
     finally:
         runner.close()
         lock.unlink(missing_ok=True)

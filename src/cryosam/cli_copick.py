@@ -47,7 +47,7 @@ def copick_command(
     segmentation 'cryosam' whose values are the objects' copick labels.
     Needs `pip install 'cryosam[copick]'`.
     """
-    from cryosam.batch import Runner
+    from cryosam.batch import Runner, pick_in_two_rounds
     from cryosam.cli_common import parse_diameters, progress_bar
     from cryosam.config import Config
     from cryosam.copick_io import (
@@ -59,7 +59,6 @@ def copick_command(
         refuse_existing,
     )
     from cryosam.errors import CryosamError
-    from cryosam.pipeline import ClassQuery
 
     method = Config(invert=invert).with_overrides(set_)
     if not prompt_object:
@@ -81,25 +80,25 @@ def copick_command(
     st = CopickSettings(str(config), voxel_spacing, tomo_type, diam, method, user_id, session_id,
                         overwrite)  # fmt: skip
 
-    def crashed(args, message):
-        return {"run": args[0].name, "status": "failed", "picks": {}, "seconds": 0.0,
+    def failed_row(item, message):
+        return {"run": item.name, "status": "failed", "picks": {}, "seconds": 0.0,
                 "message": message}  # fmt: skip
 
+    def call(item, queries, query_only):
+        return copick_job, (item, st, queries, query_only)
+
     runner = Runner(scheduler, workers, 1)
-    bar = progress_bar(len(items) + len(prompted), "runs")
+    bar = progress_bar(len(items), "runs")
     rows = []
     try:
-        found: dict[str, list] = {c: [] for c in classes}
-        for row in runner.map([(copick_job, (i, st, {}, True)) for i in prompted], crashed):
-            for c, q in row.get("queries", {}).items():
-                found[c].append(ClassQuery.from_dict(q))
-            if row["status"] == "failed":
-                bar.write(f"{row['run']}: failed: {row['message']}")
-            bar.update(1)
-        pooled = {c: ClassQuery.pool(qs).to_dict() for c, qs in found.items() if qs}
-        if not pooled:
-            raise CryosamError("no prompted run could be read; see the messages above")
-        for row in runner.map([(copick_job, (i, st, pooled, False)) for i in items], crashed):
+        rounds = pick_in_two_rounds(
+            runner, items, lambda i: i.classes, lambda i: i.name, lambda row: row["run"], call,
+            lambda i: failed_row(i, "no query: every prompted run failed"),
+            lambda args, message: failed_row(args[0], message),
+        )  # fmt: skip
+        for _, row in rounds:
+            if row["status"] == "queried":
+                continue
             rows.append(row)
             counts = ", ".join(f"{c} {n}" for c, n in row["picks"].items())
             line = f"{row['run']}: {row['status']}" + (f" ({counts})" if counts else "")

@@ -60,6 +60,10 @@ class CopickRun:
     name: str
     prompts: list[Prompt] = field(default_factory=list)
 
+    @property
+    def classes(self) -> list[str]:
+        return list(dict.fromkeys(p.class_name for p in self.prompts if not p.negative))
+
 
 def list_runs(root, voxel_size: float, tomo_type: str, sources, run_names=None, exclude=None):
     """Every run (or ``run_names``) with a ``tomo_type`` tomogram at ``voxel_size``, with the
@@ -120,9 +124,8 @@ def copick_job(item: CopickRun, st: CopickSettings, queries: dict, query_only: b
         run = open_project(st.config_path).get_run(item.name)
         tomo = run.get_voxel_spacing(st.voxel_size).get_tomograms(st.tomo_type)[0]
         volume = np.asarray(tomo.numpy(), dtype=np.float32)
-        own = {p.class_name for p in item.prompts if not p.negative}
         if query_only:
-            qs = prompt_queries(volume, item.prompts, {c: st.diameters_px[c] for c in own},
+            qs = prompt_queries(volume, item.prompts, {c: st.diameters_px[c] for c in item.classes},
                                 st.method)  # fmt: skip
             row.update(status="queried", queries={c: q.to_dict() for c, q in qs.items()})
         else:
@@ -130,7 +133,8 @@ def copick_job(item: CopickRun, st: CopickSettings, queries: dict, query_only: b
             out = pick_particles(volume, item.prompts, st.diameters_px, st.method, queries=ext)
             write_results(run, st.voxel_size, out.picks, out.semantic, out.class_ids,
                           st.user_id, st.session_id, st.overwrite)  # fmt: skip
-            row.update(status="done", picks={r.name: r.n_accepted for r in out.reports})
+            row.update(status="done", picks={r.name: r.n_accepted for r in out.reports},
+                       queries={c: q.to_dict() for c, q in out.queries.items()})  # fmt: skip
     except CryosamError as exc:
         row["message"] = str(exc)
     except Exception as exc:  # a bug or a copick error: report it, keep the others going

@@ -111,12 +111,6 @@ def _binning(sigma_px: float) -> int:
     return max(1, int(sigma_px // 2))
 
 
-def _near_max(z: np.ndarray, point_b, radius: int = 2) -> float:
-    p = np.clip(np.round(point_b).astype(int), 0, np.asarray(z.shape) - 1)
-    box = tuple(slice(max(0, c - radius), c + radius + 1) for c in p)
-    return float(z[box].max())
-
-
 def choose_structure(volume, points_zyx, voxel_size: float, thickness_px: float | None = None):
     """``(kind, sigma_px, z at each prompt)``: the kind and scale that stand out most at the
     prompts, judged on a crop around them against the crop's own background."""
@@ -135,7 +129,7 @@ def choose_structure(volume, points_zyx, voxel_size: float, thickness_px: float 
         crop = bin_volume(volume[tuple(slice(a, c) for a, c in zip(lo, hi))], b)
         for kind in KINDS:
             z = robust_z(_hessian_response(crop, sigma / b, kind))
-            at = [_near_max(z, (p - lo) / b) for p in pts]
+            at = [float(z[_near(p - lo, b, z.shape)].max()) for p in pts]
             found.append((float(np.median(at)), kind, sigma, at))
     best = max(found, key=lambda f: f[0])
     # the finest scale that stands out nearly as well: larger scales gain contrast in noise
