@@ -64,13 +64,20 @@ class Result:
     message: str = ""
 
 
-def run_segment(volume, voxel_size, prompts, diameter_angst, config: Config, extended=False):
-    """Segment the particle (or membrane) under each positive prompt."""
+def _diameters(prompts, diameter_angst: float, voxel_size: float) -> dict[str, float]:
+    """The widget's one diameter, in voxels, for every prompted class (at least one)."""
     from cryosam.io.coords import diameter_to_voxels
 
     classes = list(dict.fromkeys(p.class_name for p in prompts if not p.negative))
     if not classes:
         raise CryosamError("add at least one point to the 'cryosam positive' layer")
+    d = diameter_to_voxels(diameter_angst, voxel_size)
+    return {c: d for c in classes}
+
+
+def run_segment(volume, voxel_size, prompts, diameter_angst, config: Config, extended=False):
+    """Segment the particle (or membrane) under each positive prompt."""
+    diameters = _diameters(prompts, diameter_angst, voxel_size)
     if extended:
         from cryosam.extended import segment_extended_classes
 
@@ -79,8 +86,7 @@ def run_segment(volume, voxel_size, prompts, diameter_angst, config: Config, ext
         return Result("segment", res.instances, res.semantic, message=f"{n} structure(s)")
     from cryosam.segmentation import segment_prompts
 
-    d = diameter_to_voxels(diameter_angst, voxel_size)
-    out = segment_prompts(volume, prompts, {c: d for c in classes}, config)
+    out = segment_prompts(volume, prompts, diameters, config)
     ok = sum(not m.empty for m in out.instances)
     msg = f"segmented {ok}/{len(out.instances)} prompts"
     if out.warnings:
@@ -90,11 +96,7 @@ def run_segment(volume, voxel_size, prompts, diameter_angst, config: Config, ext
 
 def run_find_all(volume, voxel_size, prompts, diameter_angst, config: Config, extended=False):
     """Every particle (or membrane) like the prompted ones."""
-    from cryosam.io.coords import diameter_to_voxels
-
-    classes = list(dict.fromkeys(p.class_name for p in prompts if not p.negative))
-    if not classes:
-        raise CryosamError("add at least one point to the 'cryosam positive' layer")
+    diameters = _diameters(prompts, diameter_angst, voxel_size)
     if extended:
         from cryosam.extended import segment_extended_classes
 
@@ -104,8 +106,7 @@ def run_find_all(volume, voxel_size, prompts, diameter_angst, config: Config, ex
                       message=f"{n} connected structure(s)")  # fmt: skip
     from cryosam.pipeline import pick_particles
 
-    d = diameter_to_voxels(diameter_angst, voxel_size)
-    out = pick_particles(volume, prompts, {c: d for c in classes}, config)
+    out = pick_particles(volume, prompts, diameters, config)
     cuts = {r.name: r.cut for r in out.reports}
     msg = ", ".join(f"{r.name}: {r.n_accepted} picks" for r in out.reports)
     return Result("pick", out.instances, out.semantic, out.picks, cuts, msg)
