@@ -117,7 +117,7 @@ def write_preview(
         fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 7), fontsize=9)
     if title:
         fig.suptitle(title, fontsize=12)
-    fig.tight_layout(rect=(0, 0.05, 1, 0.97))
+    fig.tight_layout(rect=(0, 0.05, 1, 0.97), h_pad=2.5)
     return _save(fig, path, overwrite)
 
 
