@@ -2,6 +2,7 @@
 
     python benchmarks/model_timing.py --models sam-vit-b,dinov2-vit-l14   # this CPU
     python benchmarks/model_timing.py --models sam-vit-b,sam-vit-h --device cuda
+    python benchmarks/model_timing.py --models all --device cuda --repeats 10 --skip-load
 
 Reports model build time, seconds per slice embedding (batch 1, after one warm-up),
 seconds per mask-decoder call, and peak process memory (RSS).
@@ -82,7 +83,18 @@ DINO3_SIZES = {
 }  # fmt: skip
 
 
-def time_dino(name: str, device: str, repeats: int, size: int = 518) -> dict:
+def gpu_peak(dev) -> dict:
+    """Peak GPU memory since the last call (empty on CPU)."""
+    import torch
+
+    if dev.type != "cuda":
+        return {}
+    peak = torch.cuda.max_memory_allocated(dev) / 2**20
+    torch.cuda.reset_peak_memory_stats(dev)
+    return {"peak GPU MB": peak}
+
+
+def time_dino(name: str, device: str, repeats: int, size: int = 518, skip_load=False) -> dict:
     import torch
     from transformers import Dinov2Config, Dinov2Model, DINOv3ViTConfig, DINOv3ViTModel
 
@@ -96,13 +108,15 @@ def time_dino(name: str, device: str, repeats: int, size: int = 518) -> dict:
         cls = Dinov2Model
         cfg = Dinov2Config(**DINO_SIZES[name], patch_size=14, image_size=518)
     model = cls(cfg).eval()
-    load = load_time(model, cls)
+    load = float("nan") if skip_load else load_time(model, cls)
     dev = torch.device(device)
     dtype = half_dtype(dev)
     model = model.to(dev, dtype=dtype)
     x = torch.randn(1, 3, size, size, device=dev, dtype=dtype)
     with torch.inference_mode():
         model(pixel_values=x)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
         t0 = time.perf_counter()
         for _ in range(repeats):
             model(pixel_values=x)
@@ -114,10 +128,11 @@ def time_dino(name: str, device: str, repeats: int, size: int = 518) -> dict:
         "params (M)": sum(p.numel() for p in model.parameters()) / 1e6,
         "load s": load, "s / slice": per_slice, "slice": f"{size}^2",
         "peak RSS MB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        **gpu_peak(dev),
     }  # fmt: skip
 
 
-def time_sam(name: str, device: str, repeats: int) -> dict:
+def time_sam(name: str, device: str, repeats: int, skip_load=False) -> dict:
     import torch
     from transformers import Sam2Config, Sam2Model, SamConfig, SamModel
     from transformers.models.sam.configuration_sam import SamVisionConfig
@@ -133,7 +148,7 @@ def time_sam(name: str, device: str, repeats: int) -> dict:
     dtype = half_dtype(dev)
     model = cls(cfg).eval()
     build = time.perf_counter() - t0
-    load = load_time(model, cls)
+    load = float("nan") if skip_load else load_time(model, cls)
     model = model.to(dev, dtype=dtype)
     x = torch.randn(1, 3, 1024, 1024, device=dev, dtype=dtype)
     with torch.inference_mode():
@@ -161,6 +176,7 @@ def time_sam(name: str, device: str, repeats: int) -> dict:
         "build s": build, "load s": load, "s / slice": per_slice, "slice": "1024^2",
         "s / decoder call": per_call,
         "peak RSS MB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        **gpu_peak(dev),
     }  # fmt: skip
 
 
@@ -169,13 +185,17 @@ def main(argv=None) -> int:
     ap.add_argument("--models", default="sam-vit-b")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--skip-load", action="store_true", help="do not time loading back")
     args = ap.parse_args(argv)
     rows = []
-    for name in args.models.split(","):
+    names = args.models.split(",")
+    if names == ["all"]:
+        names = [*SAM_SIZES, *SAM2_SIZES, *DINO_SIZES, *DINO3_SIZES]
+    for name in names:
         if name in SAM_SIZES or name in SAM2_SIZES:
-            rows.append(time_sam(name, args.device, args.repeats))
+            rows.append(time_sam(name, args.device, args.repeats, args.skip_load))
         elif name in DINO_SIZES or name in DINO3_SIZES:
-            rows.append(time_dino(name, args.device, args.repeats))
+            rows.append(time_dino(name, args.device, args.repeats, skip_load=args.skip_load))
         else:
             known = ", ".join([*SAM_SIZES, *SAM2_SIZES, *DINO_SIZES, *DINO3_SIZES])
             raise SystemExit(f"unknown model {name}; known: {known}")
