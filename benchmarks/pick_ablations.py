@@ -4,7 +4,7 @@
     python benchmarks/pick_ablations.py --preset default --snr 0.5
 
 Number of prompts (1, 5 %, 10 %, 70 % of the particles), top-K, tau_sim, pyramid
-ratios, query expansion, and the feature encoder, each changed alone from the
+ratios, query expansion, shape verification, and the feature encoder, each changed alone from the
 defaults. F1 at the automatic cut, and the oracle best-threshold F1 and AP over the
 scored candidates; seconds are the whole pick.
 """
@@ -35,6 +35,9 @@ VARIANTS = {
     "pyramid 32/16/8/4": {"pyramid": (32, 16, 8, 4)},
     "no query expansion (paper)": {"query_expansion": 0},
     "no size check": {"size_tolerance": 1000.0},
+    "no shape verification (paper's scores)": {"verify": False},
+    "verification without refinement": {"verify_top": 0},
+    "verification at 20 deg": {"verify_angle_step": 20.0},
 }
 
 

@@ -80,18 +80,21 @@ def main(argv=None) -> int:
     ap.add_argument("--targets", default=",".join(TARGETS))
     ap.add_argument("--prompts", default="1")
     ap.add_argument("--naive", action="store_true")
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                    help="change a method parameter (as cryosam pick --set)")
     ap.add_argument("--csv", default=str(OUT.parent / "pick_accuracy.csv"))
     args = ap.parse_args(argv)
+    config = Config().with_overrides(args.set)
     rows = []
     for cond in SUITES[args.suite]:
         for seed in EVAL_SEEDS:
             case = ensure_case(cond, seed)
             for target in args.targets.split(","):
                 for n in (int(k) for k in args.prompts.split(",")):
-                    rows.append({"condition": cond.name, **run(case, target, n, Config())})
+                    rows.append({"condition": cond.name, **run(case, target, n, config)})
                     print(format_table(rows[-1:], list(rows[-1])).splitlines()[-1], flush=True)
                     if args.naive:
-                        r = run(case, target, n, Config(), naive=True)
+                        r = run(case, target, n, config, naive=True)
                         rows.append({"condition": cond.name + " (naive)", **r})
                         print(format_table(rows[-1:], list(rows[-1])).splitlines()[-1],
                               flush=True)  # fmt: skip

@@ -32,7 +32,7 @@ def test_one_prompt_finds_most_ribosomes(sim):
     s = score_picks(out.picks.zyx, ribos, 14.0)
     assert s.recall > 0.6 and s.precision > 0.6, s.as_row()
     assert s.mean_distance < 5  # centres, not prompt corners
-    assert "otsu" in out.reports[0].cut_method
+    assert "shape-verification" in out.reports[0].cut_method and out.reports[0].verified
     assert len(out.candidates) >= len(out.picks) - 1
     # every accepted candidate is a pick, the prompt is instance 1
     assert out.picks.instance[0] == 1 and out.picks.score[0] == 1.0

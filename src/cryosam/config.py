@@ -75,6 +75,17 @@ class Config:
     """A match whose mask volume differs from the prompted masks' by more than this factor
     (either way) is dropped as 'size_mismatch'."""
 
+    # --- shape verification (cryosam's own; see cryosam.verify) ---
+    verify: bool = True
+    """Re-centre every candidate and score it by its correlation with the prompted particles
+    (best over rotations, under their soft mask); the cut is then made on that score."""
+    verify_angle_step: float = 30.0
+    """Rotation sampling of the verification, in degrees."""
+    verify_bin_px: float = 12.0
+    """Boxes are binned so the particle spans about this many voxels."""
+    verify_top: int = 20
+    """The best candidates aligned and averaged into the reference before the final score."""
+
     # --- extended structures (membranes, filaments; cryosam's own) ---
     extended_seed_z: float = 3.5
     """A membrane/filament is seeded where its ridge response stands this many background
@@ -117,6 +128,10 @@ class Config:
             problems.append(f"packing must be in (0, 1], got {self.packing}")
         if self.top_k < 1:
             problems.append(f"top_k must be >= 1, got {self.top_k}")
+        if not 1.0 <= self.verify_angle_step <= 180.0:
+            problems.append(f"verify_angle_step must be in [1, 180], got {self.verify_angle_step}")
+        if self.verify_bin_px < 4 or self.verify_top < 0:
+            problems.append("verify_bin_px must be >= 4 and verify_top >= 0")
         if not self.propagation_axes or set(self.propagation_axes) - set("zyx"):
             problems.append(
                 f"propagation_axes must be letters from 'zyx', got {self.propagation_axes!r}"

@@ -11,13 +11,19 @@
    expansion, our addition: one noisy prompt becomes a cleaner query);
    a candidate closer to a negative query than to its class's query is rejected,
    and classes compete for a particle.
-5. Each class gets an automatic cut from its own candidates' score distribution
-   (Otsu's threshold on -log(1 - score)), so no threshold is carried between tomograms; every
-   candidate and its score is kept for the user.
-6. Only accepted candidates are segmented; the mask centroid is the pick centre. A
+5. Shape verification (our addition, :mod:`cryosam.verify`, on by default): every
+   candidate is re-centred and scored by its correlation with a reference built from the
+   prompted particles (and then from its best matches), over rotations and under the
+   prompted masks; candidates that land on the same particle are merged.
+6. Each class gets an automatic cut from its own candidates' score distribution (on
+   verification scores: the larger of Otsu's threshold and the histogram's valley; without
+   verification: Otsu's threshold on -log(1 - similarity)), so no threshold is carried
+   between tomograms; every candidate and its score is kept for the user.
+7. Only accepted candidates are segmented; the mask centroid is the pick centre. A
    match whose mask volume is off the prompted masks' by more than ``size_tolerance``
-   (either way) is dropped as ``size_mismatch``: the features decide what is alike,
-   the mask confirms it is a whole particle of that class.
+   (either way) is dropped as ``size_mismatch`` (the mask confirms it is a whole particle);
+   a verified match whose mask is too large (run into its neighbours) keeps its pick
+   without the mask.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from cryosam.preprocess import prepare_volume
 from cryosam.propagate import InstanceMask, propagate_instance
 from cryosam.runinfo import Timer
 from cryosam.segmentation import SegmentOutcome, label_dtype, segment_prompts
+from cryosam.verify import Reference, ShapeVerifier, shape_cut, verify_candidates
 
 SIZE_TOLERANCE = 0.3
 """A class's size from its prompted masks may differ this much from ``--diameter``."""
@@ -58,6 +65,7 @@ class ClassReport:
     background: float = float("nan")
     comparisons: list[int] = field(default_factory=list)
     feature_cache: str = "off"
+    verified: bool = False
     query: ClassQuery | None = field(default=None, repr=False)
 
 
@@ -74,18 +82,22 @@ class ClassQuery:
     n_prompts: int
     inverted: bool
     encoder: str = ""
+    reference: Reference | None = None
 
     def to_dict(self) -> dict:
         return {"vector": [round(float(v), 6) for v in self.vector],
                 "diameter_px": self.diameter_px, "ref_voxels": self.ref_voxels,
                 "n_prompts": self.n_prompts, "inverted": self.inverted,
-                "encoder": self.encoder}  # fmt: skip
+                "encoder": self.encoder,
+                "reference": self.reference.to_dict() if self.reference else None}  # fmt: skip
 
     @classmethod
     def from_dict(cls, d: dict) -> ClassQuery:
+        ref = d.get("reference")
         return cls(np.asarray(d["vector"], dtype=np.float32), float(d["diameter_px"]),
                    float(d["ref_voxels"]), int(d["n_prompts"]), bool(d["inverted"]),
-                   str(d.get("encoder", "")))  # fmt: skip
+                   str(d.get("encoder", "")),
+                   Reference.from_dict(ref) if ref else None)  # fmt: skip
 
     @staticmethod
     def pool(queries: list[ClassQuery]) -> ClassQuery:
@@ -102,6 +114,9 @@ class ClassQuery:
             int(sum(q.n_prompts for q in queries)),
             bool(np.average([q.inverted for q in queries], weights=w) >= 0.5),
             encoders.pop(),
+            Reference.pool([q.reference for q in queries])
+            if all(q.reference for q in queries)
+            else None,
         )
 
 
@@ -297,6 +312,10 @@ def prompt_queries(
         d = class_diameter(masks, diameters_px[cls])
         points = [seg.prompts[i].zyx for i in idx]
         out[cls] = _own_query(feats, masks, points, d, inverted, encoder.name)
+        if config.verify:
+            dv = diameters_px[cls]
+            v = ShapeVerifier(prepared, dv, config.verify_angle_step, config.verify_bin_px)
+            out[cls].reference = v.reference(points, masks)
     return out
 
 
@@ -384,6 +403,7 @@ def pick_particles(
             nms = config.nms_radius_factor * d
         negs = [p for p in prompts if p.negative and p.class_name in (None, cls)]
         neg_score = np.full(len(zyx), -np.inf)
+        neg_masks = []
         if negs and len(zyx):
             segmenter.set_volume(prepared, diameters_px[cls])  # same denoising as the prompts
             neg_masks = [
@@ -398,9 +418,26 @@ def pick_particles(
             near_prompt = dist.min(axis=1) < nms
         status = np.where(neg_score > scores, "negative", "candidate").astype(object)
         status[near_prompt] = "prompt"
-        free = status == "candidate"
-        rep.background = background_level(feats, rep.query.vector, config.seed)
-        rep.cut, rep.cut_method = automatic_cut(scores[free], config.tau_sim, rep.background)
+        reference = ext.reference if ext else None
+        if config.verify and len(zyx) and (reference is not None or not ext):
+            with timer.stage("verify"):
+                # the user's size (as for the features): masks tend to overshoot it
+                dv = diameters_px[cls]
+                if reference is None:
+                    v = ShapeVerifier(prepared, dv, config.verify_angle_step, config.verify_bin_px)
+                    reference = v.reference(prompted, masks)
+                negatives = [(p.zyx, m) for p, m in zip(negs, neg_masks)]
+                zyx, scores, status, reference, rep.background = verify_candidates(
+                    prepared, zyx, status, dv, config, reference, prompted, negatives
+                )
+                rep.query.reference = reference
+                rep.verified = True
+            free = status == "candidate"
+            rep.cut, rep.cut_method = shape_cut(scores[free], rep.background)
+        else:
+            free = status == "candidate"
+            rep.background = background_level(feats, rep.query.vector, config.seed)
+            rep.cut, rep.cut_method = automatic_cut(scores[free], config.tau_sim, rep.background)
         status[free & (scores >= rep.cut)] = "accepted"
         status[free & (scores < rep.cut)] = "below_cut"
         rep.n_candidates = len(zyx)
@@ -427,6 +464,11 @@ def pick_particles(
                 z, s_, cls, _, d = cand_rows[i]
                 m = propagate_instance(segmenter, volume.shape, z, d, config)
                 if size_mismatch(m, ref, z, d, volume.shape, config.size_tolerance):
+                    if rep.verified and m.voxels > ref:
+                        # a verified match whose mask ran into its neighbours: its shape score
+                        # vouches for the pick, not for the mask
+                        entries.append((z, s_, cls, d, None))
+                        continue
                     cand_rows[i] = (z, s_, cls, "size_mismatch", d)
                     continue
                 centre = m.centroid() if not m.empty else z
