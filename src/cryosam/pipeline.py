@@ -416,10 +416,13 @@ def pick_particles(
         if len(zyx) and len(prompted):
             dist = np.linalg.norm(zyx[:, None] - prompted[None], axis=2)
             near_prompt = dist.min(axis=1) < nms
+        reference = ext.reference if ext else None
+        verify = config.verify and len(zyx) and (reference is not None or not ext)
+        if verify:  # negatives are then judged by shape (see verify_candidates)
+            neg_score[:] = -np.inf
         status = np.where(neg_score > scores, "negative", "candidate").astype(object)
         status[near_prompt] = "prompt"
-        reference = ext.reference if ext else None
-        if config.verify and len(zyx) and (reference is not None or not ext):
+        if verify:
             with timer.stage("verify"):
                 # the user's size (as for the features): masks tend to overshoot it
                 dv = diameters_px[cls]

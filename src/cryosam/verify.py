@@ -404,7 +404,20 @@ def verify_candidates(volume, zyx, status, diameter_px: float, config, reference
             # a reference from another tomogram keeps the level its own matches reached
             refined.typical = reference.typical or float(np.median(scores[best]))
             floor = TYPICAL_FRACTION * refined.typical
-    for p, m in negatives:
-        neg, _ = v.score(v.reference([p], [m]), zc)
-        status[(status == "candidate") & (neg > scores)] = "negative"
+    # negatives compete like with like: each negative box is refined, as the class's
+    # reference was, with the candidates that resemble it more than the class, and the two
+    # references are compared under the same sphere (a smaller mask or fewer averaged
+    # particles must not decide)
+    if len(negatives):
+        sphere = v.sphere.astype(np.float32)
+        pos, _ = v.score(Reference(refined.template, sphere, v.bin), zc)
+        for p, _m in negatives:
+            nref = Reference(v.reference([p]).template, sphere, v.bin)
+            neg, align = v.score(nref, zc)
+            lean = (status == "candidate") & (neg > pos)
+            if config.verify_top and lean.any():
+                n_top = min(config.verify_top, int(lean.sum()))
+                nref = v.refine(nref, zc[lean], neg[lean], align[lean], n_top)
+                neg, _ = v.score(nref, zc)
+            status[(status == "candidate") & (neg > pos)] = "negative"
     return zc, scores, status, refined, floor
