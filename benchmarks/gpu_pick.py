@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.model_timing import DINO_SIZES, SAM2_SIZES, SAM_SIZES  # noqa: E402
+from benchmarks.model_timing import DINO_SIZES, SAM2_SIZES, SAM_SIZES, print_rows  # noqa: E402
 from cryosam.cli_evaluate import format_table  # noqa: E402
 
 
@@ -114,9 +114,7 @@ def main(argv=None) -> int:
                           args.device, tmp / "models")  # fmt: skip
             rows.append(row)
             print(format_table([row], list(row)), flush=True)
-    print()
-    cols = list(dict.fromkeys(k for r in rows for k in r))
-    print(format_table(rows, cols))
+    print_rows(rows)
     return 0
 
 

@@ -200,10 +200,14 @@ def main(argv=None) -> int:
             known = ", ".join([*SAM_SIZES, *SAM2_SIZES, *DINO_SIZES, *DINO3_SIZES])
             raise SystemExit(f"unknown model {name}; known: {known}")
         print(format_table(rows[-1:], list(rows[-1])), flush=True)
-    print()
-    cols = list(dict.fromkeys(k for r in rows for k in r))
-    print(format_table(rows, cols))
+    print_rows(rows)
     return 0
+
+
+def print_rows(rows: list[dict]) -> None:
+    """All rows as one table (the union of their columns)."""
+    print()
+    print(format_table(rows, list(dict.fromkeys(k for r in rows for k in r))))
 
 
 if __name__ == "__main__":

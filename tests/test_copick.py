@@ -64,7 +64,7 @@ def test_copick_project_prompts_in_picks_out(project, capsys):
         xyz, _ = picks[0].numpy()
         s = score_picks(np.asarray(xyz)[:, ::-1] / 10.0, sim.centres("ribosome"), 14.0)
         assert s.f1 > 0.7, (name, s.as_row())  # TS_02 had no prompt: the pooled query
-        assert 0.9 < picks[0].scores().min() <= picks[0].scores().max() <= 1.0
+        assert 0.0 < picks[0].scores().min() <= picks[0].scores().max() <= 1.0  # correlations
         seg = segs[0]
         assert seg.is_multilabel
         labels = np.asarray(seg.numpy())
