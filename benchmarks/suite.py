@@ -37,6 +37,7 @@ class Condition:
 SUITES = {
     "quick": [Condition(0.25, "crowded")],
     "headline": [Condition(0.25, p) for p in ("default", "crowded", "sparse")],
+    "default": [Condition(0.25, "default")],
     "full": [Condition(s, "crowded") for s in (0.1, 0.25, 0.5, 1.0, 2.0)]
     + [Condition(0.25, "sparse"), Condition(0.25, "default")],
 }

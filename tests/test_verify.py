@@ -115,6 +115,20 @@ def test_refinement_makes_the_reference_cleaner():
     assert corr(refined) > corr(ref) + 0.1
 
 
+def test_several_prompts_are_aligned_before_averaging():
+    vol, placed = scene(["ribosome"] * 8, seed=10, noise=1.0, spacing=36)
+    d = diameter("ribosome")
+    v = ShapeVerifier(vol, d)
+    pts = np.array([c for c, _ in placed])
+    aligned = v.reference(pts[:6])
+    assert aligned.n_particles == 6
+    unaligned = Reference(extract_binned(vol, pts[:6], v.n, v.bin).mean(0), aligned.weight, v.bin)
+    # judged on the particles that were not prompted
+    good, _ = v.score(aligned, pts[6:])
+    blurred, _ = v.score(unaligned, pts[6:])
+    assert good.mean() > blurred.mean() + 0.05
+
+
 def test_shape_cut_finds_the_small_high_mode():
     rng = np.random.default_rng(6)
     bulk = rng.normal(0.25, 0.05, 400)

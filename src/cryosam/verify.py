@@ -200,31 +200,35 @@ class ShapeVerifier:
                          ref.n_particles, ref.typical)  # fmt: skip
 
     def reference(self, points, masks=None) -> Reference:
-        """Reference from prompted particles: their boxes averaged; ``masks`` (full-size
-        :class:`~cryosam.propagate.InstanceMask` or ``None`` each) give the soft mask, the
-        sphere of the diameter where none is usable."""
-        pts = np.asarray(points, np.float64).reshape(-1, 3)
-        template = extract_binned(self.volume, pts, self.n, self.bin).mean(0)
-        weights = []
-        for p, m in zip(pts, masks or [None] * len(pts)):
-            if m is None or m.empty:
-                continue
+        """Reference from prompted particles. The first with a usable mask is the template
+        (the box around its point; its mask, blurred, is the soft weight; the sphere of the
+        diameter without a usable mask); the others are aligned to it (best rotation and
+        shift) and averaged in, as particles in different orientations must be."""
+        centres = np.asarray(points, np.float64).reshape(-1, 3)
+        masks = list(masks) if masks is not None else [None] * len(centres)
+        usable = [m is not None and not m.empty for m in masks]
+        first = int(np.argmax(usable)) if any(usable) else 0
+        template = extract_binned(self.volume, centres[first : first + 1], self.n, self.bin)[0]
+        m = masks[first]
+        if usable[first]:
             box = np.zeros((self.n * self.bin,) * 3, np.float32)
-            lo = np.round(p).astype(int) - (self.n * self.bin) // 2
-            mask_lo = np.asarray(m.offset)
-            z = np.argwhere(m.mask) + mask_lo - lo
+            lo = np.round(centres[first]).astype(int) - (self.n * self.bin) // 2
+            z = np.argwhere(m.mask) + np.asarray(m.offset) - lo
             inside = np.all((z >= 0) & (z < box.shape[0]), axis=1)
             box[tuple(z[inside].T)] = 1.0
             if self.bin > 1:
-                s = self.n
-                box = box.reshape(s, self.bin, s, self.bin, s, self.bin).mean(axis=(1, 3, 5))
-            weights.append(box)
-        if weights:
-            w = ndimage.gaussian_filter(np.mean(weights, 0), 1.0)
+                k = self.n
+                box = box.reshape(k, self.bin, k, self.bin, k, self.bin).mean(axis=(1, 3, 5))
+            w = ndimage.gaussian_filter(box, 1.0)
             w = np.clip(1.5 * w / max(float(w.max()), 1e-6), 0.0, 1.0) * self.sphere
         else:
-            w = self.sphere.astype(np.float32)
-        return Reference(template.astype(np.float32), w.astype(np.float32), self.bin, len(pts))
+            w = self.sphere
+        ref = Reference(template.astype(np.float32), w.astype(np.float32), self.bin, 1)
+        rest = np.delete(centres, first, axis=0)
+        if len(rest):
+            scores, align = self.score(ref, rest)
+            ref = self.refine(ref, rest, scores, align, len(rest))
+        return ref
 
     def _prepare(self, ref: Reference) -> None:
         """Rotated, weighted, normalised templates (cached for the last reference)."""
