@@ -96,3 +96,15 @@ def test_output_set_commits_only_on_success(tmp_path):
         (staging / "a.txt").write_text("x")
         raise RuntimeError("boom")
     assert not (tmp_path / "bad").exists()
+
+
+def test_abandoned_staging_is_cleared_only_when_its_writer_is_gone(tmp_path):
+    from cryosam.io.outputs import STAGING_PREFIX, clear_abandoned
+
+    (tmp_path / (STAGING_PREFIX + "x")).mkdir()
+    (tmp_path / LOCK).write_text(str(os.getpid()))  # a live writer: nothing is touched
+    clear_abandoned(tmp_path)
+    assert (tmp_path / LOCK).exists() and (tmp_path / (STAGING_PREFIX + "x")).exists()
+    (tmp_path / LOCK).write_text("999999999")  # no such process
+    clear_abandoned(tmp_path)
+    assert not (tmp_path / LOCK).exists() and not list(tmp_path.glob(STAGING_PREFIX + "*"))

@@ -414,7 +414,7 @@ def run_batch(
     progress=None,
 ) -> list[dict]:
     """Run every job; write ``out/summary.csv`` as tomograms finish. Returns the rows."""
-    from cryosam.io.outputs import acquire_lock
+    from cryosam.io.outputs import acquire_lock, clear_abandoned
 
     all_classes = list(dict.fromkeys(c for j in jobs for c in j.classes))
     sources = {c: [f"{j.name}:{len([p for p in j.prompts if p.class_name == c])}"
@@ -462,6 +462,10 @@ def run_batch(
             if row["status"] != "queried":
                 tick(row)
     finally:
+        own_workers = runner.client is None or runner.cluster is not None
         runner.close()
+        if own_workers:  # they are gone now: what they were writing is abandoned
+            for j in jobs:
+                clear_abandoned(j.out)
         lock.unlink(missing_ok=True)
     return [rows[j.name] for j in jobs if j.name in rows]

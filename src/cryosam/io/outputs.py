@@ -32,6 +32,22 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def clear_abandoned(folder: Path) -> None:
+    """Remove what a dead run left in ``folder``: staging folders, and its lock when the
+    process that holds it is gone (a killed batch worker never reaches its cleanup)."""
+    folder = Path(folder)
+    lock = folder / LOCK
+    try:
+        pid = int(lock.read_text().strip() or 0)
+    except (OSError, ValueError):
+        pid = 0
+    if lock.exists() and (not pid or not _alive(pid)):
+        lock.unlink(missing_ok=True)
+    if not lock.exists():
+        for old in folder.glob(STAGING_PREFIX + "*"):
+            shutil.rmtree(old, ignore_errors=True)
+
+
 def acquire_lock(folder: Path) -> Path:
     """Create ``folder/.cryosam.lock`` holding this pid, or say who holds it."""
     lock = folder / LOCK
