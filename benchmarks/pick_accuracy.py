@@ -80,8 +80,13 @@ def main(argv=None) -> int:
     ap.add_argument("--targets", default=",".join(TARGETS))
     ap.add_argument("--prompts", default="1")
     ap.add_argument("--naive", action="store_true")
-    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                    help="change a method parameter (as cryosam pick --set)")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="change a method parameter (as cryosam pick --set)",
+    )
     ap.add_argument("--csv", default=str(OUT.parent / "pick_accuracy.csv"))
     args = ap.parse_args(argv)
     config = Config().with_overrides(args.set)
