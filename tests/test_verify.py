@@ -92,11 +92,15 @@ def test_rotation_search_separates_the_barrel_from_its_look_alike():
     assert align.shape == (len(pts), 2)
 
 
-def test_refinement_makes_the_reference_cleaner():
-    vol, placed = scene(["ribosome"] * 27, seed=5, noise=1.5, spacing=36)
+def ribosomes(n, seed, noise):
+    """``n`` ribosomes in noise: the volume, a verifier for them, their centres, diameter."""
+    vol, placed = scene(["ribosome"] * n, seed=seed, noise=noise, spacing=36)
     d = diameter("ribosome")
-    v = ShapeVerifier(vol, d)
-    pts = np.array([c for c, _ in placed])
+    return vol, ShapeVerifier(vol, d), np.array([c for c, _ in placed]), d
+
+
+def test_refinement_makes_the_reference_cleaner():
+    _, v, pts, d = ribosomes(27, seed=5, noise=1.5)
     ref = v.reference(pts[:1])
     scores, align = v.score(ref, pts)
     refined = v.refine(ref, pts[1:], scores[1:], align[1:], 20)
@@ -116,10 +120,7 @@ def test_refinement_makes_the_reference_cleaner():
 
 
 def test_several_prompts_are_aligned_before_averaging():
-    vol, placed = scene(["ribosome"] * 8, seed=10, noise=1.0, spacing=36)
-    d = diameter("ribosome")
-    v = ShapeVerifier(vol, d)
-    pts = np.array([c for c, _ in placed])
+    vol, v, pts, _ = ribosomes(8, seed=10, noise=1.0)
     aligned = v.reference(pts[:6])
     assert aligned.n_particles == 6
     unaligned = Reference(extract_binned(vol, pts[:6], v.n, v.bin).mean(0), aligned.weight, v.bin)
