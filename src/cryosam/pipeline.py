@@ -424,6 +424,13 @@ def pick_particles(
         status[near_prompt] = "prompt"
         if verify:
             with timer.stage("verify"):
+                # in a large tomogram rich in the target nearly every candidate is a true match:
+                # the features' background rule tells, and then no distribution is split
+                free = status == "candidate"
+                bg = background_level(feats, rep.query.vector, config.seed)
+                one_population = (
+                    "one population" in automatic_cut(scores[free], config.tau_sim, bg)[1]
+                )
                 # the user's size (as for the features): masks tend to overshoot it
                 dv = diameters_px[cls]
                 if reference is None:
@@ -437,6 +444,10 @@ def pick_particles(
                 rep.verified = True
             free = status == "candidate"
             rep.cut, rep.cut_method = shape_cut(scores[free], rep.background)
+            if one_population:
+                rep.cut = rep.background
+                rep.cut_method = ("floor (half the reference's typical score): the candidates "
+                                  "form one population above the features' background")  # fmt: skip
         else:
             free = status == "candidate"
             rep.background = background_level(feats, rep.query.vector, config.seed)
