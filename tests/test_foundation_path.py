@@ -37,15 +37,20 @@ def test_dino_encoder_grid_matches_the_feature_grid(tiny_models):
     assert np.linalg.norm(inside - outside) > 1.0
 
 
-def test_pick_with_sam_and_dinov2(tiny_models, tmp_path, capsys):
+def ribosome_tomogram(folder, seed: int) -> tuple[str, str]:
+    """A small simulated tomogram with ribosomes: its path and one ribosome as ``z,y,x``."""
     sim = simulate(SimulationConfig(shape=(32, 64, 64), fractions={"ribosome": 0.05},
                                     vesicles=0, filaments=0, imaging=Imaging(snr=2.0),
-                                    seed=3))  # fmt: skip
-    write_simulation(sim, tmp_path / "sim")
+                                    seed=seed))  # fmt: skip
+    write_simulation(sim, folder)
     o = next(o for o in sim.particles if o["class"] == "ribosome")
+    return str(folder / "tomogram.mrc"), f"{o['z']:g},{o['y']:g},{o['x']:g}"
+
+
+def test_pick_with_sam_and_dinov2(tiny_models, tmp_path, capsys):
+    tomogram, point = ribosome_tomogram(tmp_path / "sim", seed=3)
     out = tmp_path / "pick"
-    args = ["pick", str(tmp_path / "sim" / "tomogram.mrc"), "--point",
-            f"{o['z']:g},{o['y']:g},{o['x']:g}", "--diameter", "290", "--segmenter", "sam",
+    args = ["pick", tomogram, "--point", point, "--diameter", "290", "--segmenter", "sam",
             "--model", str(tiny_models / "sam"), "--encoder", "dinov2", "--encoder-model",
             str(tiny_models / "dino"), "--device", "cpu", "--out", str(out)]  # fmt: skip
     assert main(args) == 0, capsys.readouterr().err
@@ -77,14 +82,9 @@ def test_dino_v1_vit_checkpoint_works_as_encoder(tmp_path):
 
 
 def test_segment_and_pick_with_a_sam2_checkpoint(tiny_models, tmp_path, capsys):
-    sim = simulate(SimulationConfig(shape=(32, 64, 64), fractions={"ribosome": 0.05},
-                                    vesicles=0, filaments=0, imaging=Imaging(snr=2.0),
-                                    seed=4))  # fmt: skip
-    write_simulation(sim, tmp_path / "sim")
-    o = next(o for o in sim.particles if o["class"] == "ribosome")
-    point = f"{o['z']:g},{o['y']:g},{o['x']:g}"
+    tomogram, point = ribosome_tomogram(tmp_path / "sim", seed=4)
     model = str(tiny_models / "sam2")
-    common = [str(tmp_path / "sim" / "tomogram.mrc"), "--point", point, "--diameter", "290"]
+    common = [tomogram, "--point", point, "--diameter", "290"]
     common += ["--segmenter", "sam", "--model", model, "--device", "cpu"]
     assert main(["segment", *common, "--out", str(tmp_path / "seg")]) == 0
     assert main(["pick", *common, "--out", str(tmp_path / "pick")]) == 0, capsys.readouterr().err

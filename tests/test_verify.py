@@ -13,7 +13,6 @@ from cryosam.verify import (
     ShapeVerifier,
     extract_binned,
     shape_cut,
-    suppress,
     verify_candidates,
 )
 
@@ -140,12 +139,6 @@ def test_shape_cut_finds_the_small_high_mode():
     assert shape_cut([0.5, 0.6], floor=0.1)[0] == 0.1  # too few for a distribution
 
 
-def test_suppress_keeps_the_best_of_close_points():
-    zyx = np.array([[0, 0, 0], [1, 0, 0], [10, 0, 0]], float)
-    keep = suppress(zyx, np.array([0.2, 0.9, 0.5]), 3.0)
-    assert keep.tolist() == [False, True, True]
-
-
 def test_verify_candidates_merges_duplicates_and_honours_negatives():
     names = ["proteasome"] * 4 + ["double_ring"] * 4
     vol, placed = scene(names, seed=7, noise=0.4)
@@ -160,7 +153,7 @@ def test_verify_candidates_merges_duplicates_and_honours_negatives():
     assert (st == "duplicate").sum() >= 3
     assert 0 < floor < np.sort(scores[st == "candidate"])[-3:].min()
     assert refined.n_particles == 3
-    neg = [(pts[4], None)]  # a double ring marked as unwanted
+    neg = [pts[4]]  # a double ring marked as unwanted
     _, _, st2, _, _ = verify_candidates(vol, cands, status, d, config, ref, negatives=neg)
     assert all(st2[4:8] == "negative")
     assert not any(st2[[0, 1, 2, 3]] == "negative")

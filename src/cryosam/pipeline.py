@@ -44,10 +44,12 @@ from cryosam.preprocess import prepare_volume
 from cryosam.propagate import InstanceMask, propagate_instance
 from cryosam.runinfo import Timer
 from cryosam.segmentation import SegmentOutcome, label_dtype, segment_prompts
-from cryosam.verify import Reference, ShapeVerifier, shape_cut, verify_candidates
+from cryosam.verify import Reference, prompt_reference, shape_cut, verify_candidates
 
 SIZE_TOLERANCE = 0.3
 """A class's size from its prompted masks may differ this much from ``--diameter``."""
+ONE_POPULATION = "background 99th percentile (the candidates form one population above it)"
+""":func:`automatic_cut`'s method when the candidates are one population above the background."""
 
 
 @dataclass
@@ -164,9 +166,7 @@ def automatic_cut(scores: np.ndarray, floor: float, background: float | None = N
     cut = 1.0 - float(np.exp(-threshold_otsu(spread)))
     lower = scores[scores < cut]
     if background is not None and len(lower) and float(np.median(lower)) >= background:
-        return max(background, floor), (
-            "background 99th percentile (the candidates form one population above it)"
-        )
+        return max(background, floor), ONE_POPULATION
     return max(cut, floor), "otsu on -log(1 - score) of the candidates"
 
 
@@ -313,9 +313,8 @@ def prompt_queries(
         points = [seg.prompts[i].zyx for i in idx]
         out[cls] = _own_query(feats, masks, points, d, inverted, encoder.name)
         if config.verify:
-            dv = diameters_px[cls]
-            v = ShapeVerifier(prepared, dv, config.verify_angle_step, config.verify_bin_px)
-            out[cls].reference = v.reference(points, masks)
+            out[cls].reference = prompt_reference(prepared, diameters_px[cls], config, points,
+                                                  masks)  # fmt: skip
     return out
 
 
@@ -402,9 +401,10 @@ def pick_particles(
             rep.comparisons = comparisons
             nms = config.nms_radius_factor * d
         negs = [p for p in prompts if p.negative and p.class_name in (None, cls)]
+        reference = ext.reference if ext else None
+        verify = config.verify and len(zyx) and (reference is not None or not ext)
         neg_score = np.full(len(zyx), -np.inf)
-        neg_masks = []
-        if negs and len(zyx):
+        if negs and len(zyx) and not verify:  # verified: negatives are judged by shape
             segmenter.set_volume(prepared, diameters_px[cls])  # same denoising as the prompts
             neg_masks = [
                 propagate_instance(segmenter, volume.shape, p.zyx, d, config) for p in negs
@@ -416,42 +416,33 @@ def pick_particles(
         if len(zyx) and len(prompted):
             dist = np.linalg.norm(zyx[:, None] - prompted[None], axis=2)
             near_prompt = dist.min(axis=1) < nms
-        reference = ext.reference if ext else None
-        verify = config.verify and len(zyx) and (reference is not None or not ext)
-        if verify:  # negatives are then judged by shape (see verify_candidates)
-            neg_score[:] = -np.inf
         status = np.where(neg_score > scores, "negative", "candidate").astype(object)
         status[near_prompt] = "prompt"
+        free = status == "candidate"
+        rep.background = background_level(feats, rep.query.vector, config.seed)
+        rep.cut, rep.cut_method = automatic_cut(scores[free], config.tau_sim, rep.background)
         if verify:
+            # in a large tomogram rich in the target nearly every candidate is a true match:
+            # the features' background rule tells, and then no distribution is split
+            one_population = rep.cut_method == ONE_POPULATION
             with timer.stage("verify"):
-                # in a large tomogram rich in the target nearly every candidate is a true match:
-                # the features' background rule tells, and then no distribution is split
-                free = status == "candidate"
-                bg = background_level(feats, rep.query.vector, config.seed)
-                one_population = (
-                    "one population" in automatic_cut(scores[free], config.tau_sim, bg)[1]
-                )
                 # the user's size (as for the features): masks tend to overshoot it
                 dv = diameters_px[cls]
                 if reference is None:
-                    v = ShapeVerifier(prepared, dv, config.verify_angle_step, config.verify_bin_px)
-                    reference = v.reference(prompted, masks)
-                negatives = [(p.zyx, m) for p, m in zip(negs, neg_masks)]
-                zyx, scores, status, reference, rep.background = verify_candidates(
-                    prepared, zyx, status, dv, config, reference, prompted, negatives
-                )
+                    reference = prompt_reference(prepared, dv, config, prompted, masks)
+                zyx, scores, status, reference, floor = verify_candidates(
+                    prepared, zyx, status, dv, config, reference, prompted,
+                    [p.zyx for p in negs],
+                )  # fmt: skip
                 rep.query.reference = reference
                 rep.verified = True
             free = status == "candidate"
-            rep.cut, rep.cut_method = shape_cut(scores[free], rep.background)
             if one_population:
-                rep.cut = rep.background
+                rep.cut = floor
                 rep.cut_method = ("floor (half the reference's typical score): the candidates "
                                   "form one population above the features' background")  # fmt: skip
-        else:
-            free = status == "candidate"
-            rep.background = background_level(feats, rep.query.vector, config.seed)
-            rep.cut, rep.cut_method = automatic_cut(scores[free], config.tau_sim, rep.background)
+            else:
+                rep.cut, rep.cut_method = shape_cut(scores[free], floor)
         status[free & (scores >= rep.cut)] = "accepted"
         status[free & (scores < rep.cut)] = "below_cut"
         rep.n_candidates = len(zyx)

@@ -32,6 +32,7 @@ from scipy import fft, ndimage
 from scipy.spatial import cKDTree
 
 from cryosam.baselines import rotation_grid
+from cryosam.matching import nms
 
 TYPICAL_FRACTION = 0.5
 """A match must score at least this fraction of its reference's typical score."""
@@ -143,21 +144,6 @@ def radial_average(box: np.ndarray) -> np.ndarray:
     ri = np.round(r).astype(int).ravel()
     prof = np.bincount(ri, box.ravel()) / np.maximum(np.bincount(ri), 1)
     return prof[ri].reshape(box.shape).astype(np.float32)
-
-
-def suppress(zyx: np.ndarray, scores: np.ndarray, radius: float) -> np.ndarray:
-    """Greedy non-maximum suppression: a boolean keep-mask, best score first."""
-    keep = np.zeros(len(zyx), bool)
-    if not len(zyx):
-        return keep
-    tree = cKDTree(zyx)
-    taken = np.zeros(len(zyx), bool)
-    for i in np.argsort(-np.asarray(scores), kind="stable"):
-        if taken[i]:
-            continue
-        keep[i] = True
-        taken[tree.query_ball_point(zyx[i], radius)] = True
-    return keep
 
 
 class ShapeVerifier:
@@ -363,6 +349,12 @@ def shape_cut(scores, floor: float = 0.0) -> tuple[float, str]:
     return cut, f"{how} of the shape-verification scores"
 
 
+def prompt_reference(volume, diameter_px: float, config, points, masks) -> Reference:
+    """A class's reference from its prompts (see :meth:`ShapeVerifier.reference`)."""
+    v = ShapeVerifier(volume, diameter_px, config.verify_angle_step, config.verify_bin_px)
+    return v.reference(points, masks)
+
+
 def verify_candidates(volume, zyx, status, diameter_px: float, config, reference: Reference,
                       prompts=(), negatives=()):  # fmt: skip
     """Shape verification of one class's candidates (see the module docstring).
@@ -372,8 +364,8 @@ def verify_candidates(volume, zyx, status, diameter_px: float, config, reference
         zyx, status: candidates and their statuses so far ('candidate', 'prompt', ...).
         reference: the class's reference (from its prompts or another tomogram).
         prompts: the class's prompt centres (a centred candidate on one becomes 'prompt').
-        negatives: ``(zyx, InstanceMask | None)`` of negative prompts: a candidate that
-            correlates better with one of them than with the reference becomes 'negative'.
+        negatives: ``zyx`` of negative prompts: a candidate that correlates better with one
+            of them than with the reference becomes 'negative'.
 
     Returns ``(centred zyx, scores, status, refined reference, floor)``: candidates that
     land on a better one when centred become 'duplicate'; ``floor`` is the least a match
@@ -386,11 +378,13 @@ def verify_candidates(volume, zyx, status, diameter_px: float, config, reference
     zc = v.centre(reference, zyx)
     s0, a0 = v.score(reference, zc)
     status = np.array(status, dtype=object)
-    nms = config.nms_radius_factor * diameter_px
+    radius = config.nms_radius_factor * diameter_px
     if len(prompts) and len(zc):
-        near = cKDTree(np.asarray(prompts, np.float64)).query(zc)[0] < nms
+        near = cKDTree(np.asarray(prompts, np.float64)).query(zc)[0] < radius
         status[near & (status == "candidate")] = "prompt"
-    status[~suppress(zc, s0, nms) & (status == "candidate")] = "duplicate"
+    kept = np.zeros(len(zc), bool)
+    kept[nms(zc, s0, radius, len(zc))] = True
+    status[~kept & (status == "candidate")] = "duplicate"
     free = status == "candidate"
     refined = reference
     scores = s0
@@ -415,7 +409,7 @@ def verify_candidates(volume, zyx, status, diameter_px: float, config, reference
     if len(negatives):
         sphere = v.sphere.astype(np.float32)
         pos, _ = v.score(Reference(refined.template, sphere, v.bin), zc)
-        for p, _m in negatives:
+        for p in negatives:
             nref = Reference(v.reference([p]).template, sphere, v.bin)
             neg, align = v.score(nref, zc)
             lean = (status == "candidate") & (neg > pos)
