@@ -23,11 +23,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.suite import OUT  # noqa: E402
-from cryosam.cli_evaluate import format_table  # noqa: E402
-from cryosam.evaluate import score_picks  # noqa: E402
+from cryosam.eval.metrics import score_picks  # noqa: E402
+from cryosam.eval.tables import format_table  # noqa: E402
+from cryosam.eval.truth import load_truth  # noqa: E402
 from cryosam.io.picks import read_picks_csv  # noqa: E402
 from cryosam.simulate import Imaging, SimulationConfig, simulate, write_simulation  # noqa: E402
-from cryosam.truth import load_truth  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -40,17 +40,29 @@ def main(argv=None) -> int:
     case = OUT.parent / f"full-{args.preset}-{'x'.join(map(str, shape))}-snr{args.snr:g}"
     t0 = time.perf_counter()
     if not (case / "truth.json").exists():
-        cfg = SimulationConfig(shape=shape, preset=args.preset, imaging=Imaging(snr=args.snr),
-                               seed=7)  # fmt: skip
+        cfg = SimulationConfig(
+            shape=shape, preset=args.preset, imaging=Imaging(snr=args.snr), seed=7
+        )
         write_simulation(simulate(cfg), case, overwrite=True)
     sim_s = time.perf_counter() - t0
     truth = load_truth(case)
     ribos = truth.picks.of_class("ribosome").zyx
     prompt = ribos[np.argmin(np.linalg.norm(ribos - np.asarray(shape) / 2, axis=1))]
     out = case / "pick"
-    cmd = [sys.executable, "-m", "cryosam", "pick", str(case / "tomogram.mrc"), "--point",
-           ",".join(f"{v:g}" for v in prompt) + ":ribosome", "--diameter", "300",
-           "--out", str(out), "--overwrite"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "cryosam",
+        "pick",
+        str(case / "tomogram.mrc"),
+        "--point",
+        ",".join(f"{v:g}" for v in prompt) + ":ribosome",
+        "--diameter",
+        "300",
+        "--out",
+        str(out),
+        "--overwrite",
+    ]
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, capture_output=True)
     wall = time.perf_counter() - t0
@@ -58,10 +70,19 @@ def main(argv=None) -> int:
     picks = read_picks_csv(out / "picks.csv").of_class("ribosome")
     s = score_picks(picks.zyx, ribos, 0.5 * truth.diameters_angst["ribosome"] / 10)
     stages = json.loads((out / "run.json").read_text())["timings_s"]
-    row = {"shape": args.shape, "preset": args.preset, "snr": args.snr,
-           "simulate s (if new)": sim_s, "pick wall s": wall, "peak RSS MB": rss,
-           "n true": len(ribos), "n picked": len(picks), "P": s.precision, "R": s.recall,
-           "F1": s.f1}  # fmt: skip
+    row = {
+        "shape": args.shape,
+        "preset": args.preset,
+        "snr": args.snr,
+        "simulate s (if new)": sim_s,
+        "pick wall s": wall,
+        "peak RSS MB": rss,
+        "n true": len(ribos),
+        "n picked": len(picks),
+        "P": s.precision,
+        "R": s.recall,
+        "F1": s.f1,
+    }
     print(format_table([row], list(row)))
     print("\nstages (s):", ", ".join(f"{k} {v:.2f}" for k, v in stages.items()))
     return 0

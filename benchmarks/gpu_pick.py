@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.model_timing import DINO_SIZES, SAM2_SIZES, SAM_SIZES, print_rows  # noqa: E402
-from cryosam.cli_evaluate import format_table  # noqa: E402
+from cryosam.eval.tables import format_table  # noqa: E402
 
 
 def save_random(name: str, root: Path) -> Path:
@@ -46,13 +46,24 @@ def save_random(name: str, root: Path) -> Path:
 def one_run(name: str, tomo: Path, prompt: str, out: Path, device: str, models: Path) -> dict:
     import torch
 
-    from cryosam.cli import main as cli
-    from cryosam.evaluate import score_picks
+    from cryosam.cli.main import main as cli
+    from cryosam.eval.metrics import score_picks
+    from cryosam.eval.truth import load_truth
     from cryosam.io.picks import read_picks_csv
-    from cryosam.truth import load_truth
 
-    args = ["pick", str(tomo), "--point", prompt, "--diameter", "280", "--out", str(out),
-            "--no-cache", "--device", device]  # fmt: skip
+    args = [
+        "pick",
+        str(tomo),
+        "--point",
+        prompt,
+        "--diameter",
+        "280",
+        "--out",
+        str(out),
+        "--no-cache",
+        "--device",
+        device,
+    ]
     if name in DINO_SIZES:
         args += ["--encoder", "dinov2", "--encoder-model", str(save_random(name, models))]
     elif name in SAM_SIZES or name in SAM2_SIZES:
@@ -92,8 +103,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     import numpy as np
 
+    from cryosam.eval.truth import load_truth
     from cryosam.simulate import Imaging, SimulationConfig, simulate, write_simulation
-    from cryosam.truth import load_truth
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -110,8 +121,14 @@ def main(argv=None) -> int:
         prompt = ",".join(str(int(round(v))) for v in p) + ":ribosome"
         (tmp / "models").mkdir()
         for name in args.runs.split(","):
-            row = one_run(name, tmp / "sim" / "tomogram.mrc", prompt, tmp / f"out-{name}",
-                          args.device, tmp / "models")  # fmt: skip
+            row = one_run(
+                name,
+                tmp / "sim" / "tomogram.mrc",
+                prompt,
+                tmp / f"out-{name}",
+                args.device,
+                tmp / "models",
+            )
             rows.append(row)
             print(format_table([row], list(row)), flush=True)
     print_rows(rows)

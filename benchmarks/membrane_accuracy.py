@@ -26,16 +26,15 @@ import time
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cryosam.cli_evaluate import format_table  # noqa: E402
 from cryosam.config import Config  # noqa: E402
-from cryosam.extended import segment_extended  # noqa: E402
-from cryosam.features import _sym_eigvalsh  # noqa: E402
-from cryosam.preprocess import standardise  # noqa: E402
+from cryosam.eval.tables import format_table  # noqa: E402
+from cryosam.method.extended import segment_extended  # noqa: E402
 from cryosam.simulate import Imaging, SimulationConfig, simulate, write_simulation  # noqa: E402
+from cryosam.volume.hessian import gaussian_hessian, sym_eigvalsh  # noqa: E402
+from cryosam.volume.prepare import standardise  # noqa: E402
 
 SHAPE = (100, 200, 200)
 EVAL_SEEDS, TUNE_SEED = (101, 102), 201
@@ -43,8 +42,9 @@ QUANTILES = np.linspace(0.95, 0.998, 25)
 
 
 def make(snr: float, preset: str, seed: int, shape=SHAPE):
-    cfg = SimulationConfig(shape=shape, preset=preset, vesicles=2, imaging=Imaging(snr=snr),
-                           seed=seed)  # fmt: skip
+    cfg = SimulationConfig(
+        shape=shape, preset=preset, vesicles=2, imaging=Imaging(snr=snr), seed=seed
+    )
     sim = simulate(cfg)
     ids = sim.scene.class_ids
     membrane = sim.scene.labels == ids["membrane"]
@@ -66,9 +66,7 @@ def prompt(sim) -> np.ndarray:
 
 
 def plate(vol: np.ndarray, sigma: float) -> np.ndarray:
-    orders = [tuple(int(k == i) + int(k == j) for k in range(3)) for i in range(3)
-              for j in range(i, 3)]  # fmt: skip
-    ev = _sym_eigvalsh([ndimage.gaussian_filter(vol, sigma, order=o) for o in orders])
+    ev = sym_eigvalsh(gaussian_hessian(vol, sigma))
     return np.maximum(-ev[..., 0], 0) - np.abs(ev[..., 1])
 
 
@@ -97,10 +95,11 @@ def run_condition(snr: float, preset: str) -> list[dict]:
         seconds.append(time.perf_counter() - t0)
         rows["cryosam (one prompt)"].append(scores(out.mask, membrane, particles))
         base = plate(vol, 2.0)
-        rows["hessian tuned"].append(scores(base > np.quantile(base, q_tuned), membrane,
-                                            particles))  # fmt: skip
-        best = max((scores(base > np.quantile(base, q), membrane, particles) for q in QUANTILES),
-                   key=lambda s: s["dice"])  # fmt: skip
+        rows["hessian tuned"].append(scores(base > np.quantile(base, q_tuned), membrane, particles))
+        best = max(
+            (scores(base > np.quantile(base, q), membrane, particles) for q in QUANTILES),
+            key=lambda s: s["dice"],
+        )
         rows["hessian best"].append(best)
     table = []
     for method, rs in rows.items():
@@ -122,8 +121,9 @@ def timing(tmp: Path) -> dict:
 
     folder = tmp / "membrane-200x400x400"
     if not (folder / "truth.json").exists():
-        cfg = SimulationConfig(shape=(200, 400, 400), preset="default", vesicles=4,
-                               imaging=Imaging(snr=0.25), seed=7)  # fmt: skip
+        cfg = SimulationConfig(
+            shape=(200, 400, 400), preset="default", vesicles=4, imaging=Imaging(snr=0.25), seed=7
+        )
         write_simulation(simulate(cfg), folder, overwrite=True)
     labels = mrcfile.read(folder / "labels.mrc")
     ids = json.loads((folder / "truth.json").read_text())["class_ids"]
@@ -132,17 +132,32 @@ def timing(tmp: Path) -> dict:
     zc = labels.shape[0] // 2
     pts = np.argwhere(membrane[zc])
     p = pts[np.argmin(np.linalg.norm(pts - np.asarray(labels.shape[1:]) / 2, axis=1))]
-    cmd = [sys.executable, "-m", "cryosam", "pick", str(folder / "tomogram.mrc"), "--point",
-           f"{zc},{p[0]},{p[1]}:membrane", "--extended", "--out", str(folder / "pick"),
-           "--overwrite"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "cryosam",
+        "pick",
+        str(folder / "tomogram.mrc"),
+        "--point",
+        f"{zc},{p[0]},{p[1]}:membrane",
+        "--extended",
+        "--out",
+        str(folder / "pick"),
+        "--overwrite",
+    ]
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, capture_output=True)
     wall = time.perf_counter() - t0
     rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
     mask = mrcfile.read(folder / "pick" / "masks" / "semantic.mrc") > 0
     s = scores(mask, membrane, particles)
-    return {"shape": "200 x 400 x 400", "snr": 0.25, "wall s": round(wall, 1),
-            "peak GB": round(rss, 2), **{k: round(v, 3) for k, v in s.items()}}  # fmt: skip
+    return {
+        "shape": "200 x 400 x 400",
+        "snr": 0.25,
+        "wall s": round(wall, 1),
+        "peak GB": round(rss, 2),
+        **{k: round(v, 3) for k, v in s.items()},
+    }
 
 
 def main(argv=None) -> int:

@@ -18,16 +18,28 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cryosam.cli_evaluate import format_table  # noqa: E402
+from cryosam.eval.tables import format_table  # noqa: E402
 
 SAM_SIZES = {
-    "sam-vit-b": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-                      global_attn_indexes=[2, 5, 8, 11]),
-    "sam-vit-l": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
-                      global_attn_indexes=[5, 11, 17, 23]),
-    "sam-vit-h": dict(hidden_size=1280, num_hidden_layers=32, num_attention_heads=16,
-                      global_attn_indexes=[7, 15, 23, 31]),
-}  # fmt: skip
+    "sam-vit-b": dict(
+        hidden_size=768,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        global_attn_indexes=[2, 5, 8, 11],
+    ),
+    "sam-vit-l": dict(
+        hidden_size=1024,
+        num_hidden_layers=24,
+        num_attention_heads=16,
+        global_attn_indexes=[5, 11, 17, 23],
+    ),
+    "sam-vit-h": dict(
+        hidden_size=1280,
+        num_hidden_layers=32,
+        num_attention_heads=16,
+        global_attn_indexes=[7, 15, 23, 31],
+    ),
+}
 
 
 def _hiera(embed, heads, blocks, global_blocks, windows=(8, 4, 14, 7), bkg=(7, 7)):
@@ -57,9 +69,10 @@ DINO_SIZES = {
     "dinov2-vit-s14": dict(hidden_size=384, num_hidden_layers=12, num_attention_heads=6),
     "dinov2-vit-b14": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12),
     "dinov2-vit-l14": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16),
-    "dinov2-vit-g14": dict(hidden_size=1536, num_hidden_layers=40, num_attention_heads=24,
-                           use_swiglu_ffn=True),
-}  # fmt: skip
+    "dinov2-vit-g14": dict(
+        hidden_size=1536, num_hidden_layers=40, num_attention_heads=24, use_swiglu_ffn=True
+    ),
+}
 
 
 def load_time(model, cls) -> float:
@@ -74,13 +87,16 @@ def load_time(model, cls) -> float:
 
 
 DINO3_SIZES = {
-    "dinov3-vits16": dict(hidden_size=384, num_hidden_layers=12, num_attention_heads=6,
-                          intermediate_size=1536),
-    "dinov3-vitb16": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-                          intermediate_size=3072),
-    "dinov3-vitl16": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
-                          intermediate_size=4096),
-}  # fmt: skip
+    "dinov3-vits16": dict(
+        hidden_size=384, num_hidden_layers=12, num_attention_heads=6, intermediate_size=1536
+    ),
+    "dinov3-vitb16": dict(
+        hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072
+    ),
+    "dinov3-vitl16": dict(
+        hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096
+    ),
+}
 
 
 def gpu_peak(dev) -> dict:
@@ -124,12 +140,16 @@ def time_dino(name: str, device: str, repeats: int, size: int = 518, skip_load=F
             torch.cuda.synchronize()
         per_slice = (time.perf_counter() - t0) / repeats
     return {
-        "model": name, "device": device, "dtype": str(dtype).replace("torch.", ""),
+        "model": name,
+        "device": device,
+        "dtype": str(dtype).replace("torch.", ""),
         "params (M)": sum(p.numel() for p in model.parameters()) / 1e6,
-        "load s": load, "s / slice": per_slice, "slice": f"{size}^2",
+        "load s": load,
+        "s / slice": per_slice,
+        "slice": f"{size}^2",
         "peak RSS MB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         **gpu_peak(dev),
-    }  # fmt: skip
+    }
 
 
 def time_sam(name: str, device: str, repeats: int, skip_load=False) -> dict:
@@ -171,13 +191,18 @@ def time_sam(name: str, device: str, repeats: int, skip_load=False) -> dict:
             torch.cuda.synchronize()
         per_call = (time.perf_counter() - t0) / 10
     return {
-        "model": name, "device": device, "dtype": str(dtype).replace("torch.", ""),
+        "model": name,
+        "device": device,
+        "dtype": str(dtype).replace("torch.", ""),
         "params (M)": sum(p.numel() for p in model.parameters()) / 1e6,
-        "build s": build, "load s": load, "s / slice": per_slice, "slice": "1024^2",
+        "build s": build,
+        "load s": load,
+        "s / slice": per_slice,
+        "slice": "1024^2",
         "s / decoder call": per_call,
         "peak RSS MB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         **gpu_peak(dev),
-    }  # fmt: skip
+    }
 
 
 def main(argv=None) -> int:

@@ -20,13 +20,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.pick_accuracy import prompts_for  # noqa: E402
 from benchmarks.suite import EVAL_SEEDS, Condition, ensure_case  # noqa: E402
-from cryosam.cli_evaluate import format_table  # noqa: E402
 from cryosam.config import Config  # noqa: E402
-from cryosam.evaluate import score_picks  # noqa: E402
+from cryosam.eval.metrics import score_picks  # noqa: E402
+from cryosam.eval.tables import format_table  # noqa: E402
+from cryosam.eval.truth import load_truth  # noqa: E402
 from cryosam.io.prompts import Prompt  # noqa: E402
 from cryosam.io.tomogram import read_tomogram  # noqa: E402
-from cryosam.pipeline import pick_particles  # noqa: E402
-from cryosam.truth import load_truth  # noqa: E402
+from cryosam.method.pick import pick_particles  # noqa: E402
 
 LOOK_ALIKES = {"ribosome": "lsu", "proteasome": "double_ring", "ball": "cage"}
 
@@ -43,9 +43,15 @@ def run(case: Path, target: str, n_neg: int) -> dict:
     prompts += [Prompt(tuple(p), target, negative=True) for p in negs]
     out = pick_particles(tomo, prompts, {target: round(d_true / 5) * 5.0}, Config())
     s = score_picks(out.picks.zyx, true, 0.5 * d_true)
-    return {"target": target, "look-alike": LOOK_ALIKES[target], "negatives": n_neg,
-            "P": s.precision, "R": s.recall, "F1": s.f1,
-            "rejected": int((out.candidate_status == "negative").sum())}  # fmt: skip
+    return {
+        "target": target,
+        "look-alike": LOOK_ALIKES[target],
+        "negatives": n_neg,
+        "P": s.precision,
+        "R": s.recall,
+        "F1": s.f1,
+        "rejected": int((out.candidate_status == "negative").sum()),
+    }
 
 
 def main(argv=None) -> int:
@@ -65,8 +71,12 @@ def main(argv=None) -> int:
         ["P", "R", "F1", "rejected"]
     ].mean()
     print(f"\n## Negative prompts, {args.preset} SNR {args.snr:g}, mean of seeds\n")
-    print(format_table(mean.reset_index().to_dict("records"), ["target", "look-alike",
-                       "negatives", "P", "R", "F1", "rejected"]))  # fmt: skip
+    print(
+        format_table(
+            mean.reset_index().to_dict("records"),
+            ["target", "look-alike", "negatives", "P", "R", "F1", "rejected"],
+        )
+    )
     return 0
 
 

@@ -21,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.pick_accuracy import run  # noqa: E402
 from benchmarks.suite import Condition, ensure_case  # noqa: E402
-from cryosam.cli_evaluate import format_table  # noqa: E402
 from cryosam.config import Config  # noqa: E402
+from cryosam.eval.tables import format_table  # noqa: E402
 
 VARIANTS = {
     "default": {},

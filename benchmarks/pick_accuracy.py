@@ -26,13 +26,13 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.suite import EVAL_SEEDS, OUT, SUITES, TARGETS, ensure_case  # noqa: E402
-from cryosam.cli_evaluate import format_table  # noqa: E402
 from cryosam.config import Config  # noqa: E402
-from cryosam.evaluate import score_picks  # noqa: E402
+from cryosam.eval.metrics import score_picks  # noqa: E402
+from cryosam.eval.tables import format_table  # noqa: E402
+from cryosam.eval.truth import load_truth  # noqa: E402
 from cryosam.io.prompts import Prompt  # noqa: E402
 from cryosam.io.tomogram import read_tomogram  # noqa: E402
-from cryosam.pipeline import pick_particles  # noqa: E402
-from cryosam.truth import load_truth  # noqa: E402
+from cryosam.method.pick import pick_particles  # noqa: E402
 
 
 def prompts_for(truth, target: str, n: int) -> np.ndarray:
@@ -66,12 +66,22 @@ def run(case: Path, target: str, n_prompts: int, config: Config, naive: bool = F
     full = score_picks(all_zyx, true, radius, all_scores)
     rep = out.reports[0]
     return {
-        "case": case.name, "target": target, "prompts": n_prompts, "n_true": len(true),
-        "n_picked": len(out.picks), "P": s.precision, "R": s.recall, "F1": s.f1,
-        "best F1": full.best_f1, "AP": full.average_precision,
-        "centre err px": s.mean_distance, "seconds": secs, "match s": out.timings["match"],
-        "comparisons": int(sum(rep.comparisons)), "peak MB": peak / 2**20,
-    }  # fmt: skip
+        "case": case.name,
+        "target": target,
+        "prompts": n_prompts,
+        "n_true": len(true),
+        "n_picked": len(out.picks),
+        "P": s.precision,
+        "R": s.recall,
+        "F1": s.f1,
+        "best F1": full.best_f1,
+        "AP": full.average_precision,
+        "centre err px": s.mean_distance,
+        "seconds": secs,
+        "match s": out.timings["match"],
+        "comparisons": int(sum(rep.comparisons)),
+        "peak MB": peak / 2**20,
+    }
 
 
 def main(argv=None) -> int:
@@ -101,8 +111,7 @@ def main(argv=None) -> int:
                     if args.naive:
                         r = run(case, target, n, config, naive=True)
                         rows.append({"condition": cond.name + " (naive)", **r})
-                        print(format_table(rows[-1:], list(rows[-1])).splitlines()[-1],
-                              flush=True)  # fmt: skip
+                        print(format_table(rows[-1:], list(rows[-1])).splitlines()[-1], flush=True)
     df = pd.DataFrame(rows)
     Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(args.csv, index=False)
@@ -111,8 +120,11 @@ def main(argv=None) -> int:
     cols = ["P", "R", "F1", "best F1", "AP", "centre err px", "seconds", "peak MB"]
     summary = df.groupby(["condition", "target", "prompts"], sort=False)[cols].mean()
     print("\n## Mean over evaluation seeds\n")
-    print(format_table(summary.reset_index().to_dict("records"), ["condition", "target",
-                                                                  "prompts", *cols]))  # fmt: skip
+    print(
+        format_table(
+            summary.reset_index().to_dict("records"), ["condition", "target", "prompts", *cols]
+        )
+    )
     return 0
 
 

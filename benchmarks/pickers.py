@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cryosam.baselines import exemplar_template_match, log_blob_pick
+from cryosam.eval.baselines import exemplar_template_match, log_blob_pick
 from cryosam.io.tomogram import write_volume
 
 
@@ -51,18 +51,42 @@ def pick_tm_pytme(tomogram, voxel_size, prompt, diameter_angst, tomogram_path=No
         write_volume(tmp / "template.mrc", box, voxel_size)
         if tomogram_path is None:
             tomogram_path = write_volume(tmp / "tomo.mrc", tomogram, voxel_size)
-        run = [exe, "match", "-m", str(tomogram_path), "-i", str(tmp / "template.mrc"),
-               "-a", "30", "-n", "2", "-o", str(tmp / "tm.pickle")]  # fmt: skip
+        run = [
+            exe,
+            "match",
+            "-m",
+            str(tomogram_path),
+            "-i",
+            str(tmp / "template.mrc"),
+            "-a",
+            "30",
+            "-n",
+            "2",
+            "-o",
+            str(tmp / "tm.pickle"),
+        ]
         subprocess.run(run, check=True, capture_output=True)
-        common = [exe, "postprocess", "--input-file", str(tmp / "tm.pickle"),
-                  "--output-format", "orientations", "--num-peaks", "5000",
-                  "--min-distance", str(max(1, int(round(0.5 * d))))]  # fmt: skip
-        subprocess.run(common + ["--output-prefix", str(tmp / "all")], check=True,
-                       capture_output=True)  # fmt: skip
+        common = [
+            exe,
+            "postprocess",
+            "--input-file",
+            str(tmp / "tm.pickle"),
+            "--output-format",
+            "orientations",
+            "--num-peaks",
+            "5000",
+            "--min-distance",
+            str(max(1, int(round(0.5 * d)))),
+        ]
+        subprocess.run(
+            common + ["--output-prefix", str(tmp / "all")], check=True, capture_output=True
+        )
         proc = subprocess.run(
             common + ["--n-false-positives", "1", "--output-prefix", str(tmp / "fp")],
-            check=True, capture_output=True, text=True,
-        )  # fmt: skip
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         table = pd.read_csv(tmp / "all.tsv", sep="\t")
         cutoff = float("nan")
         for line in proc.stdout.splitlines() + proc.stderr.splitlines():

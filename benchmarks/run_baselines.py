@@ -39,10 +39,10 @@ from benchmarks.suite import (  # noqa: E402
     ensure_case,
     prompt_for,
 )
-from cryosam.cli_evaluate import format_table  # noqa: E402
-from cryosam.evaluate import score_picks  # noqa: E402
+from cryosam.eval.metrics import score_picks  # noqa: E402
+from cryosam.eval.tables import format_table  # noqa: E402
+from cryosam.eval.truth import load_truth  # noqa: E402
 from cryosam.io.tomogram import read_tomogram  # noqa: E402
-from cryosam.truth import load_truth  # noqa: E402
 
 
 def run_picker(name: str, case: Path, target: str):
@@ -53,9 +53,12 @@ def run_picker(name: str, case: Path, target: str):
     tracemalloc.start()
     t0 = time.perf_counter()
     zyx, scores, cutoff = PICKERS[name](
-        np.asarray(tomo.data), tomo.voxel_size, prompt, diameter,
+        np.asarray(tomo.data),
+        tomo.voxel_size,
+        prompt,
+        diameter,
         tomogram_path=case / "tomogram.mrc",
-    )  # fmt: skip
+    )
     seconds = time.perf_counter() - t0
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
@@ -86,8 +89,10 @@ def main(argv=None) -> int:
         tune_case = ensure_case(cond, TUNE_SEED)
         eval_cases = [ensure_case(cond, s) for s in EVAL_SEEDS]
         info = describe(eval_cases[0])
-        print(f"\n## {cond.name}: SNR {info['snr']:.2f}, {info['fraction'] * 100:.1f} % "
-              f"in envelopes", flush=True)  # fmt: skip
+        print(
+            f"\n## {cond.name}: SNR {info['snr']:.2f}, {info['fraction'] * 100:.1f} % in envelopes",
+            flush=True,
+        )
         for picker in pickers:
             for target in targets:
                 zyx, sc, _, true, rad, _, _ = run_picker(picker, tune_case, target)
@@ -97,15 +102,25 @@ def main(argv=None) -> int:
                     full = score_picks(zyx, true, rad, sc)
                     at_null = f1_at(zyx, sc, true, rad, cutoff)
                     at_tuned = f1_at(zyx, sc, true, rad, tuned)
-                    rows.append({
-                        "condition": cond.name, "seed": case.name.rsplit("seed", 1)[-1],
-                        "picker": picker, "target": target, "n_true": len(true),
-                        "P null": at_null.precision, "R null": at_null.recall,
-                        "F1 null": at_null.f1, "P tuned": at_tuned.precision,
-                        "R tuned": at_tuned.recall, "F1 tuned": at_tuned.f1,
-                        "best F1": full.best_f1, "AP": full.average_precision,
-                        "seconds": secs, "peak MB": mem,
-                    })  # fmt: skip
+                    rows.append(
+                        {
+                            "condition": cond.name,
+                            "seed": case.name.rsplit("seed", 1)[-1],
+                            "picker": picker,
+                            "target": target,
+                            "n_true": len(true),
+                            "P null": at_null.precision,
+                            "R null": at_null.recall,
+                            "F1 null": at_null.f1,
+                            "P tuned": at_tuned.precision,
+                            "R tuned": at_tuned.recall,
+                            "F1 tuned": at_tuned.f1,
+                            "best F1": full.best_f1,
+                            "AP": full.average_precision,
+                            "seconds": secs,
+                            "peak MB": mem,
+                        }
+                    )
                     print(format_table(rows[-1:], list(rows[-1])).splitlines()[-1], flush=True)
     df = pd.DataFrame(rows)
     Path(args.csv).parent.mkdir(parents=True, exist_ok=True)

@@ -28,11 +28,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.suite import OUT  # noqa: E402
-from cryosam.cli_evaluate import format_table  # noqa: E402
-from cryosam.evaluate import score_picks  # noqa: E402
+from cryosam.eval.metrics import score_picks  # noqa: E402
+from cryosam.eval.tables import format_table  # noqa: E402
+from cryosam.eval.truth import load_truth  # noqa: E402
 from cryosam.io.picks import read_picks_csv  # noqa: E402
 from cryosam.simulate import Imaging, SimulationConfig, simulate, write_simulation  # noqa: E402
-from cryosam.truth import load_truth  # noqa: E402
 
 SHAPES = [(100, 100, 100), (100, 200, 200), (200, 400, 400), (300, 600, 600), (300, 1000, 1000)]
 ROOT = OUT.parent
@@ -47,8 +47,9 @@ MEASURE = (
 
 def measured(cmd: list[str], env: dict) -> tuple[float, float]:
     """(wall seconds, peak RSS in GB) of ``cmd`` run in a fresh child."""
-    out = subprocess.run([sys.executable, "-c", MEASURE, *cmd], capture_output=True, text=True,
-                         env=env)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", MEASURE, *cmd], capture_output=True, text=True, env=env
+    )
     rc, wall, kb = out.stdout.split()
     if int(rc) not in (0,):
         raise RuntimeError(f"{' '.join(cmd)} failed ({rc}): {out.stderr}")
@@ -87,21 +88,37 @@ def scaling(shapes, env) -> list[dict]:
         n = int(np.prod(shape))
         cold_prompt, warm_prompt = prompts(folder)
         out = Path(env["CRYOSAM_CACHE"]) / "pick"
-        base = [sys.executable, "-m", "cryosam", "pick", str(folder / "tomogram.mrc"),
-                "--diameter", "300", "--out", str(out), "--overwrite"]  # fmt: skip
+        base = [
+            sys.executable,
+            "-m",
+            "cryosam",
+            "pick",
+            str(folder / "tomogram.mrc"),
+            "--diameter",
+            "300",
+            "--out",
+            str(out),
+            "--overwrite",
+        ]
         shutil.rmtree(Path(env["CRYOSAM_CACHE"]) / "features", ignore_errors=True)
         cold_s, cold_gb = measured(base + ["--point", cold_prompt], env)
         cold_f1 = f1(folder, out / "picks.csv")
         stages = json.loads((out / "run.json").read_text())["timings_s"]
         warm_s, warm_gb = measured(base + ["--point", warm_prompt], env)
-        rows.append({
-            "shape (z,y,x)": " x ".join(map(str, shape)), "Mvoxels": round(n / 1e6, 1),
-            "cold s": round(cold_s, 1), "cold s/Mvoxel": round(cold_s / (n / 1e6), 3),
-            "peak GB": round(cold_gb, 2), "B/voxel": round(cold_gb * 2**30 / n, 1),
-            "features s": stages.get("features", float("nan")),
-            "warm s": round(warm_s, 1), "warm peak GB": round(warm_gb, 2),
-            "F1": round(cold_f1, 3),
-        })  # fmt: skip
+        rows.append(
+            {
+                "shape (z,y,x)": " x ".join(map(str, shape)),
+                "Mvoxels": round(n / 1e6, 1),
+                "cold s": round(cold_s, 1),
+                "cold s/Mvoxel": round(cold_s / (n / 1e6), 3),
+                "peak GB": round(cold_gb, 2),
+                "B/voxel": round(cold_gb * 2**30 / n, 1),
+                "features s": stages.get("features", float("nan")),
+                "warm s": round(warm_s, 1),
+                "warm peak GB": round(warm_gb, 2),
+                "F1": round(cold_f1, 3),
+            }
+        )
         print(format_table([rows[-1]], list(rows[-1])), flush=True)
     return rows
 
@@ -116,18 +133,36 @@ def batch(env, n_tomos: int = 4) -> list[dict]:
         out = Path(env["CRYOSAM_CACHE"]) / f"batch-{workers}"
         shutil.rmtree(out, ignore_errors=True)
         shutil.rmtree(Path(env["CRYOSAM_CACHE"]) / "features", ignore_errors=True)
-        cmd = [sys.executable, "-m", "cryosam", "batch", str(tomos), "--reference", "tomo0",
-               "--point", prompts(folders[0], 1)[0], "--diameter", "300", "--out", str(out),
-               "--workers", str(workers)]  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            "cryosam",
+            "batch",
+            str(tomos),
+            "--reference",
+            "tomo0",
+            "--point",
+            prompts(folders[0], 1)[0],
+            "--diameter",
+            "300",
+            "--out",
+            str(out),
+            "--workers",
+            str(workers),
+        ]
         wall, gb = measured(cmd, env)
         scores = [f1(f, out / f"tomo{k}" / "picks.csv") for k, f in enumerate(folders)]
-        rows.append({
-            "workers": workers, "tomograms": n_tomos, "wall s": round(wall, 1),
-            "tomograms/min": round(60 * n_tomos / wall, 2),
-            "peak GB (largest process)": round(gb, 2),
-            "mean F1": round(float(np.mean(scores)), 3),
-            "F1 unprompted": round(float(np.mean(scores[1:])), 3),
-        })  # fmt: skip
+        rows.append(
+            {
+                "workers": workers,
+                "tomograms": n_tomos,
+                "wall s": round(wall, 1),
+                "tomograms/min": round(60 * n_tomos / wall, 2),
+                "peak GB (largest process)": round(gb, 2),
+                "mean F1": round(float(np.mean(scores)), 3),
+                "F1 unprompted": round(float(np.mean(scores[1:])), 3),
+            }
+        )
         print(format_table([rows[-1]], list(rows[-1])), flush=True)
     return rows
 

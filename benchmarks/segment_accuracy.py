@@ -24,13 +24,13 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.suite import Condition, ensure_case  # noqa: E402
-from cryosam.cli_evaluate import format_table  # noqa: E402
 from cryosam.config import Config  # noqa: E402
+from cryosam.eval.tables import format_table  # noqa: E402
+from cryosam.eval.truth import load_truth  # noqa: E402
 from cryosam.io.tomogram import read_tomogram  # noqa: E402
+from cryosam.method.propagate import propagate_instance  # noqa: E402
 from cryosam.models import make_segmenter  # noqa: E402
-from cryosam.preprocess import prepare_volume  # noqa: E402
-from cryosam.propagate import propagate_instance  # noqa: E402
-from cryosam.truth import load_truth  # noqa: E402
+from cryosam.volume.prepare import prepare_volume  # noqa: E402
 
 VARIANTS = {
     "3-plane vote (default)": {},
@@ -75,11 +75,18 @@ def run_case(case: Path, classes, per_class: int, variants) -> list[dict]:
                 total = m.voxels + (inst == i).sum()
                 dices.append(2 * (m.mask & truth_box).sum() / total)
             secs = (time.perf_counter() - t0) / max(len(pts), 1)
-            rows.append({
-                "case": case.name, "class": cls, "variant": vname, "n": len(pts),
-                "median Dice": float(np.median(dices)), "mean Dice": float(np.mean(dices)),
-                "ball Dice (oracle centre)": float(np.median(balls)), "s/instance": secs,
-            })  # fmt: skip
+            rows.append(
+                {
+                    "case": case.name,
+                    "class": cls,
+                    "variant": vname,
+                    "n": len(pts),
+                    "median Dice": float(np.median(dices)),
+                    "mean Dice": float(np.mean(dices)),
+                    "ball Dice (oracle centre)": float(np.median(balls)),
+                    "s/instance": secs,
+                }
+            )
             print(format_table(rows[-1:], list(rows[-1])).splitlines()[-1], flush=True)
     return rows
 
@@ -91,8 +98,12 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=102)
     ap.add_argument("--classes", default="ribosome,proteasome,ball")
     ap.add_argument("--per-class", type=int, default=20)
-    ap.add_argument("--all-variants-at", type=float, default=0.25,
-                    help="SNR at which union/vote/z-only are compared")  # fmt: skip
+    ap.add_argument(
+        "--all-variants-at",
+        type=float,
+        default=0.25,
+        help="SNR at which union/vote/z-only are compared",
+    )
     args = ap.parse_args(argv)
     rows = []
     for snr in [float(s) for s in args.snrs.split(",")]:

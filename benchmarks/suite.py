@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cryosam.eval.truth import load_truth
 from cryosam.simulate import Imaging, SimulationConfig, simulate, write_simulation
-from cryosam.truth import load_truth
 
 OUT = Path(__file__).resolve().parent / "out" / "suite"
 SHAPE = (100, 200, 200)

@@ -37,8 +37,14 @@ def small_sim(shape, fractions, snr=1.0, seed=0, vesicles=0, filaments=0):
     """A small simulated tomogram with only the given species (fractions of the volume)."""
     from cryosam.simulate import Imaging, SimulationConfig, simulate
 
-    cfg = SimulationConfig(shape=shape, fractions=fractions, vesicles=vesicles,
-                           filaments=filaments, imaging=Imaging(snr=snr), seed=seed)  # fmt: skip
+    cfg = SimulationConfig(
+        shape=shape,
+        fractions=fractions,
+        vesicles=vesicles,
+        filaments=filaments,
+        imaging=Imaging(snr=snr),
+        seed=seed,
+    )
     return simulate(cfg)
 
 

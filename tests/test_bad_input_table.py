@@ -7,7 +7,7 @@ import mrcfile
 import numpy as np
 import pytest
 
-from cryosam.cli import main
+from cryosam.cli.main import main
 from tests.conftest import write_mrc
 
 
@@ -104,7 +104,7 @@ def test_unwritable_output_folder(files, tmp_path, capsys, monkeypatch):
 
 
 def test_run_that_cannot_fit_in_memory_is_refused(files, tmp_path, capsys, monkeypatch):
-    import cryosam.resources as resources
+    import cryosam.app.resources as resources
 
     monkeypatch.setattr(resources, "available_bytes", lambda: 1024)  # a 1 KB machine
     args = ["pick", str(files / "good.mrc"), *P, "--diameter", "100", "--out", str(tmp_path / "x")]

@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
-from cryosam.baselines import exemplar_template_match, log_blob_pick, null_cutoff, rotation_grid
-from cryosam.evaluate import score_picks
+from cryosam.eval.baselines import exemplar_template_match, log_blob_pick, null_cutoff
+from cryosam.eval.metrics import score_picks
+from cryosam.method.rotations import rotation_grid
 from tests.conftest import small_sim
 
 

@@ -14,13 +14,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cryosam.batch import collect_inputs, plan_jobs
-from cryosam.cli import main
-from cryosam.cli_pick import PICK_OUTPUTS
+from cryosam.app.batch import collect_inputs, plan_jobs
+from cryosam.app.pick import PICK_OUTPUTS
+from cryosam.cli.main import main
 from cryosam.errors import CryosamError
-from cryosam.evaluate import score_picks
+from cryosam.eval.metrics import score_picks
 from cryosam.io.prompts import Prompt
-from cryosam.pipeline import ClassQuery, pick_particles
+from cryosam.method.pick import ClassQuery, pick_particles
 from cryosam.simulate import write_simulation
 from tests.conftest import small_sim, write_mrc
 
@@ -128,8 +128,20 @@ def test_batch_on_a_local_cluster_with_a_broken_input(tomos, capsys):
     root, sims = tomos
     (root / "tomos" / "broken.mrc").write_bytes(b"not a tomogram at all")
     out = root / "out"
-    argv = ["batch", str(root / "tomos"), "--point", _central(sims["t1"]), "--reference", "t1",
-            "--diameter", "290", "--out", str(out), "--workers", "2"]  # fmt: skip
+    argv = [
+        "batch",
+        str(root / "tomos"),
+        "--point",
+        _central(sims["t1"]),
+        "--reference",
+        "t1",
+        "--diameter",
+        "290",
+        "--out",
+        str(out),
+        "--workers",
+        "2",
+    ]
     try:
         assert main(argv) == 2  # one input failed: the others still finished
     finally:
@@ -164,11 +176,27 @@ def test_batch_on_a_local_cluster_with_a_broken_input(tomos, capsys):
 def test_interrupted_batch_keeps_finished_tomograms_and_resumes(tomos, tmp_path):
     root, sims = tomos
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "cryosam", "batch", str(root / "tomos"),
-           "--point", _central(sims["t1"]), "-r", "t1", "--diameter", "290",
-           "--out", str(out), "--workers", "0", "--no-cache"]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "cryosam",
+        "batch",
+        str(root / "tomos"),
+        "--point",
+        _central(sims["t1"]),
+        "-r",
+        "t1",
+        "--diameter",
+        "290",
+        "--out",
+        str(out),
+        "--workers",
+        "0",
+        "--no-cache",
+    ]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
     deadline = time.time() + 120
     while not (out / "t1" / "run.json").exists() and time.time() < deadline:
         time.sleep(0.02)
@@ -189,7 +217,7 @@ def test_interrupted_batch_keeps_finished_tomograms_and_resumes(tomos, tmp_path)
 
 
 def test_two_rounds_pick_prompted_first_then_search_the_rest_with_pooled_queries():
-    from cryosam.batch import Runner, pick_in_two_rounds
+    from cryosam.app.runner import Runner, pick_in_two_rounds
 
     items = {"a": ["ribo", "ball"], "b": ["ribo"], "c": [], "d": ["ball"]}
     calls = []
@@ -205,9 +233,19 @@ def test_two_rounds_pick_prompted_first_then_search_the_rest_with_pooled_queries
     def call(name, queries, query_only):
         return work, (name, queries, query_only)
 
-    rows = list(pick_in_two_rounds(Runner(None, 0, 1), list(items), items.get, str,
-                                   lambda r: r["name"], call,
-                                   lambda n: {"name": n, "status": "failed"}))  # fmt: skip
+    crashed = lambda args, msg: {"name": args[0], "status": "failed"}  # noqa: E731
+    rows = list(
+        pick_in_two_rounds(
+            Runner(None, 0, 1),
+            list(items),
+            items.get,
+            str,
+            lambda r: r["name"],
+            call,
+            lambda n: {"name": n, "status": "failed"},
+            crashed,
+        )
+    )
     # a: every class prompted -> picked at once; b, d: only queried first; d failed: not rerun
     assert calls[:3] == [("a", [], False), ("b", [], True), ("d", [], True)]
     assert calls[3:] == [("b", ["ball", "ribo"], False), ("c", ["ball", "ribo"], False)]
@@ -215,7 +253,16 @@ def test_two_rounds_pick_prompted_first_then_search_the_rest_with_pooled_queries
     # nothing prompted could be read: the unprompted get the no-query row, nothing runs
     calls.clear()
     items["a"], items["b"] = [], []
-    rows = list(pick_in_two_rounds(Runner(None, 0, 1), ["c", "d"], items.get, str,
-                                   lambda r: r["name"], call,
-                                   lambda n: {"name": n, "status": "no query"}))  # fmt: skip
+    rows = list(
+        pick_in_two_rounds(
+            Runner(None, 0, 1),
+            ["c", "d"],
+            items.get,
+            str,
+            lambda r: r["name"],
+            call,
+            lambda n: {"name": n, "status": "no query"},
+            crashed,
+        )
+    )
     assert [r["status"] for _, r in rows] == ["failed", "no query"] and len(calls) == 1

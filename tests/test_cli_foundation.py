@@ -5,7 +5,7 @@ import sys
 
 import numpy as np
 
-from cryosam.cli import main
+from cryosam.cli.main import main
 from tests.conftest import write_mrc
 
 

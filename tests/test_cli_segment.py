@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from cryosam.cli import main
+from cryosam.cli.main import main
 from cryosam.io.tomogram import read_tomogram
 from cryosam.simulate import write_simulation
 from tests.conftest import small_sim
@@ -28,8 +28,18 @@ def test_segment_classical_writes_instances_in_prompt_order(sim_dir, tmp_path, c
     sim_path, ribos, sim = sim_dir
     out = tmp_path / "seg"
     tomo = str(sim_path / "tomogram.mrc")
-    args = ["segment", tomo, "--point", pt(ribos[0], "ribosome"), "--point",
-            pt(ribos[1], "ribosome"), "--diameter", "290", "--out", str(out)]  # fmt: skip
+    args = [
+        "segment",
+        tomo,
+        "--point",
+        pt(ribos[0], "ribosome"),
+        "--point",
+        pt(ribos[1], "ribosome"),
+        "--diameter",
+        "290",
+        "--out",
+        str(out),
+    ]
     assert main(args) == 0, capsys.readouterr().err
     labels = read_tomogram(out / "masks" / "instances.mrc")
     assert labels.shape == sim.tomogram.shape and labels.voxel_size == pytest.approx(10)
@@ -80,9 +90,24 @@ def test_segment_with_a_tiny_saved_sam_model(sim_dir, tmp_path, capsys):
     transformers.SamModel(tiny_sam_config(image_size=128)).save_pretrained(model_dir)
     sim_path, ribos, _ = sim_dir
     out = tmp_path / "sam"
-    args = ["segment", str(sim_path / "tomogram.mrc"), "--point", pt(ribos[0]),
-            "--diameter", "290", "--segmenter", "sam", "--model", str(model_dir),
-            "--device", "cpu", "--axes", "z", "--out", str(out)]  # fmt: skip
+    args = [
+        "segment",
+        str(sim_path / "tomogram.mrc"),
+        "--point",
+        pt(ribos[0]),
+        "--diameter",
+        "290",
+        "--segmenter",
+        "sam",
+        "--model",
+        str(model_dir),
+        "--device",
+        "cpu",
+        "--axes",
+        "z",
+        "--out",
+        str(out),
+    ]
     code = main(args)
     err = capsys.readouterr().err
     # a random model may find nothing: then the documented exit 2 with one line

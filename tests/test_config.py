@@ -46,8 +46,9 @@ def test_set_overrides_parse_to_each_parameters_type():
     from cryosam.config import Config
     from cryosam.errors import CryosamError
 
-    c = Config().with_overrides(["tau_sim=0.6", "top-k=100", "pyramid=8,4", "invert=yes",
-                                 "model=none"])  # fmt: skip
+    c = Config().with_overrides(
+        ["tau_sim=0.6", "top-k=100", "pyramid=8,4", "invert=yes", "model=none"]
+    )
     assert (c.tau_sim, c.top_k, c.pyramid, c.invert, c.model) == (0.6, 100, (8, 4), "yes", None)
     for bad in ("tau_sim", "nope=1", "top_k=1.5", "extra=1", "tau_sim=2"):
         with pytest.raises(CryosamError):

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from cryosam.contrast import protein_is_dark, resolve_invert
 from cryosam.errors import CryosamError
+from cryosam.volume.contrast import protein_is_dark, resolve_invert
 
 
 @pytest.mark.parametrize("sign", [-1, 1])

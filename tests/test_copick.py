@@ -12,8 +12,8 @@ import pytest
 
 copick = pytest.importorskip("copick")
 
-from cryosam.cli import main  # noqa: E402
-from cryosam.evaluate import score_picks  # noqa: E402
+from cryosam.cli.main import main  # noqa: E402
+from cryosam.eval.metrics import score_picks  # noqa: E402
 from tests.conftest import small_sim  # noqa: E402
 
 
@@ -21,15 +21,25 @@ from tests.conftest import small_sim  # noqa: E402
 def project(tmp_path_factory):
     root_dir = tmp_path_factory.mktemp("copick")
     cfg = {
-        "config_type": "filesystem", "name": "test", "description": "", "version": "0.5.0",
+        "config_type": "filesystem",
+        "name": "test",
+        "description": "",
+        "version": "0.5.0",
         "pickable_objects": [
-            {"name": "ribosome", "is_particle": True, "label": 3, "color": [0, 255, 0, 255],
-             "radius": 145.0},
+            {
+                "name": "ribosome",
+                "is_particle": True,
+                "label": 3,
+                "color": [0, 255, 0, 255],
+                "radius": 145.0,
+            },
             {"name": "membrane", "is_particle": False, "label": 1, "color": [255, 0, 0, 255]},
         ],
-        "overlay_root": f"local://{root_dir}/overlay", "static_root": f"local://{root_dir}/static",
-        "overlay_fs_args": {"auto_mkdir": True}, "static_fs_args": {"auto_mkdir": True},
-    }  # fmt: skip
+        "overlay_root": f"local://{root_dir}/overlay",
+        "static_root": f"local://{root_dir}/static",
+        "overlay_fs_args": {"auto_mkdir": True},
+        "static_fs_args": {"auto_mkdir": True},
+    }
     path = root_dir / "config.json"
     path.write_text(json.dumps(cfg))
     root = copick.from_file(str(path))
@@ -82,19 +92,32 @@ def test_copick_errors_are_one_line(project, tmp_path, capsys):
     err = ["--session-id", "errors"]
     assert main(["copick", str(path), "-p", "ribosome:nobody", "-d", "290", *err]) == 2
     assert "no run has picks" in capsys.readouterr().err
-    assert main(["copick", str(path), "-p", "ribosome:alice", "-d", "290", *err,
-                 "--tomo-type", "denoised"]) == 2  # fmt: skip
+    assert (
+        main(
+            [
+                "copick",
+                str(path),
+                "-p",
+                "ribosome:alice",
+                "-d",
+                "290",
+                *err,
+                "--tomo-type",
+                "denoised",
+            ]
+        )
+        == 2
+    )
     assert "no run has a 'denoised' tomogram" in capsys.readouterr().err
     # cryosam's own earlier picks (cryosam/0) are never taken as prompts
-    assert main(["copick", str(path), "-p", "ribosome:cryosam:0", "-d", "290",
-                 "--overwrite"]) == 2  # fmt: skip
+    assert main(["copick", str(path), "-p", "ribosome:cryosam:0", "-d", "290", "--overwrite"]) == 2
     assert "no run has picks" in capsys.readouterr().err
 
 
 def test_copick_cli_plugin_forwards_to_cryosam(project):
     from click.testing import CliRunner
 
-    from cryosam.copick_plugin import cryosam_command
+    from cryosam.cli.copick_plugin import cryosam_command
 
     path, _ = project
     args = [str(path), "-p", "ribosome:alice", "-d", "290", "--session-id", "7", "--workers", "2"]

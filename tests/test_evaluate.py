@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from cryosam.evaluate import (
+from cryosam.eval.metrics import (
     dice_iou,
     f_beta,
     match_points,

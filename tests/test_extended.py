@@ -9,19 +9,25 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cryosam.cli import main
+from cryosam.cli.main import main
 from cryosam.config import Config
 from cryosam.errors import CryosamError
-from cryosam.extended import choose_structure, segment_extended
-from cryosam.preprocess import standardise
+from cryosam.method.extended import choose_structure, segment_extended
 from cryosam.simulate import Imaging, SimulationConfig, simulate, write_simulation
+from cryosam.volume.prepare import standardise
 
 
 @pytest.fixture(scope="module")
 def vesicles(tmp_path_factory):
     """Two vesicles among particles, SNR 0.5, written as a simulate folder."""
-    cfg = SimulationConfig(shape=(80, 160, 160), preset="default", vesicles=2, filaments=0,
-                           imaging=Imaging(snr=0.5), seed=11)  # fmt: skip
+    cfg = SimulationConfig(
+        shape=(80, 160, 160),
+        preset="default",
+        vesicles=2,
+        filaments=0,
+        imaging=Imaging(snr=0.5),
+        seed=11,
+    )
     sim = simulate(cfg)
     root = tmp_path_factory.mktemp("vesicles")
     write_simulation(sim, root / "sim", overwrite=True)
@@ -58,8 +64,15 @@ def test_pick_extended_finds_every_membrane_and_no_particles(vesicles, tmp_path)
     first = _vesicle_ids(sim)[0]
     p = _prompt_on(sim, first)
     out = tmp_path / "pick"
-    argv = ["pick", str(root / "sim" / "tomogram.mrc"), "--point", f"{p[0]},{p[1]},{p[2]}:membrane",
-            "--extended", "--out", str(out)]  # fmt: skip
+    argv = [
+        "pick",
+        str(root / "sim" / "tomogram.mrc"),
+        "--point",
+        f"{p[0]},{p[1]},{p[2]}:membrane",
+        "--extended",
+        "--out",
+        str(out),
+    ]
     assert main(argv) == 0
     semantic = mrcfile.read(out / "masks" / "semantic.mrc") > 0
     assert _dice(semantic, membrane) > 0.55
@@ -81,8 +94,9 @@ def test_negative_prompt_drops_a_membrane(vesicles):
     a, b = _vesicle_ids(sim)[:2]
     vol = standardise(sim.tomogram, True)
     both = segment_extended(vol, [_prompt_on(sim, a)], 10.0, Config())
-    without_b = segment_extended(vol, [_prompt_on(sim, a)], 10.0, Config(),
-                                 negatives_zyx=[_prompt_on(sim, b)])  # fmt: skip
+    without_b = segment_extended(
+        vol, [_prompt_on(sim, a)], 10.0, Config(), negatives_zyx=[_prompt_on(sim, b)]
+    )
     on_b = membrane & (sim.scene.instances == b)
     assert both.mask[on_b].mean() > 0.3 and without_b.mask[on_b].mean() < 0.05
     on_a = membrane & (sim.scene.instances == a)
@@ -94,8 +108,17 @@ def test_segment_extended_gives_the_prompted_membrane(vesicles, tmp_path):
     a, b = _vesicle_ids(sim)[:2]
     pa, pb = _prompt_on(sim, a), _prompt_on(sim, b)
     out = tmp_path / "seg"
-    argv = ["segment", str(root / "sim" / "tomogram.mrc"), "--extended", "--out", str(out),
-            "--point", ",".join(map(str, pa)), "--point", ",".join(map(str, pb))]  # fmt: skip
+    argv = [
+        "segment",
+        str(root / "sim" / "tomogram.mrc"),
+        "--extended",
+        "--out",
+        str(out),
+        "--point",
+        ",".join(map(str, pa)),
+        "--point",
+        ",".join(map(str, pb)),
+    ]
     assert main(argv) == 0
     inst = mrcfile.read(out / "masks" / "instances.mrc")
     for k, v in ((1, a), (2, b)):
@@ -143,9 +166,23 @@ def test_segment_extended_with_a_sam_checkpoint(vesicles, tmp_path):
     transformers.SamModel(tiny_sam_config(image_size=128)).save_pretrained(path)
     p = _prompt_on(sim, _vesicle_ids(sim)[0])
     out = tmp_path / "seg-sam"
-    argv = ["segment", str(root / "sim" / "tomogram.mrc"), "--extended", "--segmenter", "sam",
-            "--model", str(path), "--device", "cpu", "--axes", "z", "--out", str(out),
-            "--point", ",".join(map(str, p))]  # fmt: skip
+    argv = [
+        "segment",
+        str(root / "sim" / "tomogram.mrc"),
+        "--extended",
+        "--segmenter",
+        "sam",
+        "--model",
+        str(path),
+        "--device",
+        "cpu",
+        "--axes",
+        "z",
+        "--out",
+        str(out),
+        "--point",
+        ",".join(map(str, p)),
+    ]
     assert main(argv) == 0
     run = json.loads((out / "run.json").read_text())
     assert run["classes"]["particle"]["kind"] == "propagated"

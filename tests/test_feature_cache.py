@@ -4,12 +4,12 @@ rebuild of an incomplete store, `cryosam cache ls|clear`."""
 import numpy as np
 import pytest
 
-from cryosam.cli import main
-from cryosam.feature_cache import FeatureCache, cache_key
-from cryosam.features import FeatureVolume
+from cryosam.cli.main import main
 from cryosam.io.prompts import Prompt
+from cryosam.method.pick import pick_particles
+from cryosam.models.cache import FeatureCache, cache_key
 from cryosam.models.classical_encoder import ClassicalEncoder
-from cryosam.pipeline import pick_particles
+from cryosam.models.features import FeatureVolume
 from tests.conftest import small_sim
 
 
@@ -34,17 +34,37 @@ def test_rerun_with_new_prompts_reuses_features(sim, tmp_path, monkeypatch):
     calls = counting_encoder(monkeypatch)
     cache = FeatureCache(tmp_path)
     ribos = sim.centres("ribosome")
-    first = pick_particles(sim.tomogram, [Prompt(tuple(ribos[0]), "ribosome")],
-                           {"ribosome": 29.0}, cache=cache, input_sha256="abc")  # fmt: skip
-    second = pick_particles(sim.tomogram, [Prompt(tuple(ribos[1]), "ribosome")],
-                            {"ribosome": 29.0}, cache=cache, input_sha256="abc")  # fmt: skip
+    first = pick_particles(
+        sim.tomogram,
+        [Prompt(tuple(ribos[0]), "ribosome")],
+        {"ribosome": 29.0},
+        cache=cache,
+        input_sha256="abc",
+    )
+    second = pick_particles(
+        sim.tomogram,
+        [Prompt(tuple(ribos[1]), "ribosome")],
+        {"ribosome": 29.0},
+        cache=cache,
+        input_sha256="abc",
+    )
     assert len(calls) == 1
     assert first.reports[0].feature_cache == "miss" and second.reports[0].feature_cache == "hit"
     # another input (checksum) or another size is a miss, never a stale hit
-    pick_particles(sim.tomogram, [Prompt(tuple(ribos[1]), "ribosome")], {"ribosome": 29.0},
-                   cache=cache, input_sha256="other")  # fmt: skip
-    pick_particles(sim.tomogram, [Prompt(tuple(ribos[1]), "ribosome")], {"ribosome": 35.0},
-                   cache=cache, input_sha256="abc")  # fmt: skip
+    pick_particles(
+        sim.tomogram,
+        [Prompt(tuple(ribos[1]), "ribosome")],
+        {"ribosome": 29.0},
+        cache=cache,
+        input_sha256="other",
+    )
+    pick_particles(
+        sim.tomogram,
+        [Prompt(tuple(ribos[1]), "ribosome")],
+        {"ribosome": 35.0},
+        cache=cache,
+        input_sha256="abc",
+    )
     assert len(calls) == 3
 
 

@@ -8,9 +8,9 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from cryosam.cli import main  # noqa: E402
-from cryosam.features import feature_stride  # noqa: E402
+from cryosam.cli.main import main  # noqa: E402
 from cryosam.models.dino import DinoSliceEncoder, tiny_dinov2_config  # noqa: E402
+from cryosam.models.features import feature_stride  # noqa: E402
 from cryosam.models.sam import tiny_sam2_config, tiny_sam_config  # noqa: E402
 from cryosam.simulate import Imaging, SimulationConfig, simulate, write_simulation  # noqa: E402
 
@@ -39,9 +39,16 @@ def test_dino_encoder_grid_matches_the_feature_grid(tiny_models):
 
 def ribosome_tomogram(folder, seed: int) -> tuple[str, str]:
     """A small simulated tomogram with ribosomes: its path and one ribosome as ``z,y,x``."""
-    sim = simulate(SimulationConfig(shape=(32, 64, 64), fractions={"ribosome": 0.05},
-                                    vesicles=0, filaments=0, imaging=Imaging(snr=2.0),
-                                    seed=seed))  # fmt: skip
+    sim = simulate(
+        SimulationConfig(
+            shape=(32, 64, 64),
+            fractions={"ribosome": 0.05},
+            vesicles=0,
+            filaments=0,
+            imaging=Imaging(snr=2.0),
+            seed=seed,
+        )
+    )
     write_simulation(sim, folder)
     o = next(o for o in sim.particles if o["class"] == "ribosome")
     return str(folder / "tomogram.mrc"), f"{o['z']:g},{o['y']:g},{o['x']:g}"
@@ -50,9 +57,26 @@ def ribosome_tomogram(folder, seed: int) -> tuple[str, str]:
 def test_pick_with_sam_and_dinov2(tiny_models, tmp_path, capsys):
     tomogram, point = ribosome_tomogram(tmp_path / "sim", seed=3)
     out = tmp_path / "pick"
-    args = ["pick", tomogram, "--point", point, "--diameter", "290", "--segmenter", "sam",
-            "--model", str(tiny_models / "sam"), "--encoder", "dinov2", "--encoder-model",
-            str(tiny_models / "dino"), "--device", "cpu", "--out", str(out)]  # fmt: skip
+    args = [
+        "pick",
+        tomogram,
+        "--point",
+        point,
+        "--diameter",
+        "290",
+        "--segmenter",
+        "sam",
+        "--model",
+        str(tiny_models / "sam"),
+        "--encoder",
+        "dinov2",
+        "--encoder-model",
+        str(tiny_models / "dino"),
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+    ]
     assert main(args) == 0, capsys.readouterr().err
     run = json.loads((out / "run.json").read_text())
     assert run["config"]["encoder"] == "dinov2" and run["config"]["segmenter"] == "sam"
@@ -71,8 +95,14 @@ def test_missing_weights_give_one_clear_line(tmp_path, capsys):
 
 def test_dino_v1_vit_checkpoint_works_as_encoder(tmp_path):
     # facebook/dino-vitb16 is a plain ViT with 16-pixel patches; the same encoder serves it
-    cfg = transformers.ViTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                                 intermediate_size=64, patch_size=16, image_size=64)  # fmt: skip
+    cfg = transformers.ViTConfig(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        patch_size=16,
+        image_size=64,
+    )
     torch.manual_seed(0)
     transformers.ViTModel(cfg, add_pooling_layer=False).save_pretrained(tmp_path / "dino-v1")
     enc = DinoSliceEncoder(model=str(tmp_path / "dino-v1"), device="cpu", channels_per_view=4)
@@ -93,9 +123,15 @@ def test_segment_and_pick_with_a_sam2_checkpoint(tiny_models, tmp_path, capsys):
 
 
 def test_dinov3_checkpoint_works_as_encoder(tmp_path):
-    cfg = transformers.DINOv3ViTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                                       intermediate_size=64, patch_size=16, image_size=64,
-                                       num_register_tokens=4)  # fmt: skip
+    cfg = transformers.DINOv3ViTConfig(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        patch_size=16,
+        image_size=64,
+        num_register_tokens=4,
+    )
     torch.manual_seed(0)
     transformers.DINOv3ViTModel(cfg).save_pretrained(tmp_path / "dinov3")
     enc = DinoSliceEncoder(model=str(tmp_path / "dinov3"), device="cpu", channels_per_view=8)

@@ -1,6 +1,6 @@
 import numpy as np
 
-from cryosam.matching import (
+from cryosam.method.matching import (
     find_peaks,
     hierarchical_match,
     level_factors,
@@ -62,7 +62,7 @@ def test_nms_is_euclidean():
 
 
 def test_closed_form_eigenvalues_match_lapack():
-    from cryosam.features import _sym_eigvalsh
+    from cryosam.volume.hessian import sym_eigvalsh
 
     rng = np.random.default_rng(3)
     a = rng.normal(size=(3, 3, 500))
@@ -71,7 +71,7 @@ def test_closed_form_eigenvalues_match_lapack():
     sym[:, :, 50:100] = 0.0
     sym[0, 0, 100:150] = 5.0  # two equal eigenvalues
     comp = [sym[0, 0], sym[0, 1], sym[0, 2], sym[1, 1], sym[1, 2], sym[2, 2]]
-    ours = _sym_eigvalsh(comp)
+    ours = sym_eigvalsh(comp)
     ref = np.linalg.eigvalsh(np.moveaxis(sym, 2, 0))
     assert ours.shape == (500, 3)
     np.testing.assert_allclose(ours, ref, atol=1e-4 * max(1.0, np.abs(ref).max()))

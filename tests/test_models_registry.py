@@ -2,7 +2,7 @@
 
 import pytest
 
-from cryosam.cli import main
+from cryosam.cli.main import main
 from cryosam.models import registry
 
 torch = pytest.importorskip("torch")
@@ -104,9 +104,25 @@ def test_pick_by_short_names(tiny_cached, tmp_path, monkeypatch, capsys):
     sim = small_sim((32, 64, 64), {"ribosome": 0.05}, snr=2.0, seed=3)
     write_simulation(sim, tmp_path / "sim")
     z, y, x = sim.centres("ribosome")[0]
-    args = ["pick", str(tmp_path / "sim" / "tomogram.mrc"), "--point", f"{z:g},{y:g},{x:g}",
-            "--diameter", "290", "--segmenter", "sam", "--model", "tiny-sam", "--encoder",
-            "dinov2", "--encoder-model", "tiny-dino", "--device", "cpu",
-            "--out", str(tmp_path / "pick")]  # fmt: skip
+    args = [
+        "pick",
+        str(tmp_path / "sim" / "tomogram.mrc"),
+        "--point",
+        f"{z:g},{y:g},{x:g}",
+        "--diameter",
+        "290",
+        "--segmenter",
+        "sam",
+        "--model",
+        "tiny-sam",
+        "--encoder",
+        "dinov2",
+        "--encoder-model",
+        "tiny-dino",
+        "--device",
+        "cpu",
+        "--out",
+        str(tmp_path / "pick"),
+    ]
     assert main(args) == 0, capsys.readouterr().err
     assert (tmp_path / "pick" / "picks.csv").exists()

@@ -17,7 +17,7 @@ pytest.importorskip("qtpy")
 from napari.components import ViewerModel  # noqa: E402
 from qtpy.QtWidgets import QApplication  # noqa: E402
 
-from cryosam.evaluate import score_picks  # noqa: E402
+from cryosam.eval.metrics import score_picks  # noqa: E402
 from cryosam.io.star import read_star  # noqa: E402
 from cryosam.napari._core import NEGATIVE, POSITIVE  # noqa: E402
 from cryosam.napari._reader import napari_get_reader  # noqa: E402

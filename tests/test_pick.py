@@ -6,12 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cryosam.cli import main
-from cryosam.evaluate import score_picks
+from cryosam.cli.main import main
+from cryosam.eval.metrics import score_picks
 from cryosam.io.prompts import Prompt
 from cryosam.io.star import read_star
 from cryosam.io.tomogram import read_tomogram
-from cryosam.pipeline import automatic_cut, pick_particles
+from cryosam.method.cut import CutRule, feature_cut
+from cryosam.method.pick import pick_particles
 from cryosam.simulate import write_simulation
 from tests.conftest import small_sim
 
@@ -52,8 +53,10 @@ def test_negative_prompt_rejects_what_it_marks(sim):
 
 def test_two_classes_compete(sim):
     ribos, balls = sim.centres("ribosome"), sim.centres("ball")
-    prompts = [Prompt(tuple(central(ribos, sim.tomogram.shape)), "ribosome"),
-               Prompt(tuple(central(balls, sim.tomogram.shape)), "ball")]  # fmt: skip
+    prompts = [
+        Prompt(tuple(central(ribos, sim.tomogram.shape)), "ribosome"),
+        Prompt(tuple(central(balls, sim.tomogram.shape)), "ball"),
+    ]
     out = pick_particles(sim.tomogram, prompts, {"ribosome": 29.0, "ball": 13.0})
     assert set(out.picks.class_name) == {"ribosome", "ball"}
     assert set(np.unique(out.semantic)) <= {0, 1, 2} and out.semantic.max() == 2
@@ -64,16 +67,17 @@ def test_two_classes_compete(sim):
     assert score_picks(b, balls, 6.5).recall > 0.5
 
 
-def test_automatic_cut():
+def test_feature_cut():
     rng = np.random.default_rng(0)
     # many look-alikes spread below, the true matches crowd just under 1
     scores = np.r_[rng.uniform(0.5, 0.9, 200), np.clip(rng.normal(0.98, 0.005, 40), 0, 0.999)]
-    cut, method = automatic_cut(scores, 0.5)
-    assert "otsu" in method
-    assert (scores[200:] >= cut).all() and (scores[:200] < cut).mean() > 0.95
-    assert automatic_cut(np.array([0.9, 0.8]), 0.5)[0] == 0.5  # too few: tau_sim
+    cut = feature_cut(scores, 0.5)
+    assert cut.rule is CutRule.FEATURE_OTSU
+    assert (scores[200:] >= cut.value).all() and (scores[:200] < cut.value).mean() > 0.95
+    too_few = feature_cut(np.array([0.9, 0.8]), 0.5)
+    assert too_few.value == 0.5 and too_few.rule is CutRule.FEATURE_TOO_FEW
     # look-alikes mostly below the background's 99th percentile: Otsu's cut stands
-    assert automatic_cut(scores, 0.5, background=0.85) == (cut, method)
+    assert feature_cut(scores, 0.5, background=0.85) == cut
 
 
 def test_automatic_cut_keeps_one_population_above_the_background():
@@ -81,10 +85,11 @@ def test_automatic_cut_keeps_one_population_above_the_background():
     scores spread over 0.95..1. Otsu alone would cut the population in half."""
     rng = np.random.default_rng(1)
     true = np.clip(rng.normal(0.985, 0.007, 2000), 0.95, 0.9995)
-    cut_otsu, _ = automatic_cut(true, 0.5)
-    assert (true >= cut_otsu).mean() < 0.7
-    cut, method = automatic_cut(true, 0.5, background=0.95)
-    assert cut == 0.95 and "background" in method and (true >= cut).all()
+    cut_otsu = feature_cut(true, 0.5)
+    assert (true >= cut_otsu.value).mean() < 0.7
+    cut = feature_cut(true, 0.5, background=0.95)
+    assert cut.value == 0.95 and cut.rule is CutRule.FEATURE_ONE_POPULATION
+    assert (true >= cut.value).all()
 
 
 def test_cli_pick_writes_every_output(sim, tmp_path, capsys):
@@ -92,9 +97,17 @@ def test_cli_pick_writes_every_output(sim, tmp_path, capsys):
     write_simulation(sim, folder)
     prompt = central(sim.centres("ribosome"), sim.tomogram.shape)
     out = tmp_path / "pick"
-    args = ["pick", str(folder / "tomogram.mrc"), "--point",
-            f"{prompt[0]:g},{prompt[1]:g},{prompt[2]:g}:ribosome", "--diameter", "290",
-            "--out", str(out), "--relion5"]  # fmt: skip
+    args = [
+        "pick",
+        str(folder / "tomogram.mrc"),
+        "--point",
+        f"{prompt[0]:g},{prompt[1]:g},{prompt[2]:g}:ribosome",
+        "--diameter",
+        "290",
+        "--out",
+        str(out),
+        "--relion5",
+    ]
     assert main(args) == 0, capsys.readouterr().err
     header = (out / "picks.csv").read_text().splitlines()[0]
     assert header.startswith("z,y,x,score,class,instance")

@@ -2,11 +2,11 @@ import numpy as np
 import pytest
 
 from cryosam.config import Config
-from cryosam.evaluate import dice_iou
+from cryosam.eval.metrics import dice_iou
+from cryosam.method.propagate import propagate_instance
 from cryosam.models import make_segmenter
-from cryosam.preprocess import prepare_volume
-from cryosam.propagate import propagate_instance
 from cryosam.simulate.species import template
+from cryosam.volume.prepare import prepare_volume
 from tests.conftest import small_sim
 
 
@@ -112,7 +112,7 @@ class NothingSegmenter:
 def test_a_class_with_no_mask_at_all_is_an_error(sim):
     from cryosam.errors import CryosamError
     from cryosam.io.prompts import Prompt
-    from cryosam.segmentation import segment_prompts
+    from cryosam.method.instances import segment_prompts
 
     prompts = [Prompt((30.0, 60.0, 60.0), "ribosome")]
     with pytest.raises(CryosamError, match="no prompt of class ribosome"):
@@ -124,9 +124,9 @@ def test_lazy_views_equal_whole_volume_filters():
     numbers as standardising, filtering and binning the whole volume at once."""
     from scipy import ndimage
 
-    from cryosam.features import bin_volume
     from cryosam.models.classical import SmoothedVolume
-    from cryosam.preprocess import PreparedVolume, standardise
+    from cryosam.volume.binning import bin_volume
+    from cryosam.volume.prepare import PreparedVolume, standardise
 
     rng = np.random.default_rng(4)
     raw = rng.normal(3.0, 2.0, size=(45, 23, 31)).astype(np.float32)
@@ -140,8 +140,9 @@ def test_lazy_views_equal_whole_volume_filters():
     for key in [(slice(0, 45),), (slice(6, 30), slice(3, 9), 4), (17,), (slice(40, 45), 0)]:
         np.testing.assert_allclose(smooth[key], ref[key], rtol=0, atol=1e-6)
     assert len(smooth.slabs) <= 2
-    np.testing.assert_allclose(bin_volume(prepared, 3, slab_voxels=2 * 3 * 21 * 30),
-                               bin_volume(full, 3), rtol=0, atol=1e-6)  # fmt: skip
+    np.testing.assert_allclose(
+        bin_volume(prepared, 3, slab_voxels=2 * 3 * 21 * 30), bin_volume(full, 3), rtol=0, atol=1e-6
+    )
 
 
 def test_smoothed_slabs_cover_a_particle_neighbourhood():

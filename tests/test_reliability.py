@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from cryosam.cli import main
+from cryosam.cli.main import main
 from cryosam.errors import CryosamError
 from cryosam.io.outputs import LOCK, acquire_lock, output_set
 from cryosam.simulate import write_simulation
@@ -25,8 +25,16 @@ def sim_dir(tmp_path_factory):
 
 def pick_args(sim_dir, out):
     folder, point = sim_dir
-    return ["pick", str(folder / "tomogram.mrc"), "--point", point, "--diameter", "290",
-            "--out", str(out)]  # fmt: skip
+    return [
+        "pick",
+        str(folder / "tomogram.mrc"),
+        "--point",
+        point,
+        "--diameter",
+        "290",
+        "--out",
+        str(out),
+    ]
 
 
 def digest(folder):
@@ -45,7 +53,7 @@ def test_same_input_same_outputs(sim_dir, tmp_path):
 
 
 def test_interrupted_run_leaves_nothing(sim_dir, tmp_path, monkeypatch):
-    import cryosam.preview as preview
+    import cryosam.app.pick as preview
 
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
@@ -60,7 +68,7 @@ def test_failure_keeps_the_previous_results(sim_dir, tmp_path, monkeypatch, caps
     out = tmp_path / "kept"
     assert main(pick_args(sim_dir, out)) == 0
     before = digest(out)
-    import cryosam.preview as preview
+    import cryosam.app.pick as preview
 
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")

@@ -7,9 +7,9 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from cryosam.config import Config  # noqa: E402
+from cryosam.method.propagate import propagate_instance  # noqa: E402
 from cryosam.models.sam import SamSegmenter, tiny_sam_config  # noqa: E402
 from cryosam.models.sam_geometry import points_to_sam  # noqa: E402
-from cryosam.propagate import propagate_instance  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -83,14 +83,26 @@ def test_sam_hq_checkpoint_loads_and_propagates(tmp_path):
         SamHQVisionConfig,
     )
 
-    vc = SamHQVisionConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                           global_attn_indexes=[1], output_channels=32, window_size=4,
-                           mlp_dim=64, num_pos_feats=16, image_size=128)  # fmt: skip
+    vc = SamHQVisionConfig(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        global_attn_indexes=[1],
+        output_channels=32,
+        window_size=4,
+        mlp_dim=64,
+        num_pos_feats=16,
+        image_size=128,
+    )
     pc = SamHQPromptEncoderConfig(hidden_size=32, image_size=128)
-    mc = SamHQMaskDecoderConfig(hidden_size=32, mlp_dim=64, num_attention_heads=2,
-                                iou_head_hidden_dim=32, vit_dim=32)  # fmt: skip
-    cfg = transformers.SamHQConfig(vision_config=vc.to_dict(), prompt_encoder_config=pc.to_dict(),
-                                   mask_decoder_config=mc.to_dict())  # fmt: skip
+    mc = SamHQMaskDecoderConfig(
+        hidden_size=32, mlp_dim=64, num_attention_heads=2, iou_head_hidden_dim=32, vit_dim=32
+    )
+    cfg = transformers.SamHQConfig(
+        vision_config=vc.to_dict(),
+        prompt_encoder_config=pc.to_dict(),
+        mask_decoder_config=mc.to_dict(),
+    )
     torch.manual_seed(0)
     transformers.SamHQModel(cfg).save_pretrained(tmp_path / "tiny-hq")
     seg = SamSegmenter(model=str(tmp_path / "tiny-hq"), device="cpu")
@@ -154,9 +166,17 @@ def test_slices_are_embedded_in_batches_of_neighbours(segmenter, monkeypatch):
     monkeypatch.setattr(segmenter, "batch", 4)
     segmenter.set_volume(np.random.default_rng(2).normal(size=(20, 40, 70)).astype(np.float32), 8)
     segmenter.cache.clear()
-    single = original(segmenter.torch.from_numpy(np.stack([
-        __import__("cryosam.models.sam_geometry", fromlist=["x"]).to_sam_pixels(
-            segmenter._shown[7], segmenter.size, segmenter.window)])))  # fmt: skip
+    single = original(
+        segmenter.torch.from_numpy(
+            np.stack(
+                [
+                    __import__("cryosam.models.sam_geometry", fromlist=["x"]).to_sam_pixels(
+                        segmenter._shown[7], segmenter.size, segmenter.window
+                    )
+                ]
+            )
+        )
+    )
     emb7 = segmenter.embedding(0, 7)
     assert calls == [4]  # slices 5..8 in one encoder call
     for i in (5, 6, 8):

@@ -3,13 +3,13 @@ import json
 import numpy as np
 import pytest
 
-from cryosam.cli import main
-from cryosam.contrast import protein_is_dark
+from cryosam.cli.main import main
 from cryosam.errors import CryosamError
 from cryosam.io.picks import read_picks_csv
 from cryosam.io.tomogram import read_tomogram
 from cryosam.simulate import Imaging, SimulationConfig, simulate
 from cryosam.simulate.species import BUILDERS, template
+from cryosam.volume.contrast import protein_is_dark
 
 SMALL = dict(shape=(48, 96, 96), voxel_size=10.0)
 
@@ -111,8 +111,15 @@ def test_cli_simulate_writes_everything_then_evaluate_scores_truth(tmp_path, cap
     assert main(args) == 0
     stdout = capsys.readouterr().out
     assert "placed:" in stdout and "preview:" in stdout
-    for name in ("tomogram.mrc", "labels.mrc", "instances.mrc", "density.mrc",
-                 "particles.csv", "truth.json", "preview.png"):  # fmt: skip
+    for name in (
+        "tomogram.mrc",
+        "labels.mrc",
+        "instances.mrc",
+        "density.mrc",
+        "particles.csv",
+        "truth.json",
+        "preview.png",
+    ):
         assert (out / name).stat().st_size > 0, name
     assert (out / "preview.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     tomo = read_tomogram(out / "tomogram.mrc")
@@ -135,7 +142,20 @@ def test_cli_simulate_writes_everything_then_evaluate_scores_truth(tmp_path, cap
     from cryosam.io.picks import Picks, write_picks_csv
 
     write_picks_csv(tmp_path / "far.csv", Picks(shifted, class_name=parts.class_name))
-    assert main(["evaluate", str(tmp_path / "far.csv"), "--truth", str(out), "--only",
-                 "ribosome", "--json", str(tmp_path / "s.json")]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "evaluate",
+                str(tmp_path / "far.csv"),
+                "--truth",
+                str(out),
+                "--only",
+                "ribosome",
+                "--json",
+                str(tmp_path / "s.json"),
+            ]
+        )
+        == 0
+    )
     scores = json.loads((tmp_path / "s.json").read_text())["picks"][0]
     assert scores["class"] == "ribosome" and scores["recall"] < 0.5

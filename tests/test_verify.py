@@ -7,14 +7,15 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from cryosam.config import Config
-from cryosam.simulate.species import rotate_template, template
-from cryosam.verify import (
+from cryosam.method.candidates import Status
+from cryosam.method.cut import CutRule, shape_cut
+from cryosam.method.verify import (
     Reference,
     ShapeVerifier,
-    extract_binned,
-    shape_cut,
     verify_candidates,
 )
+from cryosam.simulate.species import rotate_template, template
+from cryosam.volume.binning import extract_boxes
 
 VOXEL = 10.0
 
@@ -43,8 +44,12 @@ def diameter(name):
 
 def test_reference_round_trip_and_pool():
     rng = np.random.default_rng(1)
-    a = Reference(rng.normal(size=(9, 9, 9)).astype(np.float32),
-                  rng.uniform(size=(9, 9, 9)).astype(np.float32), 2, 3)  # fmt: skip
+    a = Reference(
+        rng.normal(size=(9, 9, 9)).astype(np.float32),
+        rng.uniform(size=(9, 9, 9)).astype(np.float32),
+        2,
+        3,
+    )
     b = Reference.from_dict(a.to_dict())
     assert b.bin == 2 and b.n_particles == 3
     assert np.allclose(a.template, b.template, atol=2e-3)
@@ -54,13 +59,13 @@ def test_reference_round_trip_and_pool():
     assert Reference.pool([a, other]) is None
 
 
-def test_extract_binned_centres_and_pads():
+def test_extract_boxes_centres_and_pads():
     vol = np.arange(20**3, dtype=np.float32).reshape(20, 20, 20)
-    box = extract_binned(vol, [(10, 10, 10)], 5, 1)[0]
+    box = extract_boxes(vol, [(10, 10, 10)], 5, 1)[0]
     assert box[2, 2, 2] == vol[10, 10, 10]
-    edge = extract_binned(vol, [(0, 0, 0)], 5, 1)[0]
+    edge = extract_boxes(vol, [(0, 0, 0)], 5, 1)[0]
     assert edge[0, 0, 0] == 0 and edge[2, 2, 2] == vol[0, 0, 0]
-    binned = extract_binned(vol, [(10, 10, 10)], 3, 2)
+    binned = extract_boxes(vol, [(10, 10, 10)], 3, 2)
     assert binned.shape == (1, 3, 3, 3)
 
 
@@ -122,7 +127,7 @@ def test_several_prompts_are_aligned_before_averaging():
     vol, v, pts, _ = ribosomes(8, seed=10, noise=1.0)
     aligned = v.reference(pts[:6])
     assert aligned.n_particles == 6
-    unaligned = Reference(extract_binned(vol, pts[:6], v.n, v.bin).mean(0), aligned.weight, v.bin)
+    unaligned = Reference(extract_boxes(vol, pts[:6], v.n, v.bin).mean(0), aligned.weight, v.bin)
     # judged on the particles that were not prompted
     good, _ = v.score(aligned, pts[6:])
     blurred, _ = v.score(unaligned, pts[6:])
@@ -133,10 +138,10 @@ def test_shape_cut_finds_the_small_high_mode():
     rng = np.random.default_rng(6)
     bulk = rng.normal(0.25, 0.05, 400)
     high = rng.normal(0.55, 0.05, 30)
-    cut, how = shape_cut(np.concatenate([bulk, high]))
-    assert bulk.max() - 0.05 < cut < high.min() + 0.05
-    assert "shape-verification" in how
-    assert shape_cut([0.5, 0.6], floor=0.1)[0] == 0.1  # too few for a distribution
+    cut = shape_cut(np.concatenate([bulk, high]))
+    assert bulk.max() - 0.05 < cut.value < high.min() + 0.05
+    assert cut.rule in (CutRule.SHAPE_OTSU, CutRule.SHAPE_VALLEY)
+    assert shape_cut([0.5, 0.6], floor=0.1).value == 0.1  # too few for a distribution
 
 
 def test_verify_candidates_merges_duplicates_and_honours_negatives():
@@ -145,18 +150,18 @@ def test_verify_candidates_merges_duplicates_and_honours_negatives():
     d = diameter("proteasome")
     pts = np.array([c for c, _ in placed])
     cands = np.concatenate([pts, pts[:4] + 2.0])  # every barrel twice
-    status = np.array(["candidate"] * len(cands), dtype=object)
+    status = np.array([Status.CANDIDATE] * len(cands), dtype=object)
     v = ShapeVerifier(vol, d)
     ref = v.reference(pts[:1])
     config = Config(verify_top=2)
-    zc, scores, st, refined, floor = verify_candidates(vol, cands, status, d, config, ref)
-    assert (st == "duplicate").sum() >= 3
-    assert 0 < floor < np.sort(scores[st == "candidate"])[-3:].min()
-    assert refined.n_particles == 3
+    v = verify_candidates(vol, cands, status, d, config, ref)
+    assert (v.status == Status.DUPLICATE).sum() >= 3
+    assert 0 < v.floor < np.sort(v.score[v.status == Status.CANDIDATE])[-3:].min()
+    assert v.reference.n_particles == 3
     neg = [pts[4]]  # a double ring marked as unwanted
-    _, _, st2, _, _ = verify_candidates(vol, cands, status, d, config, ref, negatives=neg)
-    assert all(st2[4:8] == "negative")
-    assert not any(st2[[0, 1, 2, 3]] == "negative")
+    st2 = verify_candidates(vol, cands, status, d, config, ref, negatives=neg).status
+    assert all(st2[4:8] == Status.NEGATIVE)
+    assert not any(st2[[0, 1, 2, 3]] == Status.NEGATIVE)
 
 
 @pytest.mark.parametrize("verify", [True, False])
@@ -167,9 +172,9 @@ def test_config_switch(verify):
 def test_verification_beats_feature_scores_beside_the_look_alike():
     """The barrel among as many double rings: picks with shape verification are better
     than with the paper's feature scores alone."""
-    from cryosam.evaluate import score_picks
+    from cryosam.eval.metrics import score_picks
     from cryosam.io.prompts import Prompt
-    from cryosam.pipeline import pick_particles
+    from cryosam.method.pick import pick_particles
     from tests.conftest import small_sim
 
     sim = small_sim((64, 128, 128), {"proteasome": 0.03, "double_ring": 0.03}, snr=0.5, seed=4)

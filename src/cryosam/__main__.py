@@ -2,6 +2,6 @@
 
 import sys
 
-from cryosam.cli import main
+from cryosam.cli.main import main
 
 sys.exit(main())

@@ -72,11 +72,29 @@ def acquire_lock(folder: Path) -> Path:
     raise CryosamError(f"cannot lock {folder}; remove {lock} if no cryosam run is using it")
 
 
+def check_outputs(out_dir: Path, names: list[str], overwrite: bool) -> None:
+    """Refuse to start when any output exists (unless ``overwrite``) or ``out_dir`` is a file."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise CryosamError(f"{out_dir} exists and is not a folder; choose another --out")
+    if not overwrite:
+        existing = [n for n in names if (out_dir / n).exists()]
+        if existing:
+            raise CryosamError(
+                f"{out_dir} already holds {', '.join(existing)}; pass --overwrite or another --out"
+            )
+    probe = out_dir
+    while not probe.exists():
+        probe = probe.parent
+    if not os.access(probe, os.W_OK):
+        raise CryosamError(f"cannot write to {probe}: permission denied; choose another --out")
+
+
 @contextlib.contextmanager
 def output_set(out_dir: str | os.PathLike) -> Iterator[Path]:
     """Yield a staging folder; on success move everything in it to ``out_dir``.
 
-    Call :func:`cryosam.runinfo.check_outputs` first: this only stages and commits.
+    Call :func:`check_outputs` first: this only stages and commits.
     """
     out_dir = Path(out_dir)
     created = not out_dir.exists()

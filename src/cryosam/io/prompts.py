@@ -22,6 +22,7 @@ from cryosam.io.picks import (
     read_table_csv,
     require_columns,
 )
+from cryosam.io.readers import read_any_picks
 from cryosam.io.tomogram import tomogram_stem
 
 
@@ -105,8 +106,6 @@ def read_prompt_file(
     path: str | os.PathLike, shape_zyx=None, voxel_size: float | None = None
 ) -> list[Prompt]:
     """Read prompts from CSV, STAR (RELION 3/5) or copick JSON, by extension."""
-    from cryosam.io.readers import read_any_picks
-
     path = Path(path)
     if not path.exists():
         raise CryosamError(f"{path}: no such file; check the path")

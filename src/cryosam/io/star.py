@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import starfile
 
+from cryosam import __version__
 from cryosam.errors import CryosamError
 from cryosam.io import coords
 from cryosam.io.atomic import atomic_path
@@ -89,8 +90,6 @@ def write_star(
     with atomic_path(path, overwrite) as tmp:
         starfile.write(blocks, tmp, overwrite=True)
         # starfile stamps the time; a result should have the same bytes every run
-        from cryosam import __version__
-
         lines = tmp.read_text().splitlines(keepends=True)
         body = [ln for ln in lines if not ln.startswith("# Created by the starfile")]
         tmp.write_text(f"# Written by cryosam {__version__}\n" + "".join(body))
@@ -121,80 +120,90 @@ def read_star(
             tomogram (matched with or without extensions); ``None`` keeps all rows.
     """
     path = Path(path)
-    if not path.exists():
-        raise CryosamError(f"{path}: no such file; check the path")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            blocks = starfile.read(path, always_dict=True)
-    except Exception as exc:  # starfile raises many types on malformed text
-        raise CryosamError(f"{path}: not a readable STAR file ({exc})") from exc
-    table, dialect = None, None
-    for block in blocks.values():
-        if isinstance(block, pd.DataFrame):
-            try:
-                dialect = detect_dialect(block.columns)
-            except KeyError:
-                continue
-            table = block
-            break
-    if table is None:
-        raise CryosamError(
-            f"{path}: no table with known coordinate columns; need rlnCoordinateX/Y/Z "
-            "(RELION 3, pixels) or rlnCenteredCoordinateX/Y/ZAngst (RELION 5, Å)"
-        )
+    blocks = _read_blocks(path)
+    table, dialect = _particles(blocks, path)
     name_col = next((c for c in ("rlnTomoName", "rlnMicrographName") if c in table), None)
     if tomogram is not None and name_col is not None:
         want = tomogram_stem(tomogram)
         keep = table[name_col].astype(str).map(lambda s: tomogram_stem(s) == want)
         table = table[keep.to_numpy()]
-    cols = R5_COLS if dialect == RELION5 else R3_COLS
-    xyz = _numeric(table, cols, path)
-    if dialect == RELION5:
-        if shape_zyx is None:
-            raise CryosamError(
-                f"{path}: RELION 5 coordinates are relative to the tomogram centre; "
-                "give the tomogram so its shape and voxel size are known"
-            )
-        zyx = coords.relion5_xyz_angst_to_zyx(xyz, shape_zyx, voxel_size)
-        if all(c in table for c in R3_COLS):  # both dialects: they must agree
-            other = coords.relion3_xyz_to_zyx(_numeric(table, R3_COLS, path))
-            if len(zyx) and np.abs(other - zyx).max() > 1.0:
-                raise CryosamError(
-                    f"{path}: rlnCoordinateX/Y/Z (pixels) and rlnCenteredCoordinateX/Y/ZAngst "
-                    "disagree by more than a voxel (a different voxel size or tomogram size?); "
-                    "keep one set of columns"
-                )
-    else:
-        zyx = coords.relion3_xyz_to_zyx(xyz)
+    zyx = _positions(table, dialect, path, shape_zyx, voxel_size)
     score = (
         _numeric(table, ["rlnAutopickFigureOfMerit"], path, allow_nan=True)[:, 0]
         if "rlnAutopickFigureOfMerit" in table
         else None
     )
     angles = _numeric(table, ANGLE_COLS, path) if all(c in table for c in ANGLE_COLS) else None
-    class_name = None
-    if "rlnClassNumber" in table:
-        names = {}
-        extra = blocks.get(CLASS_BLOCK)
-        if isinstance(extra, pd.DataFrame) and {"rlnClassNumber", "cryosamClassName"} <= set(
-            extra.columns
-        ):
-            names = {
-                int(k): check_class_name(v, str(path))
-                for k, v in zip(extra["rlnClassNumber"], extra["cryosamClassName"])
-            }
-        class_name = [names.get(int(k), str(int(k))) for k in table["rlnClassNumber"]]
+    class_name = _class_names(table, blocks.get(CLASS_BLOCK), path)
     instance = None
     if "rlnTomoParticleName" in table:
         try:
             instance = [int(str(s).rsplit("/", 1)[-1]) for s in table["rlnTomoParticleName"]]
         except ValueError:
             instance = None
-    name = None
-    if name_col is not None and len(table):
-        name = str(table[name_col].iloc[0])
+    name = str(table[name_col].iloc[0]) if name_col is not None and len(table) else None
     return Picks(zyx, score, class_name, instance, angles, tomogram or name)
+
+
+def _read_blocks(path: Path) -> dict:
+    if not path.exists():
+        raise CryosamError(f"{path}: no such file; check the path")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return starfile.read(path, always_dict=True)
+    except Exception as exc:  # starfile raises many types on malformed text
+        raise CryosamError(f"{path}: not a readable STAR file ({exc})") from exc
+
+
+def _particles(blocks: dict, path: Path) -> tuple[pd.DataFrame, str]:
+    """The first table with coordinate columns, and its dialect."""
+    for block in blocks.values():
+        if isinstance(block, pd.DataFrame):
+            try:
+                return block, detect_dialect(block.columns)
+            except KeyError:
+                continue
+    raise CryosamError(
+        f"{path}: no table with known coordinate columns; need rlnCoordinateX/Y/Z "
+        "(RELION 3, pixels) or rlnCenteredCoordinateX/Y/ZAngst (RELION 5, Å)"
+    )
+
+
+def _positions(table, dialect, path, shape_zyx, voxel_size) -> np.ndarray:
+    """Voxel ``(z, y, x)`` of every row (RELION 5 needs the tomogram's shape and voxel size)."""
+    if dialect != RELION5:
+        return coords.relion3_xyz_to_zyx(_numeric(table, R3_COLS, path))
+    if shape_zyx is None:
+        raise CryosamError(
+            f"{path}: RELION 5 coordinates are relative to the tomogram centre; "
+            "give the tomogram so its shape and voxel size are known"
+        )
+    zyx = coords.relion5_xyz_angst_to_zyx(_numeric(table, R5_COLS, path), shape_zyx, voxel_size)
+    if all(c in table for c in R3_COLS):  # both dialects: they must agree
+        other = coords.relion3_xyz_to_zyx(_numeric(table, R3_COLS, path))
+        if len(zyx) and np.abs(other - zyx).max() > 1.0:
+            raise CryosamError(
+                f"{path}: rlnCoordinateX/Y/Z (pixels) and rlnCenteredCoordinateX/Y/ZAngst "
+                "disagree by more than a voxel (a different voxel size or tomogram size?); "
+                "keep one set of columns"
+            )
+    return zyx
+
+
+def _class_names(table, extra, path) -> list[str] | None:
+    """Class names from ``rlnClassNumber`` and cryosam's class block (numbers otherwise)."""
+    if "rlnClassNumber" not in table:
+        return None
+    names = {}
+    if isinstance(extra, pd.DataFrame) and {"rlnClassNumber", "cryosamClassName"} <= set(
+        extra.columns
+    ):
+        names = {
+            int(k): check_class_name(v, str(path))
+            for k, v in zip(extra["rlnClassNumber"], extra["cryosamClassName"])
+        }
+    return [names.get(int(k), str(int(k))) for k in table["rlnClassNumber"]]
 
 
 def _numeric(table: pd.DataFrame, cols, path, allow_nan: bool = False) -> np.ndarray:

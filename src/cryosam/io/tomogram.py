@@ -16,11 +16,15 @@ from pathlib import Path
 import mrcfile
 import numpy as np
 
+from cryosam import __version__
 from cryosam.errors import CryosamError
 from cryosam.io.atomic import atomic_path
 
-TOMOGRAM_SUFFIXES = (".mrc", ".rec", ".map", ".st", ".ali", ".mrcs", ".tomostar")
+VOLUME_SUFFIXES = (".mrc", ".rec", ".map", ".st", ".ali", ".mrcs")
+"""Extensions of MRC volumes cryosam reads (each optionally ``.gz`` or ``.bz2``)."""
 COMPRESSED_SUFFIXES = (".gz", ".bz2")
+NAME_SUFFIXES = (*VOLUME_SUFFIXES, ".tomostar")
+"""Extensions dropped from a name to match tomograms (Warp names them by ``.tomostar``)."""
 UNKNOWN_VOXEL_SIZES = (0.0, 1.0)
 """Header voxel sizes that mean 'not set' (programs write 0 or 1 Å when they do not know)."""
 _CHUNK_VOXELS = 1 << 24
@@ -36,6 +40,7 @@ class Tomogram:
         origin: header origin in Å, ``(z, y, x)``.
         path: file it came from (``None`` for in-memory volumes).
         mode: MRC mode of the file.
+        label: its name when it has no file (a napari layer, a copick run).
     """
 
     data: np.ndarray
@@ -44,10 +49,16 @@ class Tomogram:
     path: Path | None = None
     mode: int = 2
     file_dtype: str = "float32"
+    label: str | None = None
 
     @property
     def shape(self) -> tuple[int, int, int]:
         return tuple(int(s) for s in self.data.shape)  # type: ignore[return-value]
+
+    @property
+    def name(self) -> str:
+        """The file's name (with extensions), else the label, else ``tomogram``."""
+        return self.path.name if self.path is not None else (self.label or "tomogram")
 
     def require_voxel_size(self) -> float:
         """The voxel size in Å, or an error telling the user to pass ``--voxel-size``."""
@@ -59,12 +70,18 @@ class Tomogram:
         return self.voxel_size
 
 
+def is_tomogram_name(name: str | os.PathLike) -> bool:
+    """Whether a file name is an MRC volume cryosam reads (``.mrc``, ``.rec.gz``, ...)."""
+    lower = Path(name).name.lower()
+    return any(lower.endswith(v + c) for v in VOLUME_SUFFIXES for c in ("", *COMPRESSED_SUFFIXES))
+
+
 def tomogram_stem(path: str | os.PathLike) -> str:
     """File name without its tomogram and compression extensions (``a.rec.gz`` -> ``a``)."""
     name = Path(path).name
     for _ in range(2):
         lower = name.lower()
-        for suffix in COMPRESSED_SUFFIXES + TOMOGRAM_SUFFIXES:
+        for suffix in COMPRESSED_SUFFIXES + NAME_SUFFIXES:
             if lower.endswith(suffix) and len(name) > len(suffix):
                 name = name[: -len(suffix)]
                 break
@@ -273,8 +290,6 @@ def write_volume(
         )
         mrc.update_header_stats()
         # one label without a timestamp, so the same result gives the same bytes
-        from cryosam import __version__
-
         mrc.header.label[:] = b""
         mrc.header.label[0] = f"cryosam {__version__}".encode()
         mrc.header.nlabl = 1

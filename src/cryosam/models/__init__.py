@@ -5,6 +5,8 @@ Adding a backend touches one new module and one line of :data:`SEGMENTERS`.
 
 from __future__ import annotations
 
+import importlib
+
 from cryosam.errors import CryosamError
 from cryosam.models.base import PromptableSegmenter, SliceResult
 
@@ -21,8 +23,6 @@ ENCODERS = {
 
 
 def _build(registry: dict, kind: str, name: str, **kwargs):
-    import importlib
-
     if name not in registry:
         raise CryosamError(f"unknown {kind} {name!r}; choose one of {', '.join(registry)}")
     module, _, cls = registry[name].partition(":")
@@ -38,8 +38,7 @@ def build_segmenter(config) -> PromptableSegmenter:
     """The segmenter a :class:`~cryosam.config.Config` asks for."""
     if config.segmenter == "classical":
         return make_segmenter("classical", config=config)
-    return make_segmenter(config.segmenter, config=config, model=config.model,
-                          device=config.device)  # fmt: skip
+    return make_segmenter(config.segmenter, config=config, model=config.model, device=config.device)
 
 
 def build_encoder(config):

@@ -47,8 +47,9 @@ class SmoothedVolume:
     visit particles in z order). Memory: ``keep`` slabs of about ``slab_voxels``, at least
     enough to hold ``span`` planes (one particle's neighbourhood)."""
 
-    def __init__(self, volume, sigma: float, slab_voxels: float = 16e6, keep: int = 4,
-                 span: float = 0.0):  # fmt: skip
+    def __init__(
+        self, volume, sigma: float, slab_voxels: float = 16e6, keep: int = 4, span: float = 0.0
+    ):
         self.volume, self.sigma = volume, float(sigma)
         self.shape = tuple(int(s) for s in volume.shape)
         self.radius = int(4.0 * self.sigma + 0.5) if self.sigma > 0.3 else 0
@@ -87,8 +88,9 @@ class SmoothedVolume:
         for k in range(z0 // self.thick, (max(z1, z0 + 1) - 1) // self.thick + 1):
             lo, hi = max(z0, k * self.thick), min(z1, (k + 1) * self.thick)
             if hi > lo:
-                parts.append(self._slab(k)[(slice(lo - k * self.thick, hi - k * self.thick),)
-                                           + key[1:]])  # fmt: skip
+                parts.append(
+                    self._slab(k)[(slice(lo - k * self.thick, hi - k * self.thick),) + key[1:]]
+                )
         if not parts:  # an empty z range
             return np.zeros((0,) + self._slab(0)[(0,) + key[1:]].shape, np.float32)
         return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
@@ -133,8 +135,10 @@ class ClassicalSegmenter:
     def begin_instance(self, point_zyx: np.ndarray) -> None:
         d = self.diameter_px
         c = np.clip(np.round(point_zyx).astype(int), 0, np.asarray(self.smooth.shape) - 1)
-        inner = _ball_values(self.smooth, c, 0.0, max(1.5, 0.25 * d))
-        shell = _ball_values(self.smooth, c, 1.0 * d, 1.5 * d)
+        cfg = self.config
+        inner = _ball_values(self.smooth, c, 0.0, max(1.5, cfg.interior_radius_factor * d))
+        r_in, r_out = cfg.background_shell
+        shell = _ball_values(self.smooth, c, r_in * d, r_out * d)
         interior = float(np.percentile(inner, self.config.interior_percentile))
         background = float(np.median(shell)) if shell.size else self.smooth.stats()[0]
         if interior <= background:  # nothing brighter than its surroundings here

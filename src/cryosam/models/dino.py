@@ -12,9 +12,12 @@ half precision on a GPU.
 
 from __future__ import annotations
 
+import inspect
+from pathlib import Path
+
 import numpy as np
 
-from cryosam.features import FeatureVolume, feature_stride
+from cryosam.models.features import FeatureVolume, feature_stride
 from cryosam.models.loading import (
     auto_batch_size,
     gpu_errors,
@@ -23,7 +26,8 @@ from cryosam.models.loading import (
     pick_device,
     require_torch,
 )
-from cryosam.resample import resize_2d
+from cryosam.models.registry import resolve, weight_files
+from cryosam.volume.resample import resize_2d
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)[:, None, None]
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)[:, None, None]
@@ -34,8 +38,14 @@ class DinoSliceEncoder:
 
     name = "dinov2"
 
-    def __init__(self, model=None, device: str = "auto", batch_size: int | None = None,
-                 channels_per_view: int = 64, model_object=None):  # fmt: skip
+    def __init__(
+        self,
+        model=None,
+        device: str = "auto",
+        batch_size: int | None = None,
+        channels_per_view: int = 64,
+        model_object=None,
+    ):
         torch, transformers = require_torch()
         self.torch = torch
         self.device = pick_device(device)
@@ -54,16 +64,20 @@ class DinoSliceEncoder:
         q, _ = np.linalg.qr(rng.normal(size=(self.hidden, self.k)))
         self.projection = q.astype(np.float32)
         self.model_id = _model_identity(model)
-        import inspect
-
         # ViT (DINO v1) needs to be told to interpolate its position embeddings; DINOv2 does it
         params = inspect.signature(self.model.forward).parameters
-        self.forward_kwargs = {"interpolate_pos_encoding": True} if (
-            "interpolate_pos_encoding" in params) else {}  # fmt: skip
+        self.forward_kwargs = (
+            {"interpolate_pos_encoding": True} if ("interpolate_pos_encoding" in params) else {}
+        )
 
     def signature(self) -> dict:
-        return {"name": self.name, "model": self.model_id, "hidden": self.hidden,
-                "patch": self.patch, "k": self.k}  # fmt: skip
+        return {
+            "name": self.name,
+            "model": self.model_id,
+            "hidden": self.hidden,
+            "patch": self.patch,
+            "k": self.k,
+        }
 
     def _embed(self, images: list[np.ndarray]) -> np.ndarray:
         """Patch tokens of same-shaped images ``(h*p, w*p)`` -> ``(N, h, w, k)``."""
@@ -114,10 +128,6 @@ class DinoSliceEncoder:
 
 def _model_identity(model) -> str:
     """Name plus size and mtime of each weight file, so new weights never hit old features."""
-    from pathlib import Path
-
-    from cryosam.models.registry import resolve, weight_files
-
     try:
         where = Path(resolve(model)) if model is not None else None
     except Exception:
@@ -132,6 +142,10 @@ def tiny_dinov2_config():
     """A very small random DINOv2 configuration (tests and timing scaffolds)."""
     _, transformers = require_torch()
     return transformers.Dinov2Config(
-        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-        patch_size=14, image_size=56,
-    )  # fmt: skip
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        patch_size=14,
+        image_size=56,
+    )

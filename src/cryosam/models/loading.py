@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from cryosam.errors import CryosamError, MissingExtraError
+from cryosam.models.registry import resolve
 
 
 def require_torch():
@@ -53,8 +54,6 @@ def half_dtype(device):
 
 def load_pretrained(model_cls, name_or_path: str | os.PathLike, what: str):
     """``model_cls.from_pretrained`` on a folder or hub id, with a one-line error."""
-    from cryosam.models.registry import resolve
-
     if name_or_path is None:
         raise CryosamError(f"{what} needs --model (a short name, a local folder or a hub id)")
     name_or_path = resolve(name_or_path)
@@ -62,7 +61,7 @@ def load_pretrained(model_cls, name_or_path: str | os.PathLike, what: str):
     local = path.exists()
     if local and not (path / "config.json").exists():
         raise CryosamError(f"{path}: no config.json; give a folder written by save_pretrained")
-    from transformers.utils import logging as hf_logging
+    from transformers.utils import logging as hf_logging  # the optional 'foundation' extra
 
     hf_logging.disable_progress_bar()  # cryosam reports its own progress
     try:

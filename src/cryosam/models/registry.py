@@ -16,7 +16,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cryosam.errors import CryosamError
+from cryosam.errors import CryosamError, MissingExtraError
+from cryosam.io.atomic import write_text_atomic
+from cryosam.io.checksums import sha256_file
 
 MANIFEST = "cryosam-manifest.json"
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
@@ -94,21 +96,13 @@ def spec(name: str) -> ModelSpec:
     return REGISTRY[name]
 
 
-def _sha256(path: Path) -> str:
-    from cryosam.runinfo import sha256_file
-
-    return sha256_file(path)
-
-
 def weight_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
 
 
 def write_manifest(folder: Path) -> dict[str, str]:
     """Record the sha256 of every weight file of a checkpoint folder."""
-    from cryosam.io.atomic import write_text_atomic
-
-    hashes = {str(p.relative_to(folder)): _sha256(p) for p in weight_files(folder)}
+    hashes = {str(p.relative_to(folder)): sha256_file(p) for p in weight_files(folder)}
     write_text_atomic(folder / MANIFEST, json.dumps(hashes, indent=1), overwrite=True)
     return hashes
 
@@ -130,7 +124,7 @@ def verify(name: str) -> list[str]:
     for rel, digest in expected.items():
         if rel not in files:
             problems.append(f"{rel} is missing")
-        elif _sha256(files[rel]) != digest:
+        elif sha256_file(files[rel]) != digest:
             problems.append(f"{rel}: sha256 mismatch (corrupt or replaced)")
     return problems
 
@@ -161,20 +155,20 @@ def resolve(name_or_path: str | os.PathLike | None) -> str | None:
 def download(name: str, progress: bool = True) -> Path:
     """Fetch a registered checkpoint into the cache (resumable) and record its hashes."""
     s = spec(name)
-    try:
+    try:  # the optional 'foundation' extra
         from huggingface_hub import snapshot_download
     except ImportError as exc:
-        from cryosam.errors import MissingExtraError
-
         raise MissingExtraError("foundation", "downloading models") from exc
     folder = model_dir(name)
     existed = folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     try:
         snapshot_download(
-            s.hub_id, revision=s.revision, local_dir=folder,
+            s.hub_id,
+            revision=s.revision,
+            local_dir=folder,
             allow_patterns=["*.json", "*.safetensors", "*.txt", "*.model"],
-        )  # fmt: skip
+        )
     except Exception as exc:  # the hub client raises many types; the user needs one line
         if not existed and not any(folder.iterdir()):
             folder.rmdir()

@@ -14,7 +14,9 @@ through SAM's resize-and-pad with :mod:`cryosam.models.sam_geometry`.
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
+from pathlib import Path
 
 import numpy as np
 
@@ -29,6 +31,7 @@ from cryosam.models.loading import (
     pick_device,
     require_torch,
 )
+from cryosam.models.registry import resolve
 from cryosam.models.sam_geometry import (
     image_to_lowres,
     lowres_to_image,
@@ -37,7 +40,7 @@ from cryosam.models.sam_geometry import (
     to_sam2_pixels,
     to_sam_pixels,
 )
-from cryosam.resample import resize_2d
+from cryosam.volume.resample import resize_2d
 
 _LOGIT_FLOOR = -20.0
 
@@ -110,8 +113,9 @@ class SamSegmenter:
         lo = max(0, min(index - half, n - self.batch))
         todo = [i for i in range(lo, min(n, lo + self.batch)) if (axis, i) not in self.cache]
         to_pixels = to_sam2_pixels if self.square else to_sam_pixels
-        pixels = np.stack([to_pixels(take_slice(self._shown, axis, i), self.size, self.window)
-                           for i in todo])  # fmt: skip
+        pixels = np.stack(
+            [to_pixels(take_slice(self._shown, axis, i), self.size, self.window) for i in todo]
+        )
         t = self.torch.from_numpy(pixels).to(self.device, dtype=self.dtype)
         with self.torch.inference_mode(), gpu_errors("SAM image encoder"):
             emb = self.model.get_image_embeddings(t)
@@ -147,8 +151,9 @@ class SamSegmenter:
                 low = resize_2d(full, (lowres_size, lowres_size))
             else:
                 low = image_to_lowres(full, h, w, self.size, lowres_size)
-            kwargs["input_masks"] = torch.tensor(low[None, None], dtype=self.dtype,
-                                                 device=self.device)  # fmt: skip
+            kwargs["input_masks"] = torch.tensor(
+                low[None, None], dtype=self.dtype, device=self.device
+            )
         with torch.inference_mode(), gpu_errors("SAM mask decoder"):
             out = self.model(**kwargs, multimask_output=mask_logits is None)
         masks = out.pred_masks[0, 0].float().cpu().numpy()  # (n_masks, lowres, lowres)
@@ -196,11 +201,6 @@ def _input_size(cfg) -> int:
 def _model_class(model):
     """The transformers class of a checkpoint, from its config.json ``model_type`` (else
     from the hub id's name): SamHQModel, Sam2Model, EdgeTamModel or SamModel."""
-    import json
-    from pathlib import Path
-
-    from cryosam.models.registry import resolve
-
     _, transformers = require_torch()
     kind = ""
     try:
@@ -211,8 +211,15 @@ def _model_class(model):
         kind = ""
     name = str(model or "").lower()
     if not kind:
-        kind = ("sam_hq" if "hq" in name else "sam2" if "sam2" in name
-                else "edgetam" if "edgetam" in name else "sam")  # fmt: skip
+        kind = (
+            "sam_hq"
+            if "hq" in name
+            else "sam2"
+            if "sam2" in name
+            else "edgetam"
+            if "edgetam" in name
+            else "sam"
+        )
     classes = {"sam_hq": "SamHQModel", "sam2": "Sam2Model", "edgetam": "EdgeTamModel"}
     return getattr(transformers, classes.get(kind, "SamModel"))
 
@@ -226,16 +233,26 @@ def tiny_sam_config(image_size: int = 256):
         SamVisionConfig,
     )
 
-    vc = SamVisionConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                         global_attn_indexes=[1], output_channels=32, window_size=4,
-                         mlp_dim=64, num_pos_feats=16, image_size=image_size)  # fmt: skip
+    vc = SamVisionConfig(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        global_attn_indexes=[1],
+        output_channels=32,
+        window_size=4,
+        mlp_dim=64,
+        num_pos_feats=16,
+        image_size=image_size,
+    )
     pc = SamPromptEncoderConfig(hidden_size=32, image_size=image_size)
-    mc = SamMaskDecoderConfig(hidden_size=32, mlp_dim=64, num_attention_heads=2,
-                              iou_head_hidden_dim=32)  # fmt: skip
+    mc = SamMaskDecoderConfig(
+        hidden_size=32, mlp_dim=64, num_attention_heads=2, iou_head_hidden_dim=32
+    )
     return transformers.SamConfig(
-        vision_config=vc.to_dict(), prompt_encoder_config=pc.to_dict(),
+        vision_config=vc.to_dict(),
+        prompt_encoder_config=pc.to_dict(),
         mask_decoder_config=mc.to_dict(),
-    )  # fmt: skip
+    )
 
 
 def tiny_sam2_config(image_size: int = 256):
@@ -243,21 +260,33 @@ def tiny_sam2_config(image_size: int = 256):
     _, transformers = require_torch()
     s = image_size
     backbone = {
-        "model_type": "sam2_hiera_det_model", "hidden_size": 16, "image_size": [s, s],
-        "embed_dim_per_stage": [16, 32, 64, 128], "blocks_per_stage": [1, 1, 2, 1],
-        "num_attention_heads_per_stage": [1, 1, 2, 2], "global_attention_blocks": [3],
-        "window_size_per_stage": [8, 4, 4, 4], "num_attention_heads": 1,
+        "model_type": "sam2_hiera_det_model",
+        "hidden_size": 16,
+        "image_size": [s, s],
+        "embed_dim_per_stage": [16, 32, 64, 128],
+        "blocks_per_stage": [1, 1, 2, 1],
+        "num_attention_heads_per_stage": [1, 1, 2, 2],
+        "global_attention_blocks": [3],
+        "window_size_per_stage": [8, 4, 4, 4],
+        "num_attention_heads": 1,
         "window_positional_embedding_background_size": [4, 4],
-    }  # fmt: skip
-    vision = {"backbone_config": backbone, "backbone_channel_list": [128, 64, 32, 16],
-              "backbone_feature_sizes": [[s // 4, s // 4], [s // 8, s // 8], [s // 16, s // 16]],
-              "fpn_hidden_size": 32}  # fmt: skip
+    }
+    vision = {
+        "backbone_config": backbone,
+        "backbone_channel_list": [128, 64, 32, 16],
+        "backbone_feature_sizes": [[s // 4, s // 4], [s // 8, s // 8], [s // 16, s // 16]],
+        "fpn_hidden_size": 32,
+    }
     return transformers.Sam2Config(
         vision_config=vision,
         prompt_encoder_config={"hidden_size": 32, "image_size": s, "mask_input_channels": 16},
-        mask_decoder_config={"hidden_size": 32, "mlp_dim": 64, "num_attention_heads": 2,
-                             "iou_head_hidden_dim": 32},
-    )  # fmt: skip
+        mask_decoder_config={
+            "hidden_size": 32,
+            "mlp_dim": 64,
+            "num_attention_heads": 2,
+            "iou_head_hidden_dim": 32,
+        },
+    )
 
 
 __all__ = ["SamSegmenter", "tiny_sam_config", "tiny_sam2_config", "CryosamError"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from cryosam.resample import resize_2d
+from cryosam.volume.resample import resize_2d
 
 
 def resized_shape(h: int, w: int, size: int) -> tuple[int, int]:
@@ -75,8 +75,9 @@ def points_to_sam2(points_uv: np.ndarray, h: int, w: int, size: int) -> np.ndarr
     """``(N, 2)`` row/column pixels -> SAM 2's ``(x, y)`` on its ``size`` square (pixel
     centres onto pixel centres, as :func:`points_to_sam`)."""
     pts = np.asarray(points_uv, dtype=np.float64).reshape(-1, 2)
-    return np.stack([(pts[:, 1] + 0.5) * size / w - 0.5, (pts[:, 0] + 0.5) * size / h - 0.5],
-                    axis=1)  # fmt: skip
+    return np.stack(
+        [(pts[:, 1] + 0.5) * size / w - 0.5, (pts[:, 0] + 0.5) * size / h - 0.5], axis=1
+    )
 
 
 def to_sam2_pixels(image: np.ndarray, size: int, window: tuple[float, float]) -> np.ndarray:

@@ -7,10 +7,18 @@ from pathlib import Path
 
 import numpy as np
 
+from cryosam.app.extended import pick_extended
+from cryosam.app.inputs import positive_classes
+from cryosam.app.pick import in_memory, pick
+from cryosam.app.segment import segment
 from cryosam.config import Config
 from cryosam.errors import CryosamError
-from cryosam.io.picks import Picks
+from cryosam.io.coords import diameter_to_voxels
+from cryosam.io.copick_json import write_copick_json
+from cryosam.io.picks import Picks, write_picks_csv
 from cryosam.io.prompts import Prompt
+from cryosam.io.star import RELION3, write_star
+from cryosam.io.tomogram import write_volume
 
 POSITIVE, NEGATIVE = "cryosam positive", "cryosam negative"
 
@@ -32,12 +40,12 @@ def prompts_from_layers(image_layer, positive_layer, negative_layer=None) -> lis
         if layer is None or len(layer.data) == 0:
             continue
         zyx = layer_points_to_voxels(layer, image_layer)
-        classes = (list(layer.features["class"]) if "class" in layer.features
-                   else ["particle"] * len(zyx))  # fmt: skip
+        classes = (
+            list(layer.features["class"]) if "class" in layer.features else ["particle"] * len(zyx)
+        )
         for p, c in zip(zyx, classes):
             name = str(c).strip() or "particle"
-            prompts.append(Prompt(tuple(float(v) for v in p), None if negative else name,
-                                  negative))  # fmt: skip
+            prompts.append(Prompt(tuple(float(v) for v in p), None if negative else name, negative))
     return prompts
 
 
@@ -66,47 +74,54 @@ class Result:
 
 def _diameters(prompts, diameter_angst: float, voxel_size: float) -> dict[str, float]:
     """The widget's one diameter, in voxels, for every prompted class (at least one)."""
-    from cryosam.io.coords import diameter_to_voxels
-
-    classes = list(dict.fromkeys(p.class_name for p in prompts if not p.negative))
+    classes = positive_classes(prompts)
     if not classes:
         raise CryosamError("add at least one point to the 'cryosam positive' layer")
     d = diameter_to_voxels(diameter_angst, voxel_size)
     return {c: d for c in classes}
 
 
-def run_segment(volume, voxel_size, prompts, diameter_angst, config: Config, extended=False):
+def run_segment(
+    volume,
+    voxel_size,
+    prompts,
+    diameter_angst,
+    config: Config,
+    extended=False,
+    name: str = "napari",
+):
     """Segment the particle (or membrane) under each positive prompt."""
-    diameters = _diameters(prompts, diameter_angst, voxel_size)
+    diameters = {} if extended else _diameters(prompts, diameter_angst, voxel_size)
+    run = segment(
+        in_memory(volume, voxel_size, name), prompts, diameters, config, extended=extended
+    )
     if extended:
-        from cryosam.extended import segment_extended_classes
-
-        res = segment_extended_classes(volume, prompts, voxel_size, config, only_prompted=True)
-        n = int(sum((res.instances == k).any() for k in range(1, len(prompts) + 1)))
-        return Result("segment", res.instances, res.semantic, message=f"{n} structure(s)")
-    from cryosam.segmentation import segment_prompts
-
-    out = segment_prompts(volume, prompts, diameters, config)
-    ok = sum(not m.empty for m in out.instances)
-    msg = f"segmented {ok}/{len(out.instances)} prompts"
-    if out.warnings:
-        msg += "; " + out.warnings[0]
-    return Result("segment", out.labels, message=msg)
+        return Result("segment", run.labels, message=f"{run.n_ok} structure(s)")
+    msg = f"segmented {run.n_ok}/{len(run.rows)} prompts"
+    if run.warnings:
+        msg += "; " + run.warnings[0]
+    return Result("segment", run.labels, message=msg)
 
 
-def run_find_all(volume, voxel_size, prompts, diameter_angst, config: Config, extended=False):
-    """Every particle (or membrane) like the prompted ones."""
-    diameters = _diameters(prompts, diameter_angst, voxel_size)
+def run_find_all(
+    volume,
+    voxel_size,
+    prompts,
+    diameter_angst,
+    config: Config,
+    extended=False,
+    name: str = "napari",
+):
+    """Every particle (or membrane) like the prompted ones, through the one pick path (the
+    features are cached by the volume's checksum, so a second press reuses them)."""
+    tomogram = in_memory(volume, voxel_size, name)
     if extended:
-        from cryosam.extended import segment_extended_classes
-
-        res = segment_extended_classes(volume, prompts, voxel_size, config)
+        res = pick_extended(tomogram, prompts, {}, config)
         n = int(res.instances.max())
-        return Result("extended", res.instances, res.semantic,
-                      message=f"{n} connected structure(s)")  # fmt: skip
-    from cryosam.pipeline import pick_particles
-
-    out = pick_particles(volume, prompts, diameters, config)
+        return Result(
+            "extended", res.instances, res.semantic, message=f"{n} connected structure(s)"
+        )
+    out = pick(tomogram, prompts, _diameters(prompts, diameter_angst, voxel_size), config).outcome
     cuts = {r.name: r.cut for r in out.reports}
     msg = ", ".join(f"{r.name}: {r.n_accepted} picks" for r in out.reports)
     return Result("pick", out.instances, out.semantic, out.picks, cuts, msg)
@@ -114,18 +129,15 @@ def run_find_all(volume, voxel_size, prompts, diameter_angst, config: Config, ex
 
 def export_picks(picks: Picks, path, shape, voxel_size: float, tomogram: str | None = None):
     """Write picks as CSV, RELION STAR (.star) or copick JSON (.json, one class)."""
-    from cryosam.io.copick_json import write_copick_json
-    from cryosam.io.picks import write_picks_csv
-    from cryosam.io.star import RELION3, write_star
-
     path = Path(path)
     suffix = path.suffix.lower()
     picks.tomogram = tomogram
     if suffix == ".csv":
         return write_picks_csv(path, picks, overwrite=True)
     if suffix == ".star":
-        return write_star(path, picks, RELION3, shape, voxel_size, tomogram=tomogram,
-                          overwrite=True)  # fmt: skip
+        return write_star(
+            path, picks, RELION3, shape, voxel_size, tomogram=tomogram, overwrite=True
+        )
     if suffix == ".json":
         return write_copick_json(path, picks, voxel_size, overwrite=True)
     raise CryosamError(f"{path.name}: export picks as .csv, .star or .json (copick)")
@@ -133,8 +145,6 @@ def export_picks(picks: Picks, path, shape, voxel_size: float, tomogram: str | N
 
 def export_masks(labels: np.ndarray, path, voxel_size: float, kind: str = "instance"):
     """Write a label map as MRC (smallest integer mode that holds it)."""
-    from cryosam.io.tomogram import write_volume
-
     path = Path(path)
     if path.suffix.lower() not in (".mrc", ".rec", ".map"):
         raise CryosamError(f"{path.name}: export masks as .mrc")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from cryosam.io.tomogram import COMPRESSED_SUFFIXES, TOMOGRAM_SUFFIXES
+from pathlib import Path
+
+from cryosam.io.tomogram import is_tomogram_name, read_tomogram, tomogram_stem
 
 
 def napari_get_reader(path):
@@ -11,19 +13,11 @@ def napari_get_reader(path):
         if len(path) != 1:
             return None
         path = path[0]
-    lower = str(path).lower()
-    for c in ("",) + COMPRESSED_SUFFIXES:
-        if any(lower.endswith(t + c) for t in TOMOGRAM_SUFFIXES):
-            return read_layers
-    return None
+    return read_layers if is_tomogram_name(str(path)) else None
 
 
 def read_layers(path):
     """``[(data, kwargs, "image")]``; scale is the voxel size in Å (1 when unknown)."""
-    from pathlib import Path
-
-    from cryosam.io.tomogram import read_tomogram, tomogram_stem
-
     path = path[0] if isinstance(path, list) else path
     tomo = read_tomogram(path)
     vs = tomo.voxel_size or 1.0

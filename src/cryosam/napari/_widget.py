@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+from napari.layers import Image
+from napari.qt.threading import create_worker
+from napari.utils.notifications import show_error
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QCheckBox,
@@ -20,10 +23,10 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from cryosam.config import Config
+from cryosam.io.figures import class_colour
 from cryosam.napari import _core
 from cryosam.napari._core import NEGATIVE, POSITIVE
-
-CLASS_COLOURS = ["#00e676", "#ffb300", "#29b6f6", "#ff4081", "#b388ff", "#c6ff00"]
 
 
 class CryosamWidget(QWidget):
@@ -102,8 +105,6 @@ class CryosamWidget(QWidget):
 
     # --- layers ---------------------------------------------------------------------
     def _images(self):
-        from napari.layers import Image
-
         return [layer for layer in self.viewer.layers if isinstance(layer, Image)]
 
     def _refresh_images(self, *_):
@@ -131,10 +132,15 @@ class CryosamWidget(QWidget):
             if name in self.viewer.layers:
                 continue
             layer = self.viewer.add_points(
-                np.zeros((0, 3)), name=name, ndim=3, scale=image.scale,
-                translate=image.translate, size=8, face_color=colour,
+                np.zeros((0, 3)),
+                name=name,
+                ndim=3,
+                scale=image.scale,
+                translate=image.translate,
+                size=8,
+                face_color=colour,
                 features={"class": np.array([], dtype=object)},
-            )  # fmt: skip
+            )
             layer.feature_defaults["class"] = self.class_edit.text() or "particle"
             layer.mode = "add"
         self.viewer.layers.selection.active = self.viewer.layers[POSITIVE]
@@ -146,8 +152,6 @@ class CryosamWidget(QWidget):
 
     # --- running --------------------------------------------------------------------
     def _inputs(self):
-        from cryosam.config import Config
-
         image = self.image_layer()
         vs = self.voxel_size.value() or _core.voxel_size_of(image)
         prompts = _core.prompts_from_layers(image, self._layer(POSITIVE), self._layer(NEGATIVE))
@@ -157,12 +161,18 @@ class CryosamWidget(QWidget):
             )
         config = Config(invert=self.invert.currentText())
         volume = np.asarray(image.data, dtype=np.float32)
-        return volume, vs, prompts, self.diameter.value(), config, self.extended.isChecked()
+        return (
+            volume,
+            vs,
+            prompts,
+            self.diameter.value(),
+            config,
+            self.extended.isChecked(),
+            image.name,
+        )
 
     def run(self, what: str):
         """Start ``segment`` or ``find_all`` in a worker thread (the viewer stays live)."""
-        from napari.qt.threading import create_worker
-
         if self.busy:
             return
         try:
@@ -190,8 +200,6 @@ class CryosamWidget(QWidget):
             b.setEnabled(True)
 
     def _error(self, exc):
-        from napari.utils.notifications import show_error
-
         self.last_error = str(exc)
         self.status.setText(f"error: {exc}")
         show_error(f"cryosam: {exc}")
@@ -203,25 +211,33 @@ class CryosamWidget(QWidget):
         if name in self.viewer.layers:
             self.viewer.layers[name].data = result.labels
         else:
-            self.viewer.add_labels(result.labels, name=name, scale=image.scale,
-                                   translate=image.translate, opacity=0.5)  # fmt: skip
+            self.viewer.add_labels(
+                result.labels, name=name, scale=image.scale, translate=image.translate, opacity=0.5
+            )
         if result.picks is not None:
             self._show_picks(result.picks, image)
         self.status.setText(result.message)
 
     def _show_picks(self, picks, image):
         classes = sorted(set(picks.class_name))
-        colours = [CLASS_COLOURS[classes.index(c) % len(CLASS_COLOURS)] for c in picks.class_name]
+        colours = [class_colour(classes.index(c) + 1) for c in picks.class_name]
         features = {"score": picks.score, "class": picks.class_name}
         vs = float(np.asarray(image.scale)[-1])
         size = self.diameter.value() / (vs if vs > 1 else 1.0)
         if "cryosam picks" in self.viewer.layers:
             self.viewer.layers.remove("cryosam picks")
         self.viewer.add_points(
-            picks.zyx, name="cryosam picks", scale=image.scale, translate=image.translate,
-            features=features, size=size, face_color="transparent", border_color=colours,
-            border_width=0.08, out_of_slice_display=True,
-        )  # fmt: skip
+            picks.zyx,
+            name="cryosam picks",
+            scale=image.scale,
+            translate=image.translate,
+            features=features,
+            size=size,
+            face_color="transparent",
+            border_color=colours,
+            border_width=0.08,
+            out_of_slice_display=True,
+        )
         self._filter_by_score(self.slider.value())
 
     def threshold(self) -> float:

@@ -20,6 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from cryosam.errors import CryosamError
+from cryosam.io.atomic import write_text_atomic
+from cryosam.io.figures import write_preview
+from cryosam.io.picks import Picks, write_picks_csv
+from cryosam.io.tomogram import write_volume
 from cryosam.simulate.imaging import Imaging, reconstruct_tomogram
 from cryosam.simulate.scene import (
     EXTENDED,
@@ -201,10 +205,6 @@ def write_simulation(sim: Simulation, out_dir: str | Path, overwrite: bool = Fal
     ``tomogram.mrc``, ``labels.mrc`` (class ids), ``instances.mrc``, ``density.mrc``
     (noise-free), ``particles.csv``, ``truth.json`` and ``preview.png``.
     """
-    from cryosam.io.atomic import write_text_atomic
-    from cryosam.io.picks import Picks, write_picks_csv
-    from cryosam.io.tomogram import write_volume
-    from cryosam.preview import write_preview
 
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -256,8 +256,9 @@ def write_simulation(sim: Simulation, out_dir: str | Path, overwrite: bool = Fal
         out / "truth.json", json.dumps(truth, indent=1), overwrite=True
     )
     first_target = next((o for o in parts if o["class"] == "ribosome"), parts[0] if parts else None)
-    centre = None if first_target is None else (first_target["z"], first_target["y"],
-                                                 first_target["x"])  # fmt: skip
+    centre = (
+        None if first_target is None else (first_target["z"], first_target["y"], first_target["x"])
+    )
     names_by_id = {i: n for n, i in scene.class_ids.items()}
     shown = np.isin(picks.class_name, TARGETS)  # circles on targets only, to stay readable
     paths["preview"] = write_preview(

@@ -1,0 +1,57 @@
+"""What a run is given, parsed the same way for every front-end: prompts and diameters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cryosam.errors import CryosamError
+from cryosam.io.coords import diameter_to_voxels
+from cryosam.io.prompts import Prompt, parse_point, prompts_for_tomogram, read_prompt_file
+from cryosam.method.instances import check_diameters
+
+
+def load_prompts(points, negatives, prompts_file, shape, voxel_size, tomogram) -> list[Prompt]:
+    """Command-line prompts first (in order), then the file's rows for this tomogram."""
+    prompts = [parse_point(p) for p in points or []]
+    prompts += [parse_point(p, negative=True) for p in negatives or []]
+    if prompts_file is not None:
+        rows = read_prompt_file(Path(prompts_file), shape, voxel_size)
+        prompts += prompts_for_tomogram(rows, tomogram)
+    return prompts
+
+
+def positive_classes(prompts: list[Prompt]) -> list[str]:
+    """The classes of the positive prompts, in order of first appearance."""
+    return list(dict.fromkeys(p.class_name for p in prompts if not p.negative))
+
+
+def parse_diameters(
+    items: list[str], classes: list[str], voxel_size: float, shape=None
+) -> dict[str, float]:
+    """``['250']`` or ``['ribosome=250', 'proteasome=150']`` -> class -> diameter in voxels
+    (with ``shape``, each must be smaller than the volume)."""
+    if not items:
+        raise CryosamError("--diameter is required: the approximate particle diameter in Å")
+    default, per_class = None, {}
+    for item in items:
+        name, sep, value = item.rpartition("=")
+        try:
+            angst = float(value)
+        except ValueError:
+            raise CryosamError(f"--diameter {item!r}: expected Å or CLASS=Å") from None
+        px = diameter_to_voxels(angst, voxel_size)
+        if sep:
+            per_class[name.strip()] = px
+        else:
+            default = px
+    out = {}
+    for cls in classes:
+        if cls in per_class:
+            out[cls] = per_class[cls]
+        elif default is not None:
+            out[cls] = default
+        else:
+            raise CryosamError(f"no diameter for class {cls!r}; add --diameter {cls}=Å")
+    if shape is not None:
+        check_diameters(shape, out)
+    return out

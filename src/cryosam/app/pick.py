@@ -1,0 +1,221 @@
+"""The one pick path: a tomogram in, picks (and, with ``out``, every output file) out.
+
+The command line, ``cryosam batch``, copick projects and the napari widget all call
+:func:`pick`, so all of them get the feature cache, the run record and the same options.
+Nothing is printed: progress goes to a callback and warnings come back in :class:`PickRun`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from cryosam.app.record import input_record, tomogram_checksum, write_run_json
+from cryosam.config import Config
+from cryosam.io.atomic import atomic_path
+from cryosam.io.figures import write_pick_preview
+from cryosam.io.outputs import check_outputs, output_set
+from cryosam.io.picks import write_picks_csv
+from cryosam.io.prompts import Prompt
+from cryosam.io.star import RELION3, RELION5, write_star
+from cryosam.io.tomogram import Tomogram, tomogram_stem, write_volume
+from cryosam.method.pick import ClassQuery, PickOutcome, pick_particles, prompt_queries
+from cryosam.models.cache import FeatureCache
+from cryosam.timing import Timer
+
+PICK_OUTPUTS = [
+    "picks.csv",
+    "candidates.csv",
+    "picks.star",
+    "masks/semantic.mrc",
+    "masks/instances.mrc",
+    "preview.png",
+    "run.json",
+]
+"""Every file ``cryosam pick`` writes (one set: all of them or none)."""
+
+
+@dataclass
+class PickRun:
+    """What :func:`pick` gives back: the method's outcome, the run record (what ``run.json``
+    holds), the warnings a user should see, and where the outputs went (``None``: nowhere)."""
+
+    outcome: PickOutcome
+    record: dict
+    warnings: list[str] = field(default_factory=list)
+    out: Path | None = None
+
+
+def feature_cache(cache) -> FeatureCache | None:
+    """``True``: the default cache ($CRYOSAM_CACHE); ``False``/``None``: none; or a cache."""
+    if cache is True:
+        return FeatureCache()
+    return cache or None
+
+
+def pick(
+    tomogram: Tomogram,
+    prompts: list[Prompt],
+    diameters_px: dict[str, float],
+    config: Config | None = None,
+    *,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    relion5: bool = False,
+    naive: bool = False,
+    cache: bool | FeatureCache | None = True,
+    queries: dict[str, ClassQuery] | None = None,
+    progress=None,
+    command_line: str | None = None,
+    record: dict | None = None,
+) -> PickRun:
+    """Find every particle like the prompted ones in ``tomogram``.
+
+    Args:
+        tomogram: from :func:`~cryosam.io.tomogram.read_tomogram` (or built around an array:
+            then its checksum keys the feature cache).
+        prompts: positive and negative prompts, voxel indices ``(z, y, x)``.
+        diameters_px: class -> approximate diameter in voxels.
+        out: write every output of ``cryosam pick`` there, as one set (refused when it holds
+            outputs already, unless ``overwrite``).
+        relion5: ``picks.star`` in RELION 5's centred Å instead of RELION 3 pixels.
+        cache: the feature cache (see :func:`feature_cache`).
+        queries: class -> query from other tomograms, for classes without prompts here.
+        progress: ``progress(stage: str)`` between stages.
+        command_line: what ran it, for ``run.json``; ``record``: more entries for it.
+    """
+    config = config or Config()
+    if out is not None:
+        check_outputs(Path(out), PICK_OUTPUTS, overwrite)
+    timer = Timer()
+    with timer.stage("checksum"):
+        checksum = tomogram_checksum(tomogram)
+    with timer.stage("pick"):
+        outcome = pick_particles(
+            tomogram.data,
+            prompts,
+            diameters_px,
+            config,
+            progress=progress,
+            naive=naive,
+            cache=feature_cache(cache),
+            input_sha256=checksum,
+            queries=queries,
+        )
+    outcome.picks.tomogram = tomogram.name
+    rec = {
+        "command": "pick",
+        "input": input_record(tomogram, outcome.inverted, checksum),
+        "config": config.to_dict(),
+        "class_ids": outcome.class_ids,
+        "classes": [r.record() for r in outcome.reports],
+        "queries": {name: q.to_dict() for name, q in outcome.queries.items()},
+        "cut": {r.name: {"value": r.cut, "method": r.cut_method} for r in outcome.reports},
+        "prompts": [p.__dict__ for p in prompts],
+        "diameters_px_given": diameters_px,
+        "n_picks": len(outcome.picks),
+        "star_dialect": "relion5" if relion5 else "relion3",
+        **(record or {}),
+    }
+    run = PickRun(outcome, rec, list(outcome.prompt_outcome.warnings))
+    if out is not None:
+        run.out = write_pick_outputs(Path(out), tomogram, run, relion5, timer, command_line)
+    rec["timings_s"] = {**outcome.timings, **timer.seconds, "total": timer.total()}
+    return run
+
+
+def write_pick_outputs(
+    out: Path,
+    tomogram: Tomogram,
+    run: PickRun,
+    relion5: bool,
+    timer: Timer,
+    command_line: str | None,
+) -> Path:
+    """Every file of ``cryosam pick``, staged and moved into ``out`` as one set."""
+    outcome, vs = run.outcome, tomogram.voxel_size
+    picks = outcome.picks
+    with output_set(out) as staging, timer.stage("write"):
+        write_picks_csv(staging / "picks.csv", picks, overwrite=True)
+        cand = outcome.candidates.to_frame().drop(columns=["instance"])
+        cand["status"] = outcome.candidate_status
+        with atomic_path(staging / "candidates.csv", overwrite=True) as tmp:
+            cand.to_csv(tmp, index=False)
+        write_star(
+            staging / "picks.star",
+            picks,
+            RELION5 if relion5 else RELION3,
+            tomogram.shape,
+            vs,
+            tomogram=tomogram.name,
+            overwrite=True,
+        )
+        write_masks(staging, tomogram, outcome.semantic, outcome.instances)
+        write_preview_of(staging / "preview.png", tomogram, outcome)
+        run.record["timings_s"] = {**outcome.timings, **timer.seconds, "total": timer.total()}
+        write_run_json(staging / "run.json", run.record, command_line)
+    return out
+
+
+def write_masks(folder: Path, tomogram: Tomogram, semantic, instances) -> None:
+    """``masks/semantic.mrc`` (class ids) and ``masks/instances.mrc`` (instance ids) with the
+    tomogram's shape, voxel size and origin."""
+    for name, labels, kind in (
+        ("semantic", semantic, "class"),
+        ("instances", instances, "instance"),
+    ):
+        write_volume(
+            folder / "masks" / f"{name}.mrc",
+            labels,
+            tomogram.voxel_size,
+            tomogram.origin,
+            kind=kind,
+            overwrite=True,
+        )
+
+
+def write_preview_of(path: Path, tomogram: Tomogram, outcome: PickOutcome) -> Path:
+    """``preview.png`` of a pick: slices with masks and picks, each class's score histogram."""
+    picks = outcome.picks
+    names = {i: n for n, i in outcome.class_ids.items()}
+    scores = {r.name: outcome.candidates.of_class(r.name).score for r in outcome.reports}
+    counts = ", ".join(f"{r.name} {r.n_accepted}" for r in outcome.reports)
+    return write_pick_preview(
+        path,
+        tomogram.data,
+        outcome.semantic,
+        names,
+        picks.zyx,
+        [outcome.class_ids[c] for c in picks.class_name],
+        scores,
+        {r.name: r.cut for r in outcome.reports},
+        centre=picks.zyx[0] if len(picks) else None,
+        title=f"{tomogram_stem(tomogram.name)}: {len(picks)} picks ({counts})",
+        overwrite=True,
+    )
+
+
+def class_queries(
+    tomogram: Tomogram,
+    prompts: list[Prompt],
+    diameters_px: dict[str, float],
+    config: Config | None = None,
+    cache: bool | FeatureCache | None = True,
+) -> dict[str, ClassQuery]:
+    """The prompted classes' queries, without searching (``batch``/``copick`` round 1); the
+    features go to the cache, so the tomogram's own pick later reuses them."""
+    return prompt_queries(
+        tomogram.data,
+        prompts,
+        diameters_px,
+        config,
+        feature_cache(cache),
+        tomogram_checksum(tomogram),
+    )
+
+
+def in_memory(volume: np.ndarray, voxel_size: float | None, name: str = "tomogram") -> Tomogram:
+    """A :class:`Tomogram` around an array that has no file (napari, copick)."""
+    return Tomogram(np.asarray(volume, dtype=np.float32), voxel_size, label=name)

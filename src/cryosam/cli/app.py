@@ -1,0 +1,53 @@
+"""The Typer app every command module registers on (it imports no command)."""
+
+from __future__ import annotations
+
+import typer
+
+from cryosam import __version__
+
+app = typer.Typer(
+    name="cryosam",
+    help=(
+        "Training-free segmentation and particle picking in cryo-ET tomograms from point "
+        "prompts (CryoSAM). Coordinates are 0-based voxel indices z,y,x of the input; "
+        "sizes are in Å."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+command_line: str | None = None
+"""This run's command line, as ``run.json`` records it (set by :func:`cryosam.cli.main.main`)."""
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"cryosam {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(
+        False, "--debug", help="Show full tracebacks instead of one-line errors."
+    ),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    """cryosam: click one particle, get every particle like it."""
+
+
+def say(stage: str) -> None:
+    """A library progress line, on stderr."""
+    typer.echo(f"  {stage}", err=True)
+
+
+def warn(messages) -> None:
+    """Warnings, one per line on stderr."""
+    for w in messages:
+        typer.echo(f"warning: {w}", err=True)

@@ -1,0 +1,96 @@
+"""`cryosam copick`: pick the runs of a copick project and write the results back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from cryosam.cli.app import app
+from cryosam.cli.options import (
+    DIAMETER_OPT,
+    INVERT_OPT,
+    NO_CACHE_OPT,
+    OVERWRITE_OPT,
+    SET_OPT,
+    method_config,
+    progress_bar,
+)
+from cryosam.errors import CryosamError
+
+PROMPT_OBJECT_HELP = (
+    "Prompts: the picks of OBJECT[:USER[:SESSION]] in the project (e.g. ribosome:alice). "
+    "Repeatable, one per object."
+)
+WORKERS_HELP = "Local dask workers, one run each at a time (0: all runs in this process)."
+
+
+@app.command("copick")
+def copick_command(
+    config: Path = typer.Argument(..., help="The copick project's config.json."),
+    prompt_object: list[str] = typer.Option([], "--prompt-object", "-p", help=PROMPT_OBJECT_HELP),
+    diameter: list[str] = DIAMETER_OPT,
+    run: list[str] = typer.Option([], "--run", help="Only these runs (default: every run)."),
+    voxel_spacing: float = typer.Option(10.0, "--voxel-spacing", help="Voxel spacing (Å)."),
+    tomo_type: str = typer.Option("wbp", "--tomo-type", help="Tomogram type to read."),
+    user_id: str = typer.Option("cryosam", "--user-id", help="User id of what is written."),
+    session_id: str = typer.Option("0", "--session-id", help="Session id of what is written."),
+    invert: str = INVERT_OPT,
+    workers: int = typer.Option(0, "--workers", "-j", help=WORKERS_HELP),
+    scheduler: str | None = typer.Option(
+        None, "--scheduler", help="Address of a running dask scheduler instead."
+    ),
+    no_cache: bool = NO_CACHE_OPT,
+    set_: list[str] = SET_OPT,
+    overwrite: bool = OVERWRITE_OPT,
+) -> None:
+    """Pick every run of a copick project from prompts stored in it; write picks back.
+
+    Runs with prompt picks of an object use their own; the other runs are searched with
+    the query pooled from them (one clicked ribosome picks the whole project). Writes, as
+    --user-id/--session-id, picks per object (Å, with scores) and a multilabel
+    segmentation 'cryosam' whose values are the objects' copick labels.
+    Needs `pip install 'cryosam[copick]'`.
+    """
+    # the library is imported here, not at the top: `cryosam --help` stays instant
+    from cryosam.app.copick import plan_project, run_project
+
+    if workers < 0:
+        raise CryosamError("--workers must be 0 (this process) or more")
+    where = dict(
+        voxel_size=voxel_spacing,
+        tomo_type=tomo_type,
+        run_names=run,
+        user_id=user_id,
+        session_id=session_id,
+    )
+    items, st = plan_project(
+        config,
+        prompt_object,
+        diameter,
+        method_config(set_, invert=invert),
+        **where,
+        overwrite=overwrite,
+        use_cache=not no_cache,
+    )
+    bar = progress_bar(len(items), "runs")
+
+    def tick(row: dict) -> None:
+        counts = ", ".join(f"{c} {n}" for c, n in row["picks"].items())
+        line = f"{row['run']}: {row['status']}" + (f" ({counts})" if counts else "")
+        bar.write(line + (f": {row['message']}" if row["message"] else ""))
+        bar.update(1)
+
+    try:
+        rows = run_project(items, st, scheduler, workers, tick)
+    finally:
+        bar.close()
+    failed = [r for r in rows if r["status"] == "failed"]
+    typer.echo(
+        f"{len(rows) - len(failed)} of {len(items)} runs picked; written as "
+        f"{user_id}/{session_id} into {config}"
+    )
+    if failed:
+        raise CryosamError(
+            f"{len(failed)} run(s) failed (first: {failed[0]['run']}: {failed[0]['message']})"
+        )

@@ -1,0 +1,73 @@
+"""`cryosam info` and `cryosam params`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from cryosam.cli.app import app
+from cryosam.cli.options import VOXEL_SIZE_OPT
+from cryosam.config import Config
+
+
+@app.command()
+def info(
+    tomogram: Path = typer.Argument(..., help="Tomogram (.mrc, .rec, .map, .st; .gz/.bz2 too)."),
+    voxel_size: float | None = VOXEL_SIZE_OPT,
+    diameter: float | None = typer.Option(
+        None, "--diameter", help="Particle diameter in Å, to show it in voxels."
+    ),
+) -> None:
+    """Print shape, data type, voxel size, statistics, contrast and the memory a run needs."""
+    from cryosam.app.resources import estimate_run_bytes, human_bytes
+    from cryosam.io.coords import diameter_to_voxels
+    from cryosam.io.tomogram import read_tomogram, volume_stats
+    from cryosam.volume.contrast import protein_is_dark
+
+    tomo = read_tomogram(tomogram, voxel_size=voxel_size)
+    z, y, x = tomo.shape
+    stats = volume_stats(tomo.data)
+    typer.echo(f"file: {tomogram}")
+    typer.echo(f"shape (z, y, x): {z} x {y} x {x}")
+    typer.echo(f"dtype: {tomo.file_dtype} (MRC mode {tomo.mode})")
+    if tomo.voxel_size is None:
+        typer.echo("voxel size: unknown (header says 0 or 1 Å); pass --voxel-size ANGSTROM")
+    else:
+        typer.echo(f"voxel size: {tomo.voxel_size:g} Å")
+        typer.echo(
+            "physical size (z, y, x): "
+            + " x ".join(f"{s * tomo.voxel_size / 10:.1f}" for s in tomo.shape)
+            + " nm"
+        )
+    oz, oy, ox = tomo.origin
+    typer.echo(f"origin (z, y, x): {oz:g}, {oy:g}, {ox:g} Å")
+    typer.echo(
+        f"min / max / mean / std: {stats['min']:.4g} / {stats['max']:.4g} / "
+        f"{stats['mean']:.4g} / {stats['std']:.4g}"
+    )
+    d_px = 10.0
+    if diameter is not None:
+        d_px = diameter_to_voxels(diameter, tomo.require_voxel_size())
+        typer.echo(f"diameter: {diameter:g} Å = {d_px:.1f} voxels")
+    if stats["std"] > 0:
+        dark, evidence = protein_is_dark(tomo.data, d_px)
+        typer.echo(
+            f"contrast (auto): {'dark' if dark else 'bright'} protein "
+            f"(band-pass skewness {evidence:+.2f}); --invert auto would "
+            f"{'invert' if dark else 'not invert'}"
+        )
+    else:
+        typer.echo("contrast: none (constant volume)")
+    typer.echo(f"size on disk: {human_bytes(tomogram.stat().st_size)}")
+    mapped = tomo.file_dtype == "float32" and tomo.mode == 2
+    typer.echo(f"estimated memory for a run: {human_bytes(estimate_run_bytes(tomo.shape, mapped))}")
+
+
+@app.command()
+def params() -> None:
+    """Print every tunable parameter with its default and meaning (Markdown).
+
+    Any of them can be changed on segment, pick and batch with --set NAME=VALUE.
+    """
+    typer.echo(Config.reference_markdown(), nl=False)

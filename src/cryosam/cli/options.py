@@ -1,0 +1,99 @@
+"""Options shared by the commands (one definition each), with defaults and help taken from
+:class:`~cryosam.config.Config`, and the progress bar the CLI draws for the library."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from cryosam.config import Config
+
+DEFAULTS = Config()
+
+POINT_HELP = (
+    "Prompt z,y,x[:CLASS] in voxels of the input (0-based), repeatable: one point per flag."
+)
+NEGATIVE_HELP = (
+    "Negative prompt z,y,x[:CLASS] on something that is NOT wanted; without a class it "
+    "applies to every class. Repeatable."
+)
+PROMPTS_HELP = (
+    "Prompt file: CSV with header z,y,x[,class,negative,tomogram] (voxels), RELION STAR, "
+    "or copick picks JSON."
+)
+DIAMETER_HELP = (
+    "Approximate particle diameter in Å (±30 % is fine); CLASS=Å sets one class. Repeatable."
+)
+
+
+def config_option(name: str, *flags: str, help: str | None = None):
+    """An option whose default and help are the :class:`Config` parameter ``name``'s."""
+    return typer.Option(getattr(DEFAULTS, name), *flags, help=help or Config.help(name))
+
+
+TOMOGRAM_ARG = typer.Argument(..., help="Tomogram (.mrc, .rec, ...; .gz/.bz2 too).")
+POINT_OPT = typer.Option([], "--point", "-p", help=POINT_HELP)
+NEGATIVE_OPT = typer.Option([], "--negative", "-n", help=NEGATIVE_HELP)
+PROMPTS_OPT = typer.Option(None, "--prompts", help=PROMPTS_HELP)
+DIAMETER_OPT = typer.Option([], "--diameter", "-d", help=DIAMETER_HELP)
+VOXEL_SIZE_OPT = typer.Option(
+    None, "--voxel-size", help="Å per voxel; overrides the header (needed if it says 0 or 1)."
+)
+INVERT_OPT = config_option(
+    "invert", "--invert", help="Protein is dark (yes: raw tomograms), bright (no) or auto."
+)
+SEGMENTER_OPT = config_option("segmenter", "--segmenter")
+MODEL_OPT = typer.Option(None, "--model", help="SAM checkpoint: local folder or hub id.")
+ENCODER_OPT = config_option("encoder", "--encoder")
+ENCODER_MODEL_OPT = typer.Option(
+    None, "--encoder-model", help="DINOv2 checkpoint folder or hub id."
+)
+DEVICE_OPT = config_option("device", "--device")
+TOP_K_OPT = config_option("top_k", "--top-k")
+TAU_SIM_OPT = config_option("tau_sim", "--tau-sim")
+RELION5_OPT = typer.Option(
+    False, "--relion5", help="Write picks.star as RELION 5 (centred Å) instead of RELION 3."
+)
+NO_CACHE_OPT = typer.Option(
+    False, "--no-cache", help="Do not read or write the feature cache ($CRYOSAM_CACHE)."
+)
+OVERWRITE_OPT = typer.Option(False, "--overwrite", help="Replace existing outputs.")
+SET_OPT = typer.Option(
+    [], "--set", help="Change any method parameter: NAME=VALUE (see 'cryosam params'). Repeatable."
+)
+
+
+def out_option(default: str):
+    """``--out/-o`` with a command's default folder."""
+    return typer.Option(Path(default), "--out", "-o", help="Output folder.")
+
+
+def method_config(set_: list[str], **options) -> Config:
+    """The :class:`Config` of a run: the command's options, then ``--set`` overrides."""
+    return Config(**options).with_overrides(set_)
+
+
+def read_inputs(tomogram: Path, voxel_size, points, negatives, prompts_file, memory_check=True):
+    """``(tomogram, prompts, positive classes)``: the tomogram read (its voxel size known, its
+    run fitting in memory), the command line's prompts first, then the file's rows for it,
+    every point inside the volume and at least one positive."""
+    from cryosam.app.inputs import load_prompts, positive_classes
+    from cryosam.app.resources import check_fits
+    from cryosam.io.prompts import validate_prompts
+    from cryosam.io.tomogram import read_tomogram
+
+    tomo = read_tomogram(tomogram, voxel_size=voxel_size)
+    vs = tomo.require_voxel_size()
+    if memory_check:
+        check_fits(tomo.shape, tomo.file_dtype == "float32")
+    prompts = load_prompts(points, negatives, prompts_file, tomo.shape, vs, tomogram)
+    validate_prompts(prompts, tomo.shape)  # cheap checks before any work
+    return tomo, prompts, positive_classes(prompts)
+
+
+def progress_bar(total: int, desc: str):
+    """A tqdm bar on stderr; the library only sees a callback."""
+    from tqdm import tqdm  # here: `cryosam --help` need not import it
+
+    return tqdm(total=total, desc=desc, unit="", leave=False, dynamic_ncols=True)

@@ -1,0 +1,491 @@
+"""Prompts -> every similar particle, as a sequence of named stages.
+
+1. :func:`setup`: each class's size, the prepared volume (contrast, standardisation) and
+   the prompts segmented in 3D (cross-plane self-prompting).
+2. :func:`class_features`: tomogram features per class size (weight-free bank or DINOv2
+   tri-view), through the feature cache when one is given.
+3. :func:`~cryosam.method.queries.own_query`: a class's query, the centre-weighted masked
+   average of the features over its prompted masks.
+4. :func:`match_candidates`: hierarchical matching, 3D NMS and top-K (raised to what the
+   tomogram can hold), with query expansion (the query re-averaged with its best matches).
+5. :func:`mark_candidates`: candidates on a prompt, or closer to a negative prompt's
+   features than to their class's (without verification), are marked.
+6. :func:`score_and_cut`: shape verification (:mod:`cryosam.method.verify`, on by default)
+   re-centres and re-scores every candidate against a reference from the prompted particles,
+   and the class's cut is decided once (:mod:`cryosam.method.cut`).
+7. :meth:`~cryosam.method.candidates.Candidates.compete`: classes compete for a particle.
+8. :func:`segment_accepted`: only accepted candidates are segmented; the mask centroid is
+   the pick centre, a mask far from the prompted size is ``size_mismatch`` (a verified
+   match whose mask ran into its neighbours keeps its pick without the mask).
+9. :func:`assemble`: duplicates merged, label maps painted, picks numbered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from cryosam.config import Config
+from cryosam.errors import CryosamError
+from cryosam.io.picks import Picks
+from cryosam.io.prompts import Prompt, validate_prompts
+from cryosam.method.candidates import Candidates, PickEntry, Status, deduplicate, statuses
+from cryosam.method.cut import (
+    Cut,
+    CutRule,
+    background_level,
+    feature_cut,
+    one_population,
+    verified_cut,
+)
+from cryosam.method.instances import SegmentOutcome, label_dtype, segment_prompts
+from cryosam.method.matching import find_peaks, hierarchical_match, naive_match, similarity
+from cryosam.method.propagate import InstanceMask, propagate_instance
+from cryosam.method.queries import ClassQuery, class_diameter, own_query, pooled_features
+from cryosam.method.verify import prompt_reference, verify_candidates
+from cryosam.models import build_encoder, build_segmenter
+from cryosam.models.cache import FeatureCache, cache_key
+from cryosam.models.features import FeatureVolume
+from cryosam.timing import Timer
+from cryosam.volume.prepare import prepare_volume
+
+
+@dataclass
+class ClassReport:
+    """What happened to one class."""
+
+    name: str
+    class_id: int
+    diameter_px: float
+    n_prompts: int
+    n_candidates: int = 0
+    n_accepted: int = 0
+    cut: float = float("nan")
+    cut_method: str = ""
+    background: float = float("nan")
+    comparisons: list[int] = field(default_factory=list)
+    feature_cache: str = "off"
+    verified: bool = False
+    query: ClassQuery | None = field(default=None, repr=False)
+
+    def record(self) -> dict:
+        """The class's entry of ``run.json`` (without its query)."""
+        return {k: v for k, v in self.__dict__.items() if k != "query"}
+
+
+@dataclass
+class PickOutcome:
+    """Result of :func:`pick_particles`."""
+
+    picks: Picks
+    candidates: Picks
+    candidate_status: np.ndarray
+    semantic: np.ndarray
+    instances: np.ndarray
+    class_ids: dict[str, int]
+    reports: list[ClassReport]
+    prompt_outcome: SegmentOutcome
+    inverted: bool
+    timings: dict[str, float]
+    queries: dict[str, ClassQuery] = field(default_factory=dict)
+
+
+@dataclass
+class Setup:
+    """What every class's search in one tomogram shares (stage 1).
+
+    ``diameters_px`` are the user's sizes (features, verification and the segmenter's
+    denoising are sized from them, so a rerun with other prompts reuses cached features);
+    ``external`` are the queries from other tomograms for classes without prompts here."""
+
+    config: Config
+    prompts: list[Prompt]
+    own: list[str]
+    external: dict[str, ClassQuery]
+    diameters_px: dict[str, float]
+    prepared: object
+    inverted: bool
+    segmenter: object
+    encoder: object
+    seg: SegmentOutcome
+    features: dict[float, FeatureVolume] = field(default_factory=dict)
+
+    @property
+    def classes(self) -> list[str]:
+        return self.own + list(self.external)
+
+    def prompted(self, cls: str) -> tuple[np.ndarray, list[InstanceMask]]:
+        """The class's prompt points ``(N, 3)`` and their masks."""
+        idx = [i for i, p in enumerate(self.seg.prompts) if p.class_name == cls]
+        points = np.array([self.seg.prompts[i].zyx for i in idx]).reshape(-1, 3)
+        return points, [self.seg.instances[i] for i in idx]
+
+    def negatives(self, cls: str) -> list[Prompt]:
+        """Negative prompts that apply to ``cls`` (their own class, or none)."""
+        return [p for p in self.prompts if p.negative and p.class_name in (None, cls)]
+
+
+def setup(volume, prompts, diameters_px, config: Config, queries=None, timer=None) -> Setup:
+    """Stage 1: classes, contrast, the prepared volume and the prompted instances."""
+    timer = timer or Timer()
+    positives = [p for p in prompts if not p.negative]
+    own = list(dict.fromkeys(p.class_name for p in positives))
+    external = {c: q for c, q in (queries or {}).items() if c not in own}
+    if prompts or not external:
+        validate_prompts(prompts, volume.shape, require_positive=not external)
+    if not own and config.invert == "auto":  # the prompted tomograms decided the contrast
+        votes = [q.inverted for q in external.values()]
+        config = config.replace(invert="yes" if sum(votes) * 2 >= len(votes) else "no")
+    diameters_px = {**{c: q.diameter_px for c, q in external.items()}, **diameters_px}
+    with timer.stage("prepare"):
+        d_min = min(diameters_px[c] for c in own + list(external))
+        points = np.array([p.zyx for p in positives]) if own else None
+        prepared, inverted = prepare_volume(volume, config.invert, d_min, points)
+    segmenter, encoder = build_segmenter(config), build_encoder(config)
+    with timer.stage("segment_prompts"):
+        if own:
+            seg = segment_prompts(
+                volume, prompts, diameters_px, config, segmenter, prepared=(prepared, inverted)
+            )
+        else:
+            seg = SegmentOutcome([], [], np.zeros((1, 1, 1), np.uint8), inverted)
+    return Setup(
+        config,
+        list(prompts),
+        own,
+        external,
+        diameters_px,
+        prepared,
+        inverted,
+        segmenter,
+        encoder,
+        seg,
+    )
+
+
+def class_features(
+    s: Setup, cls: str, cache: FeatureCache | None, input_sha256: str | None, rep: ClassReport
+) -> FeatureVolume:
+    """Stage 2: the features for the class's (user) size, computed once per size and read
+    from / written to ``cache`` when it and the input's checksum are given."""
+    key = round(s.diameters_px[cls], 1)
+    if key not in s.features:
+        if cache is None or input_sha256 is None:
+            s.features[key] = s.encoder.encode(s.prepared, key)
+        else:
+            ck = cache_key(input_sha256, s.encoder.signature(), key, s.inverted)
+            info = {"input_sha256": input_sha256, "encoder": s.encoder.name}
+            s.features[key], hit = cache.get_or_compute(
+                ck, lambda: s.encoder.encode(s.prepared, key), info
+            )
+            rep.feature_cache = "hit" if hit else "miss"
+    return s.features[key]
+
+
+def effective_top_k(config: Config, shape, d: float) -> int:
+    """``top_k``, raised to the number of diameter cubes that fill ``packing`` of the volume."""
+    room = float(np.prod([int(s) for s in shape])) / max(d, 1.0) ** 3
+    return max(config.top_k, int(config.packing * room))
+
+
+def match_candidates(
+    feats: FeatureVolume, query: np.ndarray, d: float, config: Config, shape, naive: bool = False
+) -> tuple[Candidates, list[int]]:
+    """Stage 4: hierarchical matching, NMS and top-K, with ``config.query_expansion`` rounds
+    in which the query is averaged with its ``expansion_size`` best matches (prompts count
+    once each in the first query). Returns the candidates and comparisons per level."""
+    comparisons: list[int] = []
+    nms = config.nms_radius_factor * d
+    top_k = effective_top_k(config, shape, d)
+    zyx, scores = np.zeros((0, 3)), np.zeros(0)
+    for round_ in range(config.query_expansion + 1):
+        if naive:
+            result = naive_match(feats.data, feats.stride, query[None], shape)
+        else:
+            result = hierarchical_match(
+                feats.data, feats.stride, query[None], config.pyramid, config.tau_sim
+            )
+        comparisons += result.evaluated
+        zyx, scores = find_peaks(result, nms, top_k, config.tau_sim)
+        if round_ < config.query_expansion and len(zyx):
+            best = feats.sample(zyx[: config.expansion_size])
+            query = (query + best.sum(axis=0)) / (1 + len(best))
+    return Candidates(zyx, scores, statuses(len(zyx))), comparisons
+
+
+def mark_candidates(
+    s: Setup,
+    cls: str,
+    cands: Candidates,
+    feats: FeatureVolume,
+    query: np.ndarray,
+    d: float,
+    verify: bool,
+) -> None:
+    """Stage 5: candidates on a prompt become ``PROMPT``; without verification, those more
+    similar to a negative prompt's features than to the query become ``NEGATIVE`` (with
+    verification negatives are judged by shape, in stage 6)."""
+    negs = s.negatives(cls)
+    if negs and len(cands) and not verify:
+        s.segmenter.set_volume(s.prepared, s.diameters_px[cls])  # the prompts' denoising
+        masks = [
+            propagate_instance(s.segmenter, s.prepared.shape, p.zyx, d, s.config) for p in negs
+        ]
+        nq = np.stack([pooled_features(feats, [m], [p.zyx]) for m, p in zip(masks, negs)])
+        cands.status[similarity(feats.sample(cands.zyx).T, nq) > cands.score] = Status.NEGATIVE
+    prompted, _ = s.prompted(cls)
+    if len(cands) and len(prompted):
+        dist = np.linalg.norm(cands.zyx[:, None] - prompted[None], axis=2)
+        cands.status[dist.min(axis=1) < s.config.nms_radius_factor * d] = Status.PROMPT
+
+
+def score_and_cut(
+    s: Setup, cls: str, cands: Candidates, feats: FeatureVolume, rep: ClassReport, timer: Timer
+) -> Candidates:
+    """Stage 6: shape verification (when on and a reference can be had) and the class's cut,
+    decided once; the free candidates become ``ACCEPTED`` or ``BELOW_CUT``."""
+    config = s.config
+    ext = s.external.get(cls)
+    reference = ext.reference if ext else None
+    verify = bool(config.verify and len(cands) and (reference is not None or not ext))
+    rep.background = background_level(
+        feats, rep.query.vector, config.seed, config.background_samples, config.background_quantile
+    )
+    if verify:
+        # in a large tomogram rich in the target nearly every candidate is a true match:
+        # the features' background rule tells, and then no distribution is split
+        crowded = one_population(cands.score[cands.free], rep.background)
+        with timer.stage("verify"):
+            dv = s.diameters_px[cls]  # the user's size (as for the features)
+            prompted, masks = s.prompted(cls)
+            if reference is None:
+                reference = prompt_reference(s.prepared, dv, config, prompted, masks)
+            v = verify_candidates(
+                s.prepared,
+                cands.zyx,
+                cands.status,
+                dv,
+                config,
+                reference,
+                prompted,
+                [p.zyx for p in s.negatives(cls)],
+            )
+            rep.query.reference, rep.verified = v.reference, True
+        cands = Candidates(v.zyx, v.score, v.status)
+        cut = verified_cut(cands.score[cands.free], v.floor, crowded)
+    else:
+        cut = feature_cut(cands.score[cands.free], config.tau_sim, rep.background)
+    _apply_cut(cands, cut, rep)
+    return cands
+
+
+def _apply_cut(cands: Candidates, cut: Cut, rep: ClassReport) -> None:
+    free = cands.free
+    cands.status[free & (cands.score >= cut.value)] = Status.ACCEPTED
+    cands.status[free & (cands.score < cut.value)] = Status.BELOW_CUT
+    rep.cut, rep.cut_method, rep.n_candidates = cut.value, cut.how, len(cands)
+
+
+def search_class(
+    s: Setup, cls: str, class_id: int, cache, input_sha256, naive, timer, say
+) -> tuple[ClassReport, Candidates]:
+    """Stages 2-6 for one class: its report and its scored, cut candidates."""
+    points, masks = s.prompted(cls)
+    ext = s.external.get(cls)
+    tol = s.config.diameter_tolerance
+    d = ext.diameter_px if ext else class_diameter(masks, s.diameters_px[cls], tol)
+    rep = ClassReport(cls, class_id, d, len(points))
+    with timer.stage("features"):
+        feats = class_features(s, cls, cache, input_sha256, rep)
+    say(f"features for {cls}")
+    with timer.stage("match"):
+        rep.query = ext or own_query(feats, masks, list(points), d, s.inverted, s.encoder.name)
+        q = rep.query.vector
+        if len(q) != feats.data.shape[0]:
+            raise CryosamError(
+                f"the {cls} query has {len(q)} features but this encoder makes "
+                f"{feats.data.shape[0]}; prompt with the same --encoder"
+            )
+        cands, rep.comparisons = match_candidates(feats, q, d, s.config, s.prepared.shape, naive)
+    verify = bool(s.config.verify and len(cands) and (not ext or ext.reference is not None))
+    mark_candidates(s, cls, cands, feats, q, d, verify)
+    cands = score_and_cut(s, cls, cands, feats, rep, timer)
+    return rep, cands.label(cls, d)
+
+
+def segment_accepted(
+    s: Setup, reports: list[ClassReport], table: Candidates, kept: np.ndarray
+) -> list[PickEntry]:
+    """Stage 8: each accepted candidate segmented (in z order: the segmenter denoises lazily
+    in z-slabs and keeps the last few); the mask's centroid is the pick centre."""
+    entries = []
+    for rep in reports:
+        mine = sorted(
+            (i for i in kept if table.class_name[i] == rep.name), key=lambda i: table.zyx[i][0]
+        )
+        if mine:  # the user's size, as for the prompts: the denoised volume is reused
+            s.segmenter.set_volume(s.prepared, s.diameters_px[rep.name])
+        for i in mine:
+            entry = _segment_one(s, rep, table.zyx[i], table.score[i], table.diameter[i])
+            if entry is None:
+                table.status[i] = Status.SIZE_MISMATCH
+            else:
+                entries.append(entry)
+    return entries
+
+
+def _segment_one(s: Setup, rep: ClassReport, z, score, d) -> PickEntry | None:
+    """One accepted candidate's entry, or ``None`` for a size mismatch."""
+    m = propagate_instance(s.segmenter, s.prepared.shape, z, d, s.config)
+    if _size_mismatch(m, rep.query.ref_voxels, z, d, s.prepared.shape, s.config.size_tolerance):
+        if rep.verified and m.voxels > rep.query.ref_voxels:
+            # a verified match whose mask ran into its neighbours: its shape score vouches
+            # for the pick, not for the mask
+            return PickEntry(z, float(score), rep.name, d, None)
+        return None
+    centre = m.centroid() if not m.empty else z
+    if np.linalg.norm(centre - z) > 0.5 * d:  # the mask ran off: trust the peak
+        centre, m = z, None
+    return PickEntry(centre, float(score), rep.name, d, m)
+
+
+def _size_mismatch(mask: InstanceMask, ref: float, centre, d: float, shape, tol: float) -> bool:
+    """A match's mask is more than ``tol`` times larger, or smaller, than the prompted masks'
+    median volume ``ref``. Particles cut by the volume's border may be smaller."""
+    if ref <= 0 or mask.empty:
+        return False
+    ratio = mask.voxels / ref
+    c = np.asarray(centre)
+    cut_by_border = bool(np.any(c < 0.5 * d) or np.any(c > np.asarray(shape) - 1 - 0.5 * d))
+    return ratio > tol or (ratio < 1 / tol and not cut_by_border)
+
+
+def assemble(s: Setup, entries: list[PickEntry], reports: list[ClassReport]):
+    """Stage 9: ``(picks, semantic, instances)`` from the prompts' and the matches' entries
+    (the prompts first, then by score), duplicates merged."""
+    size = {r.name: r.diameter_px for r in reports}
+    class_ids = {r.name: r.class_id for r in reports}
+    head = [
+        PickEntry(m.centroid(), 1.0, p.class_name, size[p.class_name], m)
+        for p, m in zip(s.seg.prompts, s.seg.instances)
+    ]
+    entries = deduplicate(head + entries, s.config.nms_radius_factor, n_first=len(head))
+    shape = s.prepared.shape
+    instances = np.zeros(shape, dtype=label_dtype(len(entries) + 1))
+    semantic = np.zeros(shape, dtype=np.uint8)
+    for k, e in enumerate(entries, start=1):
+        if e.mask is not None and not e.mask.empty:
+            e.mask.paste(instances, k)
+            view = semantic[e.mask.box()]
+            view[instances[e.mask.box()] == k] = class_ids[e.class_name]
+    picks = Picks(
+        np.array([e.centre for e in entries]) if entries else np.zeros((0, 3)),
+        score=[e.score for e in entries],
+        class_name=[e.class_name for e in entries],
+        instance=np.arange(1, len(entries) + 1),
+    )
+    return picks, semantic, instances
+
+
+def pick_particles(
+    volume: np.ndarray,
+    prompts: list[Prompt],
+    diameters_px: dict[str, float],
+    config: Config | None = None,
+    progress=None,
+    naive: bool = False,
+    cache: FeatureCache | None = None,
+    input_sha256: str | None = None,
+    queries: dict[str, ClassQuery] | None = None,
+) -> PickOutcome:
+    """Find every particle like the prompted ones (the stages of the module docstring).
+
+    Args:
+        volume: tomogram ``(z, y, x)`` as read.
+        prompts: positive (and negative) prompts in voxels.
+        diameters_px: class -> approximate diameter in voxels.
+        progress: ``progress(stage: str)`` between stages.
+        naive: match every voxel at full resolution (for comparison only).
+        cache: a :class:`~cryosam.models.cache.FeatureCache`; with ``input_sha256`` the
+            features are loaded from it when present and stored when computed.
+        queries: class -> :class:`ClassQuery` from other tomograms, used for the classes
+            that have no positive prompt here (``cryosam batch``). With queries, the
+            prompt list may be empty and the result may hold no picks.
+    """
+    timer = Timer()
+    say = progress or (lambda stage: None)
+    s = setup(volume, prompts, diameters_px, config or Config(), queries, timer)
+    say("prompts segmented")
+    class_ids = {c: i + 1 for i, c in enumerate(s.classes)}
+    found = [
+        search_class(s, c, class_ids[c], cache, input_sha256, naive, timer, say) for c in s.classes
+    ]
+    reports = [rep for rep, _ in found]
+    say("matched")
+    table = Candidates.join([c for _, c in found])
+    kept = table.compete(s.config.nms_radius_factor)
+    with timer.stage("segment_matches"):
+        entries = segment_accepted(s, reports, table, kept)
+    say("matches segmented")
+    picks, semantic, instances = assemble(s, entries, reports)
+    for rep in reports:
+        rep.n_accepted = int(np.sum(picks.class_name == rep.name))
+    if not len(picks) and s.own:
+        raise CryosamError("nothing was picked; check the prompts, --diameter and --invert")
+    cands = Picks(
+        table.zyx,
+        score=table.score,
+        class_name=table.class_name,
+        instance=np.zeros(len(table), int),
+    )
+    status = np.array([str(st) for st in table.status], dtype=object)
+    return PickOutcome(
+        picks,
+        cands,
+        status,
+        semantic,
+        instances,
+        class_ids,
+        reports,
+        s.seg,
+        s.inverted,
+        {**timer.seconds, "total": timer.total()},
+        {r.name: r.query for r in reports},
+    )
+
+
+def prompt_queries(
+    volume,
+    prompts,
+    diameters_px,
+    config: Config | None = None,
+    cache: FeatureCache | None = None,
+    input_sha256: str | None = None,
+) -> dict[str, ClassQuery]:
+    """Each prompted class's query, without searching the tomogram (for ``cryosam batch``:
+    queries from prompted tomograms search the others). Features go through ``cache``, so a
+    later :func:`pick_particles` on the same tomogram reuses them."""
+    s = setup(volume, prompts, diameters_px, config or Config())
+    out = {}
+    for cls in s.own:
+        points, masks = s.prompted(cls)
+        rep = ClassReport(cls, 0, s.diameters_px[cls], len(points))
+        feats = class_features(s, cls, cache, input_sha256, rep)
+        d = class_diameter(masks, s.diameters_px[cls], s.config.diameter_tolerance)
+        out[cls] = own_query(feats, masks, list(points), d, s.inverted, s.encoder.name)
+        if s.config.verify:
+            out[cls].reference = prompt_reference(
+                s.prepared, s.diameters_px[cls], s.config, points, masks
+            )
+    return out
+
+
+__all__ = [
+    "ClassQuery",
+    "ClassReport",
+    "CutRule",
+    "PickOutcome",
+    "pick_particles",
+    "prompt_queries",
+]

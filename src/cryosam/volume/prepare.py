@@ -1,0 +1,68 @@
+"""Preparing a tomogram for the segmenters and encoders: contrast and scale.
+
+Inside cryosam protein is bright and the volume is standardised (mean 0, std 1,
+estimated on a subsample), whatever the file's contrast and units. The prepared
+volume is a lazy view (:class:`PreparedVolume`): each block is standardised when it is
+read, so no full-resolution float32 copy of a large tomogram is ever made by the
+weight-free path (``np.asarray`` still gives the whole array to those that need it).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cryosam.errors import CryosamError
+from cryosam.volume.contrast import resolve_invert
+
+
+def _moments(volume) -> tuple[float, float]:
+    """Mean and standard deviation from a regular subsample (~4 M voxels)."""
+    size = int(np.prod(volume.shape))
+    step = max(1, int(round((size / 4e6) ** (1 / 3))))
+    sample = np.asarray(volume[::step, ::step, ::step], dtype=np.float64)
+    mean, std = float(sample.mean()), float(sample.std())
+    if std == 0 or not np.isfinite(std):
+        raise CryosamError("the volume is constant; there is nothing to segment")
+    return mean, std
+
+
+class PreparedVolume:
+    """A standardised, protein-bright view of a volume, computed block by block.
+
+    ``view[key]`` returns float32 ``(raw[key] - mean) / std`` (negated when inverted), the
+    same numbers :func:`standardise` gives for the whole volume."""
+
+    dtype = np.dtype(np.float32)
+    ndim = 3
+
+    def __init__(self, raw: np.ndarray, invert: bool):
+        self.raw = raw
+        self.invert = bool(invert)
+        self.mean, self.std = _moments(raw)
+        self.shape = tuple(int(s) for s in raw.shape)
+        self.size = int(np.prod(self.shape))
+
+    def __getitem__(self, key) -> np.ndarray:
+        block = np.asarray(self.raw[key], dtype=np.float32)
+        out = (block - np.float32(self.mean)) / np.float32(self.std)
+        return -out if self.invert else out
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        full = self[...]
+        return full if dtype is None else full.astype(dtype, copy=False)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+
+def standardise(volume: np.ndarray, invert: bool) -> np.ndarray:
+    """float32 copy with mean 0 and std 1 (negated when ``invert``)."""
+    return PreparedVolume(np.asarray(volume, dtype=np.float32), invert)[...]
+
+
+def prepare_volume(
+    volume: np.ndarray, invert: str, diameter_px: float, points_zyx=None
+) -> tuple[PreparedVolume, bool]:
+    """Standardised volume with bright protein (a lazy view), and whether it was inverted."""
+    inverted = resolve_invert(invert, volume, diameter_px, points_zyx)
+    return PreparedVolume(volume, inverted), inverted

@@ -1,0 +1,189 @@
+"""The pick's stages and the shared pieces under them: one NMS, the candidate table, the cut
+rules, masked correlation, binning, checksums, and the one pick path every front-end takes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import typer
+
+import cryosam
+from cryosam.app.pick import in_memory, pick
+from cryosam.cli.main import main
+from cryosam.config import Config
+from cryosam.io.checksums import sha256_array
+from cryosam.io.prompts import Prompt
+from cryosam.io.tomogram import is_tomogram_name, tomogram_stem
+from cryosam.method.candidates import Candidates, PickEntry, Status, deduplicate, statuses
+from cryosam.method.cut import CutRule, one_population, verified_cut
+from cryosam.method.matching import nms
+from cryosam.models.cache import FeatureCache
+from cryosam.volume.binning import block_mean, extract_boxes
+from cryosam.volume.correlate import MaskedCorrelation, normalise_template
+from tests.conftest import small_sim
+
+
+def test_nms_radius_per_point_groups_and_forced_first():
+    pts = np.array([[0, 0, 0], [0, 0, 3], [0, 0, 7], [0, 0, 30]], float)
+    scores = np.array([0.5, 0.9, 0.8, 0.1])
+    assert list(nms(pts, scores, 4.5)) == [1, 3]  # 0 and 2 lie within 4.5 of 1
+    assert list(nms(pts, scores, 4.0)) == [1, 2, 3]  # closer than the radius, not as close
+    # the smaller of two radii decides: 1 (radius 2) and 2 (radius 10) are 4 apart
+    assert list(nms(pts, scores, np.array([1.0, 2.0, 10.0, 1.0]))) == [1, 2, 0, 3]
+    # only different groups conflict
+    assert list(nms(pts, scores, 4.5, groups=np.array(["a", "a", "b", "a"]))) == [1, 0, 3]
+    assert list(nms(pts, scores, 4.5, groups=np.array(["a", "b", "a", "a"]))) == [1, 3]
+    # the first are kept whatever their neighbours, then best first
+    assert list(nms(pts, scores, 4.5, keep_first=1)) == [0, 2, 3]
+    assert list(nms(pts, scores, 4.5, top_k=1)) == [1]
+
+
+def test_classes_compete_for_a_particle():
+    table = Candidates.join(
+        [
+            Candidates(
+                [[10, 10, 10], [40, 40, 40]], [0.9, 0.5], statuses(2, Status.ACCEPTED)
+            ).label("ribosome", 20.0),
+            Candidates(
+                [[12, 10, 10], [40, 40, 45]], [0.7, 0.6], statuses(2, Status.ACCEPTED)
+            ).label("ball", 10.0),
+        ]
+    )
+    kept = table.compete(0.5)
+    # 2 apart < 0.5 x 10: the ribosome holds the particle; 5 apart is not < 5
+    assert list(kept) == [0, 3, 1]
+    assert table.status[2] == Status.OTHER_CLASS
+    assert list(table.status[[0, 1, 3]]) == [Status.ACCEPTED] * 3
+
+
+def test_deduplicate_keeps_the_prompts_first():
+    e = lambda c, s: PickEntry(np.array(c, float), s, "x", 10.0, None)  # noqa: E731
+    entries = [e([0, 0, 0], 1.0), e([0, 0, 2], 1.0), e([0, 0, 3], 0.9), e([0, 0, 20], 0.2)]
+    kept = deduplicate(entries, 0.5, n_first=2)
+    assert kept == [entries[0], entries[1], entries[3]]
+
+
+def test_the_cut_is_one_decision_by_a_named_rule():
+    rng = np.random.default_rng(3)
+    feature = np.clip(rng.normal(0.985, 0.007, 500), 0.95, 0.9995)
+    assert one_population(feature, background=0.95)
+    assert not one_population(feature[:3], background=0.95)  # too few for a distribution
+    assert not one_population(feature, background=None)
+    shape_scores = np.r_[rng.normal(0.2, 0.05, 300), rng.normal(0.6, 0.05, 30)]
+    crowded = verified_cut(shape_scores, 0.1, features_one_population=True)
+    assert crowded.value == 0.1 and crowded.rule is CutRule.SHAPE_ONE_POPULATION
+    split = verified_cut(shape_scores, 0.1, features_one_population=False)
+    assert split.rule in (CutRule.SHAPE_OTSU, CutRule.SHAPE_VALLEY) and split.value > 0.3
+
+
+def test_masked_correlation_is_pearson_at_every_offset():
+    rng = np.random.default_rng(4)
+    vol = rng.normal(size=(12, 14, 16)).astype(np.float32)
+    n = 5
+    g = np.indices((n,) * 3) - n // 2
+    mask = ((g**2).sum(0) <= 4).astype(np.float32)
+    tpl = rng.normal(size=(n,) * 3).astype(np.float32)
+    shape = [s + n - 1 for s in vol.shape]
+    ncc = MaskedCorrelation(vol, mask, shape, tuple(slice(0, s) for s in vol.shape), True)
+    cc = ncc(normalise_template(tpl, mask))
+    sel = mask > 0
+    for c in [(6, 7, 8), (2, 2, 2), (9, 5, 12)]:
+        box = vol[tuple(slice(a - 2, a + 3) for a in c)]
+        want = np.corrcoef(box[sel], tpl[sel])[0, 1]
+        assert cc[c] == pytest.approx(want, abs=1e-4)
+
+
+def test_block_mean_and_boxes():
+    a = np.arange(4 * 6 * 8, dtype=np.float32).reshape(4, 6, 8)
+    b = block_mean(a, 2)
+    assert b.shape == (2, 3, 4) and b[1, 2, 3] == pytest.approx(a[2:4, 4:6, 6:8].mean())
+    boxes = extract_boxes(a, [(0, 0, 0), (2, 3, 4)], 2, 2)
+    assert boxes.shape == (2, 2, 2, 2)
+    assert boxes[1, 1, 1, 1] == pytest.approx(a[2:4, 3:5, 4:6].mean())
+    assert boxes[0, 0, 0, 0] == 0.0  # outside the volume: the standardised mean
+
+
+def test_tomogram_names_and_array_checksums():
+    assert is_tomogram_name("TS_01.rec.gz") and is_tomogram_name("a/b/TS_01.MRC")
+    assert not is_tomogram_name("TS_01.tomostar")  # Warp's tilt-series file, not a volume
+    assert tomogram_stem("TS_01.tomostar") == "TS_01" == tomogram_stem("TS_01.mrc.bz2")
+    a = np.random.default_rng(5).normal(size=(6, 7, 8)).astype(np.float32)
+    b = a.copy()
+    assert sha256_array(a) == sha256_array(b)
+    b[3, 3, 3] += 1e-3
+    assert sha256_array(a) != sha256_array(b)
+    assert sha256_array(a) != sha256_array(a.reshape(7, 6, 8))
+
+
+def test_config_carries_every_help_text_and_the_cli_takes_its_defaults():
+    assert all(text for _, _, text in Config.describe())
+    import cryosam.cli.app as cli_app
+
+    commands = {c.name: c for c in typer.main.get_command(cli_app.app).commands.values()}
+    params = {p.name: p for p in commands["pick"].params}
+    d = Config()
+    for name in ("top_k", "tau_sim", "invert", "segmenter", "encoder", "device"):
+        assert params[name].default == getattr(d, name), name
+    seg = {p.name: p for p in commands["segment"].params}
+    assert seg["axes"].default == d.propagation_axes and seg["tau_iou"].default == d.tau_iou
+
+
+def test_import_cryosam_is_light_and_exports_the_entry_points():
+    code = "import cryosam, sys; print(any(m.startswith('cryosam.app') for m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    assert cryosam.pick is pick and cryosam.Config is Config and cryosam.Prompt is Prompt
+    assert callable(cryosam.read_tomogram) and callable(cryosam.segment)
+
+
+@pytest.fixture(scope="module")
+def ribosomes():
+    sim = small_sim((40, 96, 96), {"ribosome": 0.05}, snr=1.0, seed=21)
+    c = sim.centres("ribosome")
+    return sim, c[np.argmin(np.linalg.norm(c - np.array([20, 48, 48]), axis=1))]
+
+
+def test_in_memory_pick_goes_through_the_feature_cache(ribosomes, tmp_path):
+    """napari and copick pick arrays without a file: the array's checksum keys the cache, so
+    the second press reuses the features, and the picks are the same."""
+    sim, p = ribosomes
+    cache = FeatureCache(tmp_path / "cache")
+    tomo = in_memory(sim.tomogram, 10.0, "layer")
+    prompts, diam = [Prompt(tuple(p), "ribosome")], {"ribosome": 25.0}
+    first = pick(tomo, prompts, diam, cache=cache)
+    second = pick(tomo, prompts, diam, cache=cache)
+    assert first.outcome.reports[0].feature_cache == "miss"
+    assert second.outcome.reports[0].feature_cache == "hit"
+    np.testing.assert_array_equal(first.outcome.picks.zyx, second.outcome.picks.zyx)
+    assert first.record["input"]["path"] is None and first.outcome.picks.tomogram == "layer"
+
+
+def test_run_record_names_what_ran_it(ribosomes, tmp_path):
+    sim, p = ribosomes
+    tomo = in_memory(sim.tomogram, 10.0)
+    pick(
+        tomo, [Prompt(tuple(p), "ribosome")], {"ribosome": 25.0}, out=tmp_path / "api", cache=False
+    )
+    record = json.loads((tmp_path / "api" / "run.json").read_text())
+    assert record["cryosam_command"].startswith("python")
+    from cryosam.simulate import write_simulation
+
+    write_simulation(sim, tmp_path / "sim")
+    args = [
+        "pick",
+        str(tmp_path / "sim" / "tomogram.mrc"),
+        "--point",
+        ",".join(f"{v:g}" for v in p),
+        "--diameter",
+        "250",
+        "--no-cache",
+        "--out",
+        str(tmp_path / "cli"),
+    ]
+    assert main(args) == 0
+    record = json.loads((tmp_path / "cli" / "run.json").read_text())
+    assert record["cryosam_command"] == "cryosam " + " ".join(args)
