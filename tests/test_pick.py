@@ -33,7 +33,7 @@ def test_one_prompt_finds_most_ribosomes(sim):
     s = score_picks(out.picks.zyx, ribos, 14.0)
     assert s.recall > 0.6 and s.precision > 0.6, s.as_row()
     assert s.mean_distance < 5  # centres, not prompt corners
-    assert "shape-verification" in out.reports[0].cut_method and out.reports[0].verified
+    assert "verification scores" in out.reports[0].cut_method and out.reports[0].verified
     assert len(out.candidates) >= len(out.picks) - 1
     # every accepted candidate is a pick, the prompt is instance 1
     assert out.picks.instance[0] == 1 and out.picks.score[0] == 1.0
@@ -114,7 +114,10 @@ def test_cli_pick_writes_every_output(sim, tmp_path, capsys):
     picks = pd.read_csv(out / "picks.csv")
     assert set(picks["class"]) == {"ribosome"} and len(picks) > 3
     cands = pd.read_csv(out / "candidates.csv")
-    assert {"score", "status"} <= set(cands.columns) and len(cands) >= len(picks) - 1
+    assert {"score", "status", "correlation", "similarity"} <= set(cands.columns)
+    assert len(cands) >= len(picks) - 1
+    for png in ("preview.png", "gallery.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     star = read_star(out / "picks.star", shape_zyx=sim.tomogram.shape, voxel_size=10.0)
     np.testing.assert_allclose(star.zyx, picks[["z", "y", "x"]].to_numpy(), atol=1e-6)
     sem = read_tomogram(out / "masks" / "semantic.mrc")

@@ -19,7 +19,7 @@ from cryosam.io.checksums import sha256_array
 from cryosam.io.prompts import Prompt
 from cryosam.io.tomogram import is_tomogram_name, tomogram_stem
 from cryosam.method.candidates import Candidates, PickEntry, Status, deduplicate, statuses
-from cryosam.method.cut import CutRule, one_population, verified_cut
+from cryosam.method.cut import CutRule, feature_cut, one_population, shape_cut
 from cryosam.method.matching import nms
 from cryosam.models.cache import FeatureCache
 from cryosam.volume.binning import block_mean, extract_boxes
@@ -73,11 +73,11 @@ def test_the_cut_is_one_decision_by_a_named_rule():
     assert one_population(feature, background=0.95)
     assert not one_population(feature[:3], background=0.95)  # too few for a distribution
     assert not one_population(feature, background=None)
+    assert feature_cut(feature, 0.5, 0.95).rule is CutRule.FEATURE_ONE_POPULATION
     shape_scores = np.r_[rng.normal(0.2, 0.05, 300), rng.normal(0.6, 0.05, 30)]
-    crowded = verified_cut(shape_scores, 0.1, features_one_population=True)
-    assert crowded.value == 0.1 and crowded.rule is CutRule.SHAPE_ONE_POPULATION
-    split = verified_cut(shape_scores, 0.1, features_one_population=False)
-    assert split.rule in (CutRule.SHAPE_OTSU, CutRule.SHAPE_VALLEY) and split.value > 0.3
+    split = shape_cut(shape_scores, 0.1)
+    assert split.rule is CutRule.SHAPE_VALLEY and 0.3 < split.value < 0.5
+    assert shape_cut(shape_scores, 0.7).rule is CutRule.SHAPE_FLOOR  # another tomogram's level
 
 
 def test_masked_correlation_is_pearson_at_every_offset():
@@ -187,3 +187,30 @@ def test_run_record_names_what_ran_it(ribosomes, tmp_path):
     assert main(args) == 0
     record = json.loads((tmp_path / "cli" / "run.json").read_text())
     assert record["cryosam_command"] == "cryosam " + " ".join(args)
+
+
+def test_preview_slabs_are_low_passed_slabs_not_single_slices():
+    from cryosam.io.figures import slab_sizes, slab_view
+
+    rng = np.random.default_rng(8)
+    vol = rng.normal(size=(30, 40, 50)).astype(np.float32)
+    vol[10:20, 15:25, 20:30] += 3.0  # a dense block
+    half, sigma = slab_sizes(10.0)
+    assert half == 2 and sigma == 2.0  # 5 nm thick, 20 Å low-pass at 10 Å voxels
+    view = slab_view(vol, 0, 15, half, sigma)
+    assert view.shape == (40, 50)
+    # averaging and low-passing take the noise down: far below a single slice's
+    assert view[:8, :12].std() < 0.3 * vol[15, :8, :12].std()
+    assert view[20, 25] > view[2, 2] + 1.0  # the block stands out
+    side = slab_view(vol, 2, 25, half, sigma)
+    assert side.shape == (30, 40)
+
+
+def test_gallery_writes_rows_of_crops(tmp_path):
+    from cryosam.io.figures import write_gallery
+
+    vol = np.random.default_rng(9).normal(size=(40, 60, 60)).astype(np.float32)
+    pts = np.array([[20, 20, 20], [20, 40, 40], [0, 0, 0]], float)  # one at the corner
+    rows = [("best", pts[:2], np.array([0.9, 0.8])), ("rejected", pts[2:], np.array([0.1]))]
+    path = write_gallery(tmp_path / "g.png", vol, rows, 12.0, "t", 10.0, per_row=3)
+    assert path.read_bytes()[:4] == b"\x89PNG"

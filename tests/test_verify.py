@@ -8,10 +8,11 @@ from scipy.spatial.transform import Rotation
 
 from cryosam.config import Config
 from cryosam.method.candidates import Status
-from cryosam.method.cut import CutRule, shape_cut
+from cryosam.method.cut import CutRule, confident_cut, shape_cut
 from cryosam.method.verify import (
     Reference,
     ShapeVerifier,
+    combined_score,
     verify_candidates,
 )
 from cryosam.simulate.species import rotate_template, template
@@ -69,7 +70,7 @@ def test_extract_boxes_centres_and_pads():
     assert binned.shape == (1, 3, 3, 3)
 
 
-def test_centring_moves_offset_candidates_onto_particles():
+def test_climbing_moves_offset_candidates_onto_particles():
     vol, placed = scene(["proteasome"] * 8, seed=2)
     d = diameter("proteasome")
     v = ShapeVerifier(vol, d)
@@ -78,10 +79,12 @@ def test_centring_moves_offset_candidates_onto_particles():
     truth = np.array([c for c, _ in placed])
     off = rng.uniform(-1, 1, truth.shape)
     off *= (0.25 * d) / np.linalg.norm(off, axis=1, keepdims=True)
-    centred = v.centre(ref, truth + off)
+    before_scores, _ = v.score(ref, truth + off)
+    scores, _, climbed = v.climb(ref, truth + off, 3)
     before = np.linalg.norm(off, axis=1).mean()
-    after = np.linalg.norm(centred - truth, axis=1).mean()
+    after = np.linalg.norm(climbed - truth, axis=1).mean()
     assert after < 0.5 * before
+    assert (scores >= before_scores - 1e-6).all() and scores.mean() > before_scores.mean()
 
 
 def test_rotation_search_separates_the_barrel_from_its_look_alike():
@@ -134,14 +137,43 @@ def test_several_prompts_are_aligned_before_averaging():
     assert good.mean() > blurred.mean() + 0.05
 
 
-def test_shape_cut_finds_the_small_high_mode():
+def test_shape_cut_finds_the_matches_mode_or_the_knee():
     rng = np.random.default_rng(6)
     bulk = rng.normal(0.25, 0.05, 400)
     high = rng.normal(0.55, 0.05, 30)
-    cut = shape_cut(np.concatenate([bulk, high]))
-    assert bulk.max() - 0.05 < cut.value < high.min() + 0.05
-    assert cut.rule in (CutRule.SHAPE_OTSU, CutRule.SHAPE_VALLEY)
+    cut = shape_cut(np.concatenate([bulk, high]))  # a population of its own: the valley
+    assert cut.rule is CutRule.SHAPE_VALLEY
+    assert (high >= cut.value).mean() > 0.95 and (bulk >= cut.value).mean() < 0.01
+    # matches as a long tail of the bulk: the knee of the ranked scores
+    tail = np.concatenate([bulk, rng.uniform(0.35, 0.6, 60)])
+    cut = shape_cut(tail)
+    assert cut.rule is CutRule.SHAPE_KNEE and 0.3 < cut.value < 0.45
+    # a plateau of matches that drops into the rest: the end of the plateau
+    plateau = np.r_[rng.uniform(0.68, 0.82, 9), rng.uniform(0.0, 0.46, 13)]
+    cut = shape_cut(plateau)
+    assert (plateau >= cut.value).sum() == 9
+    # a dozen candidates, half of them matches, the rest spread down to an outlier: the gap
+    # between the two groups (the upper half's knee would fall among the matches)
+    for seed in range(5):
+        r = np.random.default_rng(seed)
+        few = np.r_[r.uniform(0.65, 0.9, 6), r.uniform(0.2, 0.42, 5), -0.01]
+        cut = shape_cut(few)
+        assert (few >= cut.value).sum() == 6, (seed, cut)
+        assert confident_cut(few).value >= cut.value  # the reference's matches: surest first
+    # one population (a uniform spread): no knee, everything above the floor stays
+    flat = shape_cut(np.linspace(0.3, 0.6, 300), floor=0.1)
+    assert flat.rule is CutRule.SHAPE_NO_KNEE and flat.value <= 0.3
     assert shape_cut([0.5, 0.6], floor=0.1).value == 0.1  # too few for a distribution
+
+
+def test_combined_score_lets_the_features_vote():
+    corr = np.array([0.30, 0.30, 0.20, 0.25])
+    sim = np.array([0.99, 0.90, 0.95, 0.95])
+    free = np.ones(4, bool)
+    both = combined_score(corr, sim, free, 0.5)
+    assert both[0] > both[1]  # same shape score, better features
+    assert np.allclose(combined_score(corr, sim, free, 0.0), corr)
+    assert np.allclose(combined_score(corr, None, free, 0.5), corr)
 
 
 def test_verify_candidates_merges_duplicates_and_honours_negatives():
@@ -153,11 +185,14 @@ def test_verify_candidates_merges_duplicates_and_honours_negatives():
     status = np.array([Status.CANDIDATE] * len(cands), dtype=object)
     v = ShapeVerifier(vol, d)
     ref = v.reference(pts[:1])
-    config = Config(verify_top=2)
+    config = Config(verify_rounds=(2,))
     v = verify_candidates(vol, cands, status, d, config, ref)
     assert (v.status == Status.DUPLICATE).sum() >= 3
-    assert 0 < v.floor < np.sort(v.score[v.status == Status.CANDIDATE])[-3:].min()
-    assert v.reference.n_particles == 3
+    assert v.floor == 0.0 and v.reference.typical > 0  # a reference made here sets no floor
+    assert v.reference.n_particles == 3  # the prompt and the best two
+    elsewhere = Reference(ref.template, ref.weight, ref.bin, 5, typical=0.6)
+    v2 = verify_candidates(vol, cands, status, d, config, elsewhere)
+    assert v2.floor == pytest.approx(config.verify_typical_fraction * 0.6)
     neg = [pts[4]]  # a double ring marked as unwanted
     st2 = verify_candidates(vol, cands, status, d, config, ref, negatives=neg).status
     assert all(st2[4:8] == Status.NEGATIVE)

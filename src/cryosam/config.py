@@ -125,13 +125,22 @@ class Config:
     verify_bin_px: float = _p(
         12.0, "Boxes are binned so the particle spans about this many voxels."
     )
-    verify_top: int = _p(
-        20, "The best candidates aligned and averaged into the reference before the final score."
+    verify_rounds: tuple[int, ...] = _p(
+        (10, 20, 40),
+        "Rounds of reference refinement: in each, this many best candidates (by the combined "
+        "score) are aligned and averaged into the reference, which then scores all again.",
+    )
+    verify_climb: int = _p(
+        3,
+        "Each round moves every candidate up to this many times to its best shift of the "
+        "rotation search (a hill climb from where matching put it).",
+    )
+    verify_similarity_weight: float = _p(
+        0.5,
+        "Weight of the feature similarity beside the shape correlation in the score that "
+        "ranks and cuts the candidates (both in units of their spread; 0: shape alone).",
     )
     verify_box_factor: float = _p(0.6, "Half the verification box, in diameters.")
-    verify_centring_radius: float = _p(
-        0.3, "Candidates move at most this many diameters when centred."
-    )
     verify_shift: int = _p(
         1, "Binned voxels searched around each centred candidate when it is scored."
     )
@@ -216,15 +225,18 @@ class Config:
                 f"verify_angle_step must be in [1, 180], got {self.verify_angle_step}",
             ),
             (
-                self.verify_bin_px >= 4 and self.verify_top >= 0,
-                "verify_bin_px must be >= 4 and verify_top >= 0",
+                self.verify_bin_px >= 4
+                and self.verify_climb >= 0
+                and all(n >= 1 for n in self.verify_rounds)
+                and self.verify_similarity_weight >= 0,
+                "verify_bin_px must be >= 4, verify_climb >= 0, verify_rounds >= 1 each and "
+                "verify_similarity_weight >= 0",
             ),
             (
                 self.verify_box_factor >= 0.5
-                and self.verify_centring_radius > 0
                 and self.verify_shift >= 0
                 and 0 <= self.verify_typical_fraction <= 1,
-                "need verify_box_factor >= 0.5, verify_centring_radius > 0, verify_shift >= 0 "
+                "need verify_box_factor >= 0.5, verify_shift >= 0 "
                 "and verify_typical_fraction in [0, 1]",
             ),
         ]

@@ -21,7 +21,7 @@ from cryosam.io.tomogram import Tomogram, tomogram_stem
 from cryosam.method.extended import ExtendedResult, segment_extended_classes
 from cryosam.timing import Timer
 
-EXTENDED_OUTPUTS = [*PICK_OUTPUTS, "components.csv"]
+EXTENDED_OUTPUTS = [*(n for n in PICK_OUTPUTS if n != "gallery.png"), "components.csv"]
 COMPONENT_COLUMNS = ["class", "instance", "voxels", "z", "y", "x", "area_nm2", "length_nm"]
 
 
@@ -95,6 +95,7 @@ def _write_preview(path: Path, tomogram: Tomogram, prompts, result: ExtendedResu
         centre=positives[0].zyx,
         title=f"{tomogram_stem(tomogram.name)}: {found}",
         overwrite=True,
+        voxel_size=tomogram.voxel_size,
     )
 
 

@@ -15,7 +15,7 @@ import numpy as np
 from cryosam.app.record import input_record, tomogram_checksum, write_run_json
 from cryosam.config import Config
 from cryosam.io.atomic import atomic_path
-from cryosam.io.figures import write_pick_preview
+from cryosam.io.figures import write_gallery, write_pick_preview
 from cryosam.io.outputs import check_outputs, output_set
 from cryosam.io.picks import write_picks_csv
 from cryosam.io.prompts import Prompt
@@ -32,6 +32,7 @@ PICK_OUTPUTS = [
     "masks/semantic.mrc",
     "masks/instances.mrc",
     "preview.png",
+    "gallery.png",
     "run.json",
 ]
 """Every file ``cryosam pick`` writes (one set: all of them or none)."""
@@ -141,6 +142,8 @@ def write_pick_outputs(
         write_picks_csv(staging / "picks.csv", picks, overwrite=True)
         cand = outcome.candidates.to_frame().drop(columns=["instance"])
         cand["status"] = outcome.candidate_status
+        for name, values in outcome.candidate_columns.items():
+            cand[name] = values
         with atomic_path(staging / "candidates.csv", overwrite=True) as tmp:
             cand.to_csv(tmp, index=False)
         write_star(
@@ -154,6 +157,7 @@ def write_pick_outputs(
         )
         write_masks(staging, tomogram, outcome.semantic, outcome.instances)
         write_preview_of(staging / "preview.png", tomogram, outcome)
+        write_gallery_of(staging / "gallery.png", tomogram, outcome)
         run.record["timings_s"] = {**outcome.timings, **timer.seconds, "total": timer.total()}
         write_run_json(staging / "run.json", run.record, command_line)
     return out
@@ -177,11 +181,12 @@ def write_masks(folder: Path, tomogram: Tomogram, semantic, instances) -> None:
 
 
 def write_preview_of(path: Path, tomogram: Tomogram, outcome: PickOutcome) -> Path:
-    """``preview.png`` of a pick: slices with masks and picks, each class's score histogram."""
+    """``preview.png`` of a pick: slabs with masks and picks, each class's score histogram."""
     picks = outcome.picks
     names = {i: n for n, i in outcome.class_ids.items()}
     scores = {r.name: outcome.candidates.of_class(r.name).score for r in outcome.reports}
     counts = ", ".join(f"{r.name} {r.n_accepted}" for r in outcome.reports)
+    radius = 0.5 * min((r.diameter_px for r in outcome.reports), default=12.0)
     return write_pick_preview(
         path,
         tomogram.data,
@@ -194,6 +199,40 @@ def write_preview_of(path: Path, tomogram: Tomogram, outcome: PickOutcome) -> Pa
         centre=picks.zyx[0] if len(picks) else None,
         title=f"{tomogram_stem(tomogram.name)}: {len(picks)} picks ({counts})",
         overwrite=True,
+        voxel_size=tomogram.voxel_size,
+        radius_px=radius,
+    )
+
+
+GALLERY_PER_ROW = 10
+
+
+def write_gallery_of(path: Path, tomogram: Tomogram, outcome: PickOutcome) -> Path:
+    """``gallery.png``: per class, crops of the best and the worst accepted picks and of the
+    best rejected candidates, so a user judges the cut at a glance."""
+    rows = []
+    n = GALLERY_PER_ROW
+    for rep in outcome.reports:
+        mine = outcome.picks.of_class(rep.name)
+        order = np.argsort(-mine.score, kind="stable")
+        cands = outcome.candidates
+        below = np.flatnonzero(
+            (cands.class_name == rep.name) & (outcome.candidate_status == "below_cut")
+        )
+        below = below[np.argsort(-cands.score[below], kind="stable")][:n]
+        worst = order[::-1][:n][::-1]
+        rows += [
+            (f"{rep.name}: best", mine.zyx[order[:n]], mine.score[order[:n]]),
+            (f"{rep.name}: worst kept", mine.zyx[worst], mine.score[worst]),
+            (f"{rep.name}: best rejected", cands.zyx[below], cands.score[below]),
+        ]
+    d = max((r.diameter_px for r in outcome.reports), default=12.0)
+    title = (
+        f"{tomogram_stem(tomogram.name)}: accepted picks and best rejected candidates "
+        "(xy slabs through each centre; scores above each crop)"
+    )
+    return write_gallery(
+        path, tomogram.data, rows, d, title, tomogram.voxel_size, n, overwrite=True
     )
 
 

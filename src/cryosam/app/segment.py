@@ -146,6 +146,7 @@ def _write(out: Path, tomogram, prompts, run: SegmentRun, config, half, timer, c
             half if half is not None else int(min(tomogram.shape) // 2),
             title=f"{tomogram.name}: {what}",
             overwrite=True,
+            voxel_size=tomogram.voxel_size,
         )
         run.record["timings_s"] = {**timer.seconds, "total": timer.total()}
         write_run_json(staging / "run.json", run.record, command_line)

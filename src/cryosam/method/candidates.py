@@ -57,6 +57,8 @@ class Candidates:
         status: ``(N,)`` :class:`Status` per candidate.
         class_name: ``(N,)`` class names.
         diameter: ``(N,)`` the class's diameter in voxels.
+        columns: more ``(N,)`` values per candidate by name (the shape ``correlation`` and
+            the feature ``similarity`` when verified), for ``candidates.csv``.
     """
 
     zyx: np.ndarray
@@ -64,6 +66,7 @@ class Candidates:
     status: np.ndarray
     class_name: np.ndarray = field(default=None)  # type: ignore[assignment]
     diameter: np.ndarray = field(default=None)  # type: ignore[assignment]
+    columns: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.zyx = np.asarray(self.zyx, np.float64).reshape(-1, 3)
@@ -91,6 +94,7 @@ class Candidates:
             self.status,
             np.array([name] * n, dtype=object),
             np.full(n, float(diameter)),
+            self.columns,
         )
 
     @staticmethod
@@ -99,12 +103,17 @@ class Candidates:
         if not tables:
             return Candidates(np.zeros((0, 3)), np.zeros(0), statuses(0))
         cat = np.concatenate
+        names = list(dict.fromkeys(k for t in tables for k in t.columns))
+        columns = {
+            k: cat([t.columns.get(k, np.full(len(t), np.nan)) for t in tables]) for k in names
+        }
         return Candidates(
             cat([t.zyx for t in tables]),
             cat([t.score for t in tables]),
             cat([t.status for t in tables]),
             cat([t.class_name for t in tables]),
             cat([t.diameter for t in tables]),
+            columns,
         )
 
     def compete(self, nms_factor: float) -> np.ndarray:

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from enum import Enum
 
 import numpy as np
-from skimage.filters import threshold_minimum, threshold_otsu
+from scipy import ndimage
+from skimage.filters import threshold_otsu
 
 from cryosam.method.matching import similarity
 from cryosam.models.features import FeatureVolume
@@ -29,13 +30,11 @@ class CutRule(Enum):
         "background level (the candidates form one population above the features' background)"
     )
     SHAPE_TOO_FEW = "floor (too few candidates for a distribution)"
-    SHAPE_OTSU = "otsu of the shape-verification scores"
-    SHAPE_VALLEY = "histogram valley of the shape-verification scores"
+    SHAPE_VALLEY = "valley between the matches' mode and the rest of the verification scores"
+    SHAPE_KNEE = "knee of the ranked verification scores"
+    SHAPE_OTSU = "otsu on the verification scores (too few candidates for a knee)"
+    SHAPE_NO_KNEE = "floor: the ranked verification scores have no knee (one population, all kept)"
     SHAPE_FLOOR = "floor (a fraction of the reference's typical score)"
-    SHAPE_ONE_POPULATION = (
-        "floor (a fraction of the reference's typical score): the candidates form one "
-        "population above the features' background"
-    )
 
 
 @dataclass(frozen=True)
@@ -85,31 +84,101 @@ def feature_cut(scores, floor: float, background: float | None = None) -> Cut:
     return Cut(max(_spread_otsu(s), floor), CutRule.FEATURE_OTSU)
 
 
-def shape_cut(scores, floor: float = 0.0) -> Cut:
-    """Cut on verification scores: the larger of Otsu's threshold and the valley of the
-    smoothed histogram (true matches are often a small second mode that Otsu would split
-    from the look-alikes' bulk), at least ``floor``."""
+KNEE_DEPTH = 0.05
+"""A knee must lie this far (of the score range) below the chord of the ranked scores."""
+
+
+def knee(scores) -> tuple[float, float]:
+    """``(score at the knee, depth)`` of the scores ranked best first (both axes scaled to
+    [0, 1]; after Satopaa et al. 2011, "Kneedle"). Matches are the steep head of the curve and
+    look-alikes and background its flat tail: the knee is the rank farthest below the straight
+    line from the best to the worst. When the matches are a plateau that then drops (the curve
+    never goes below that line), it is the end of the plateau: the rank farthest above it."""
+    s = np.sort(np.asarray(scores, np.float64))[::-1]
+    rank = np.arange(len(s)) / max(len(s) - 1, 1)
+    level = (s - s[-1]) / max(float(s[0] - s[-1]), 1e-12)
+    below = (1.0 - rank) - level
+    k = int(np.argmax(below))
+    if below[k] >= KNEE_DEPTH:
+        return float(s[k]), float(below[k])
+    k = int(np.argmin(below))
+    return float(s[k]), float(-below[k])
+
+
+SMALL_SET = 40
+"""Fewer candidates than this have no tail of junk for a knee to stand out from (their median
+can lie among the matches, so the knee of the upper half falls inside them): the final cut is
+Otsu's two-group break."""
+
+VALLEY_DEPTH = 0.75
+"""A valley counts when the score density there is at most this fraction of the lower of the
+highest modes on either side ..."""
+VALLEY_MASS = 3
+VALLEY_FRACTION = 0.05
+"""... and at least this many candidates, and this fraction of them, lie above it (a few
+outliers at the top are not a population), and this many below it."""
+
+
+def valley(scores, bandwidth: float | None = None) -> float | None:
+    """The deepest valley of the score density (a Gaussian kernel density, Silverman's
+    bandwidth unless ``bandwidth`` is given) when one is deep enough (:data:`VALLEY_DEPTH`,
+    :data:`VALLEY_MASS`, :data:`VALLEY_FRACTION`): the gap between a population of matches and
+    the rest. ``None`` when the matches do not form their own mode."""
+    x = np.asarray(scores, np.float64)
+    bw = bandwidth if bandwidth is not None else 1.06 * float(np.std(x)) * len(x) ** -0.2
+    if bw <= 0:
+        return None
+    grid = np.linspace(float(x.min()) - 3 * bw, float(x.max()) + 3 * bw, 512)
+    hist, _ = np.histogram(x, bins=len(grid), range=(grid[0], grid[-1]))
+    density = ndimage.gaussian_filter1d(hist.astype(np.float64), bw / (grid[1] - grid[0]))
+    best, best_ratio = None, VALLEY_DEPTH
+    for m in range(1, len(grid) - 1):
+        if not density[m] <= density[m - 1] or not density[m] < density[m + 1]:
+            continue  # not a local minimum
+        ratio = density[m] / max(min(density[:m].max(), density[m:].max()), 1e-12)
+        above = int((x > grid[m]).sum())
+        enough = above >= max(VALLEY_MASS, VALLEY_FRACTION * len(x))
+        if ratio < best_ratio and enough and len(x) - above >= VALLEY_MASS:
+            best, best_ratio = float(grid[m]), ratio
+    return best
+
+
+def confident_cut(scores, floor: float = 0.0) -> Cut:
+    """The surest matches, at least ``floor``: the :func:`valley` when the matches form their
+    own mode, else the :func:`knee` of the ranked upper half (the lower half is junk that would
+    only stretch the curve's tail and pull the knee into it); without either (one population:
+    nearly every candidate is a match) the floor (every candidate above it is kept). Precision
+    first: the shape reference is refined with these."""
     x = np.asarray(scores, np.float64)
     if _too_few(x):
         return Cut(floor, CutRule.SHAPE_TOO_FEW)
-    cut, rule = float(threshold_otsu(x)), CutRule.SHAPE_OTSU
-    try:
-        valley = float(threshold_minimum(x))
-    except RuntimeError:  # the histogram never becomes bimodal
-        valley = -np.inf
-    if valley > cut:
-        cut, rule = valley, CutRule.SHAPE_VALLEY
-    if floor > cut:
+    gap = valley(x)
+    if gap is not None:
+        return Cut(max(gap, floor), CutRule.SHAPE_VALLEY if gap >= floor else CutRule.SHAPE_FLOOR)
+    upper = x[x >= np.median(x)]
+    value, depth = knee(upper) if not _too_few(upper) else (float(upper.min()), 0.0)
+    if depth < KNEE_DEPTH:
+        return Cut(max(floor, float(x.min())), CutRule.SHAPE_NO_KNEE)
+    if floor > value:
         return Cut(floor, CutRule.SHAPE_FLOOR)
-    return Cut(cut, rule)
+    return Cut(value, CutRule.SHAPE_KNEE)
 
 
-def verified_cut(scores, floor: float, features_one_population: bool) -> Cut:
-    """The cut on verification scores: :func:`shape_cut`, unless the features already showed
-    one population above their background (then the floor: no distribution is split)."""
-    if features_one_population:
-        return Cut(floor, CutRule.SHAPE_ONE_POPULATION)
-    return shape_cut(scores, floor)
+def shape_cut(scores, floor: float = 0.0) -> Cut:
+    """The class's cut on verification scores, at least ``floor``: the :func:`confident_cut`,
+    except for a set smaller than :data:`SMALL_SET`. There Silverman's bandwidth, taken from the
+    spread of both groups together, smooths the gap away and the knee of a dozen ranked scores
+    falls among the matches: the cut is the valley of a density smoothed by the spread within
+    Otsu's two groups, else Otsu's break itself."""
+    x = np.asarray(scores, np.float64)
+    if _too_few(x) or len(x) >= SMALL_SET or valley(x) is not None:
+        return confident_cut(x, floor)
+    otsu = float(threshold_otsu(x))
+    high, low = x[x > otsu], x[x <= otsu]
+    within = np.sqrt((high.var() * len(high) + low.var() * len(low)) / len(x))
+    gap = valley(x, 1.06 * float(within) * len(x) ** -0.2) if within > 0 else None
+    value, rule = (gap, CutRule.SHAPE_VALLEY) if gap is not None else (otsu, CutRule.SHAPE_OTSU)
+    return Cut(max(value, floor), rule if value >= floor else CutRule.SHAPE_FLOOR)
 
 
 def background_level(

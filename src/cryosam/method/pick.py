@@ -36,8 +36,7 @@ from cryosam.method.cut import (
     CutRule,
     background_level,
     feature_cut,
-    one_population,
-    verified_cut,
+    shape_cut,
 )
 from cryosam.method.instances import SegmentOutcome, label_dtype, segment_prompts
 from cryosam.method.matching import find_peaks, hierarchical_match, naive_match, similarity
@@ -89,6 +88,8 @@ class PickOutcome:
     inverted: bool
     timings: dict[str, float]
     queries: dict[str, ClassQuery] = field(default_factory=dict)
+    candidate_columns: dict[str, np.ndarray] = field(default_factory=dict)
+    """More per-candidate values for ``candidates.csv`` (``correlation``, ``similarity``)."""
 
 
 @dataclass
@@ -253,14 +254,12 @@ def score_and_cut(
         feats, rep.query.vector, config.seed, config.background_samples, config.background_quantile
     )
     if verify:
-        # in a large tomogram rich in the target nearly every candidate is a true match:
-        # the features' background rule tells, and then no distribution is split
-        crowded = one_population(cands.score[cands.free], rep.background)
         with timer.stage("verify"):
             dv = s.diameters_px[cls]  # the user's size (as for the features)
             prompted, masks = s.prompted(cls)
             if reference is None:
                 reference = prompt_reference(s.prepared, dv, config, prompted, masks)
+            negatives = [p.zyx for p in s.negatives(cls)]
             v = verify_candidates(
                 s.prepared,
                 cands.zyx,
@@ -269,11 +268,13 @@ def score_and_cut(
                 config,
                 reference,
                 prompted,
-                [p.zyx for p in s.negatives(cls)],
+                negatives,
+                similarity=cands.score,
             )
             rep.query.reference, rep.verified = v.reference, True
-        cands = Candidates(v.zyx, v.score, v.status)
-        cut = verified_cut(cands.score[cands.free], v.floor, crowded)
+        columns = {"correlation": v.correlation, "similarity": cands.score}
+        cands = Candidates(v.zyx, v.score, v.status, columns=columns)
+        cut = shape_cut(cands.score[cands.free], v.floor)
     else:
         cut = feature_cut(cands.score[cands.free], config.tau_sim, rep.background)
     _apply_cut(cands, cut, rep)
@@ -452,6 +453,7 @@ def pick_particles(
         s.inverted,
         {**timer.seconds, "total": timer.total()},
         {r.name: r.query for r in reports},
+        table.columns,
     )
 
 

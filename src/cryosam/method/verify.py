@@ -2,22 +2,25 @@
 
 Feature similarity (:mod:`cryosam.method.matching`) finds places that look like the prompt, but the
 weight-free features are rotation-invariant summaries on a grid a few voxels coarse: a
-look-alike of similar size and texture (a double ring beside a barrel) scores as high as a
-true match, and a candidate's centre is ~d/3 off. This stage, cryosam's addition to the
-CryoSAM method, checks every candidate against the prompted particles themselves:
+look-alike of similar size and texture (a ring beside a solid particle, a double ring beside a
+barrel) scores as high as a true match, and a candidate's centre is several voxels off. This
+stage, cryosam's addition to the CryoSAM method, checks every candidate against the prompted
+particles themselves:
 
-1. **Reference.** The prompted subvolumes, binned so the particle spans about
-   ``bin_px`` voxels, averaged; a soft mask (the prompted masks, blurred) weights the
-   voxels, so the correlation looks at the particle and not at its neighbours.
-2. **Centring.** Each candidate moves to the best place, within 0.3 diameters, of its
-   locally normalised correlation with the reference's rotational average (rotation-free:
-   one small FFT per candidate).
-3. **Score.** The maximum over rotations (``angle_step`` apart) and one-voxel shifts of the
-   weighted Pearson correlation under the rotated soft mask, computed for all candidates
-   with matrix products.
-4. **Refinement.** The ``n_top`` best candidates are aligned (their best rotation and shift
-   undone), averaged into the reference, and every candidate is scored again, so the noise
-   of a single prompt averages out (as in subtomogram averaging).
+1. **Reference.** The prompted subvolume (centred on its mask), binned so the particle spans
+   about ``verify_bin_px`` voxels; a soft mask (the prompted mask, blurred) weights the voxels,
+   so the correlation looks at the particle and not at its neighbours.
+2. **Score.** The maximum over rotations (``verify_angle_step`` apart) and shifts of
+   ``verify_shift`` binned voxels of the weighted Pearson correlation under the rotated soft
+   mask, computed for all candidates with matrix products.
+3. **Centring.** Each candidate climbs to its best shift, ``verify_climb`` times, from where
+   matching put it (the rotation search itself says where the particle's centre is).
+4. **Refinement.** In each of ``verify_rounds`` the best candidates (10, 20, 40) are aligned
+   (their best rotation and shift undone) and averaged into the reference, which scores every
+   candidate again: the noise of a single prompt averages out, as in subtomogram averaging,
+   and growing the set slowly keeps early look-alikes from dragging the reference to them.
+5. **Ranking score.** The correlation plus half the feature similarity, both in units of their
+   spread (:func:`combined_score`): shape and size-and-texture vote together.
 
 Everything reads the volume one box at a time, so memory does not grow with the tomogram.
 """
@@ -28,16 +31,15 @@ import base64
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import fft, ndimage
+from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from cryosam.config import Config
 from cryosam.method.candidates import Status
-from cryosam.method.cut import shape_cut
+from cryosam.method.cut import confident_cut
 from cryosam.method.matching import nms
 from cryosam.method.rotations import rotation_grid
 from cryosam.volume.binning import block_mean, extract_boxes
-from cryosam.volume.correlate import MaskedCorrelation, normalise_template
 
 MASK_BLUR = 1.0
 """Gaussian blur (binned voxels) of a prompt's mask before it becomes the soft weight."""
@@ -45,6 +47,8 @@ MASK_GAIN = 1.5
 """The blurred mask is scaled by this (and clipped to 1), so the particle's interior weighs 1."""
 CHUNK = 64
 """Candidates scored per matrix product."""
+COARSE_STEP = 1.5
+"""Climbing searches rotations this many times coarser than ``verify_angle_step``."""
 
 
 @dataclass
@@ -136,15 +140,6 @@ def _fit_box(a: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def radial_average(box: np.ndarray) -> np.ndarray:
-    """The box's rotational average about its centre."""
-    c = (np.asarray(box.shape) - 1) / 2.0
-    r = np.sqrt(sum((g - ci) ** 2 for g, ci in zip(np.indices(box.shape), c)))
-    ri = np.round(r).astype(int).ravel()
-    prof = np.bincount(ri, box.ravel()) / np.maximum(np.bincount(ri), 1)
-    return prof[ri].reshape(box.shape).astype(np.float32)
-
-
 class ShapeVerifier:
     """Scores places of a (prepared, bright-protein) volume against a :class:`Reference`.
 
@@ -153,8 +148,7 @@ class ShapeVerifier:
         diameter_px: particle diameter in voxels.
         config: ``verify_angle_step`` (rotation sampling, degrees), ``verify_bin_px`` (the
             particle spans about this many voxels after binning), ``verify_box_factor``,
-            ``verify_centring_radius`` and ``verify_shift`` (binned voxels searched around
-            each centred candidate).
+            and ``verify_shift`` (binned voxels searched around each candidate).
     """
 
     def __init__(self, volume, diameter_px: float, config: Config | None = None):
@@ -168,12 +162,13 @@ class ShapeVerifier:
         self.sphere = np.sqrt((g**2).sum(0)) <= 0.5 * self.d + 0.5
         self.rotations = rotation_grid(config.verify_angle_step)
         self.matrices = self.rotations.as_matrix()
+        # climbing only needs the shift: a coarser rotation set finds it at a third of the cost
+        self.coarse = rotation_grid(COARSE_STEP * config.verify_angle_step).as_matrix()
         self.shift = config.verify_shift
         s = 2 * self.shift + 1
         self.offsets = np.stack(np.unravel_index(np.arange(s**3), (s, s, s)), 1)
-        self.centring_radius = config.verify_centring_radius
         self.chunk = CHUNK
-        self._ref_id = None
+        self._prepared: dict = {}
 
     # --- references ---
     def fit(self, ref: Reference) -> Reference:
@@ -214,13 +209,15 @@ class ShapeVerifier:
             ref = self.refine(ref, rest, scores, align, len(rest))
         return ref
 
-    def _prepare(self, ref: Reference) -> None:
-        """Rotated, weighted, normalised templates (cached for the last reference)."""
-        if self._ref_id is ref:
-            return
+    def _prepare(self, ref: Reference, coarse: bool = False):
+        """Rotated, weighted, normalised templates ``(A, W, W sums)`` of the fine (or coarse)
+        rotation set, cached for the last reference."""
+        key = (id(ref), coarse)
+        if key in self._prepared:
+            return self._prepared[key]
         sel = self.sphere
         A, W = [], []
-        for m in self.matrices:
+        for m in self.coarse if coarse else self.matrices:
             inv = m.T  # sample the reference at R^-1 x: the reference rotated by R
             t = _rotate(ref.template, inv)[sel]
             w = np.clip(_rotate(ref.weight, inv)[sel], 0.0, 1.0)
@@ -228,77 +225,62 @@ class ShapeVerifier:
             a = w * tc
             A.append(a / np.sqrt(max(float((a * tc).sum()), 1e-12)))
             W.append(w)
-        self.A = np.asarray(A, np.float32)
-        self.W = np.asarray(W, np.float32)
-        self.wsum = self.W.sum(1)
-        self._ref_id = ref
-
-    # --- centring ---
-    def centre(self, ref: Reference, zyx) -> np.ndarray:
-        """Each point moved to its best correlation with the reference's rotational
-        average within ``verify_centring_radius`` diameters."""
-        zyx = np.asarray(zyx, np.float64).reshape(-1, 3)
-        out = zyx.copy()
-        size = self.n + 2 * self._radius()
-        for i0 in range(0, len(zyx), self.chunk):
-            P = extract_boxes(self.volume, zyx[i0 : i0 + self.chunk], size, self.bin)
-            out[i0 : i0 + len(P)] += self._centring_offsets(ref, P) * self.bin
-        return np.clip(out, 0, np.asarray(self.volume.shape) - 1)
-
-    def _radius(self) -> int:
-        return max(1, int(np.ceil(self.centring_radius * self.d)))
-
-    def _centring_offsets(self, ref: Reference, P: np.ndarray) -> np.ndarray:
-        """Best offsets (binned voxels) of ``(n + 2R)``-sided boxes, see :meth:`centre`."""
-        R = self._radius()
-        rad = radial_average(ref.template)
-        t = normalise_template(rad, self.sphere)
-        w = 2 * R + 1
-        g = np.indices((w,) * 3) - R
-        outside = (g**2).sum(0) > R * R
-        L = fft.next_fast_len(P.shape[1], real=True)
-        crop = (slice(None),) + (slice(0, w),) * 3  # circular correlation, valid part
-        ncc = MaskedCorrelation(P, self.sphere.astype(np.float32), (L,) * 3, crop)(t)
-        ncc[:, outside] = -np.inf
-        k = ncc.reshape(len(P), -1).argmax(1)
-        return np.stack(np.unravel_index(k, (w,) * 3), 1) - R
+        W = np.asarray(W, np.float32)
+        self._prepared = {k: v for k, v in self._prepared.items() if k[0] == id(ref)}
+        self._prepared[key] = (np.asarray(A, np.float32), W, W.sum(1), ref)
+        return self._prepared[key]
 
     # --- scoring ---
-    def score(self, ref: Reference, zyx) -> tuple[np.ndarray, np.ndarray]:
+    def score(self, ref: Reference, zyx, coarse: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Correlation of each point with the reference: ``(scores, align)`` where ``align``
-        holds each point's best ``(rotation index, shift index)``."""
+        holds each point's best ``(rotation index, shift index)`` (rotations of the coarse
+        set with ``coarse``)."""
         zyx = np.asarray(zyx, np.float64).reshape(-1, 3)
         scores = np.full(len(zyx), -1.0)
         align = np.zeros((len(zyx), 2), int)
         size = self.n + 2 * self.shift
         for i0 in range(0, len(zyx), self.chunk):
             P = extract_boxes(self.volume, zyx[i0 : i0 + self.chunk], size, self.bin)
-            scores[i0 : i0 + len(P)], align[i0 : i0 + len(P)] = self._score_boxes(ref, P)
+            scores[i0 : i0 + len(P)], align[i0 : i0 + len(P)] = self._score_boxes(ref, P, coarse)
         return scores, align
 
-    def _score_boxes(self, ref: Reference, P: np.ndarray):
+    def _score_boxes(self, ref: Reference, P: np.ndarray, coarse: bool = False):
         """Best correlation of each ``(n + 2 shift)``-sided box with the reference."""
-        self._prepare(ref)
+        A, W, wsum, _ = self._prepare(ref, coarse)
         n, sel = self.n, self.sphere
         scores = np.full(len(P), -1.0)
         align = np.zeros((len(P), 2), int)
-        grid = (len(self.A), len(self.offsets))
+        grid = (len(A), len(self.offsets))
         for i0 in range(0, len(P), self.chunk):
             B = P[i0 : i0 + self.chunk]
             V = np.stack(
                 [B[:, a : a + n, b : b + n, c : c + n][:, sel] for a, b, c in self.offsets], axis=1
             )
             flat = V.reshape(-1, V.shape[-1]).T  # voxels x (boxes * shifts)
-            num = self.A @ flat
-            s1 = self.W @ flat
-            s2 = self.W @ (flat * flat)
-            var = np.maximum(s2 - s1 * s1 / self.wsum[:, None], 1e-9)
+            num = A @ flat
+            s1 = W @ flat
+            s2 = W @ (flat * flat)
+            var = np.maximum(s2 - s1 * s1 / wsum[:, None], 1e-9)
             r = (num / np.sqrt(var)).reshape(grid[0], len(B), grid[1])
             r = r.transpose(1, 0, 2).reshape(len(B), -1)
             k = r.argmax(1)
             scores[i0 : i0 + len(B)] = r[np.arange(len(B)), k]
             align[i0 : i0 + len(B)] = np.stack(np.unravel_index(k, grid), 1)
         return scores, align
+
+    def climb(self, ref: Reference, zyx, steps: int):
+        """Each point moved, ``steps`` times at most, to its best shift of the rotation search
+        (a hill climb on the correlation): ``(scores, align, moved zyx)``."""
+        p = np.asarray(zyx, np.float64).reshape(-1, 3).copy()
+        hi = np.asarray(self.volume.shape) - 1
+        for _ in range(steps):
+            _, align = self.score(ref, p, coarse=True)
+            step = (self.offsets[align[:, 1]] - self.shift) * self.bin
+            if not step.any():
+                break
+            p = np.clip(p + step, 0, hi)
+        scores, align = self.score(ref, p)
+        return scores, align, p
 
     def refine(self, ref: Reference, zyx, scores, align, n_top: int) -> Reference:
         """``ref`` averaged with the ``n_top`` best points, each aligned to it."""
@@ -317,25 +299,46 @@ class ShapeVerifier:
 
 
 def prompt_reference(volume, diameter_px: float, config: Config, points, masks) -> Reference:
-    """A class's reference from its prompts (see :meth:`ShapeVerifier.reference`)."""
-    return ShapeVerifier(volume, diameter_px, config).reference(points, masks)
+    """A class's reference from its prompts (see :meth:`ShapeVerifier.reference`), each box
+    centred on its prompt's mask when that lies within a quarter diameter of the click (a
+    click is often off the particle's centre)."""
+    centres = []
+    for p, m in zip(np.asarray(points, np.float64).reshape(-1, 3), masks):
+        c = m.centroid() if m is not None and not m.empty else p
+        centres.append(c if np.linalg.norm(c - p) < 0.25 * diameter_px else p)
+    return ShapeVerifier(volume, diameter_px, config).reference(centres, masks)
 
 
 @dataclass
 class Verified:
     """One class's candidates after shape verification.
 
-    ``zyx`` are the centred positions, ``score`` the correlation with the refined
-    ``reference``, ``status`` updated (``PROMPT``, ``DUPLICATE``, ``NEGATIVE``); ``floor``
-    is the least a match must score (``verify_typical_fraction`` of the reference's typical
-    score: a tomogram searched with another one's reference must reach that fraction of
-    what the prompted tomogram's matches did)."""
+    ``zyx`` are the centred positions; ``correlation`` the best correlation with the refined
+    ``reference`` (over rotations and shifts); ``score`` what the candidates are ranked and
+    cut by: the correlation adjusted by the feature similarity (see
+    :func:`combined_score`); ``status`` updated (``PROMPT``, ``DUPLICATE``, ``NEGATIVE``);
+    ``floor`` the least a match must score (``verify_typical_fraction`` of the reference's
+    typical score when the reference came from another tomogram, else 0)."""
 
     zyx: np.ndarray
     score: np.ndarray
+    correlation: np.ndarray
     status: np.ndarray
     reference: Reference
     floor: float
+
+
+def combined_score(correlation, similarity, free, weight: float) -> np.ndarray:
+    """The shape correlation plus ``weight`` times the feature similarity, both in units of
+    their spread over the free candidates, expressed on the correlation's scale: shape
+    (from the rotation search) and size and texture (the rotation-invariant features) vote
+    together, so a ring of the right size or a faint true particle is not decided by one."""
+    c = np.asarray(correlation, np.float64)
+    if similarity is None or not weight or free.sum() < 2:
+        return c
+    f = np.asarray(similarity, np.float64)
+    spread = float(np.std(c[free])) / max(float(np.std(f[free])), 1e-9)
+    return c + weight * (f - float(np.median(f[free]))) * spread
 
 
 def verify_candidates(
@@ -347,8 +350,14 @@ def verify_candidates(
     reference: Reference,
     prompts=(),
     negatives=(),
+    similarity=None,
 ) -> Verified:
     """Shape verification of one class's candidates (see the module docstring).
+
+    Each round climbs every candidate from where matching put it to its best correlation
+    with the current reference, merges candidates that land on the same particle, and
+    averages the best ``verify_rounds[k]`` (by the combined score, among those above a first
+    cut) into the reference; the last reference scores them all.
 
     Args:
         volume: the prepared volume (bright protein).
@@ -357,44 +366,50 @@ def verify_candidates(
         prompts: the class's prompt centres (a centred candidate on one becomes ``PROMPT``).
         negatives: ``zyx`` of negative prompts: a candidate that correlates better with one
             of them than with the reference becomes ``NEGATIVE``.
+        similarity: the candidates' feature similarity (joins the score, see
+            :func:`combined_score`).
     """
     v = ShapeVerifier(volume, diameter_px, config)
-    reference = v.fit(reference)
-    zc = v.centre(reference, zyx)
-    s0, a0 = v.score(reference, zc)
+    ref = v.fit(reference)
+    start = np.asarray(zyx, np.float64).reshape(-1, 3)
     status = np.array(status, dtype=object)
     radius = config.nms_radius_factor * diameter_px
+    for top in (*config.verify_rounds, 0):
+        corr, align, zc = v.climb(ref, start, config.verify_climb)
+        st = _merge_duplicates(zc, corr, status, prompts, radius)
+        free = st == Status.CANDIDATE
+        score = combined_score(corr, similarity, free, config.verify_similarity_weight)
+        if not top or not free.any():
+            break
+        # only matches above a first cut join the reference: where the tomogram holds few
+        # true particles, the best 40 would include look-alikes and drag it to them
+        good = free & (score >= confident_cut(score[free]).value)
+        best = np.flatnonzero(good)[np.argsort(-score[good])[:top]]
+        base = Reference(ref.template, ref.weight, ref.bin, 1, reference.typical)
+        ref = v.refine(base, zc[best], corr[best], align[best], len(best))
+    if free.any():
+        n = config.verify_rounds[-1] if config.verify_rounds else 1
+        best = np.sort(corr[free])[::-1][:n]
+        # a reference from another tomogram keeps the level its own matches reached
+        ref.typical = reference.typical or float(np.median(best))
+    floor = config.verify_typical_fraction * reference.typical
+    if len(negatives):
+        top = config.verify_rounds[-1] if config.verify_rounds else 0
+        _judge_negatives(v, ref, zc, st, negatives, top)
+    return Verified(zc, score, corr, st, ref, floor)
+
+
+def _merge_duplicates(zc, corr, status, prompts, radius) -> np.ndarray:
+    """Statuses after centring: a candidate on a prompt becomes ``PROMPT``, one that landed
+    within ``radius`` of a better one ``DUPLICATE``."""
+    st = status.copy()
     if len(prompts) and len(zc):
         near = cKDTree(np.asarray(prompts, np.float64)).query(zc)[0] < radius
-        status[near & (status == Status.CANDIDATE)] = Status.PROMPT
+        st[near & (st == Status.CANDIDATE)] = Status.PROMPT
     kept = np.zeros(len(zc), bool)
-    kept[nms(zc, s0, radius, len(zc))] = True
-    status[~kept & (status == Status.CANDIDATE)] = Status.DUPLICATE
-    refined, scores, floor = _refine(v, reference, zc, s0, a0, status == Status.CANDIDATE, config)
-    if len(negatives):
-        _judge_negatives(v, refined, zc, status, negatives, config.verify_top)
-    return Verified(zc, scores, status, refined, floor)
-
-
-def _refine(v: ShapeVerifier, reference: Reference, zc, s0, a0, free, config: Config):
-    """The reference averaged with the matches above a first cut (at most ``verify_top``), and
-    every candidate scored again: ``(refined, scores, floor)``."""
-    fraction = config.verify_typical_fraction
-    floor = fraction * reference.typical
-    if not config.verify_top or not free.any():
-        return reference, s0, floor
-    # only matches above the first cut join the reference: in a tomogram with few true
-    # particles, the best 20 would include look-alikes and drag the reference to them
-    good = free & (s0 >= shape_cut(s0[free], floor).value)
-    n_top = min(config.verify_top, int(good.sum()))
-    if not n_top:
-        return reference, s0, floor
-    refined = v.refine(reference, zc[good], s0[good], a0[good], n_top)
-    scores, _ = v.score(refined, zc)
-    best = np.argsort(-np.where(good, scores, -np.inf))[:n_top]
-    # a reference from another tomogram keeps the level its own matches reached
-    refined.typical = reference.typical or float(np.median(scores[best]))
-    return refined, scores, fraction * refined.typical
+    kept[nms(zc, corr, radius)] = True
+    st[~kept & (st == Status.CANDIDATE)] = Status.DUPLICATE
+    return st
 
 
 def _judge_negatives(v: ShapeVerifier, refined: Reference, zc, status, negatives, top: int):

@@ -275,6 +275,7 @@ def write_simulation(sim: Simulation, out_dir: str | Path, overwrite: bool = Fal
             "protein/membrane (truth overlaid)"
         ),
         overwrite=True,
+        voxel_size=vs,
     )
     return paths
 
