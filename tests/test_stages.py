@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -78,6 +79,23 @@ def test_the_cut_is_one_decision_by_a_named_rule():
     split = shape_cut(shape_scores, 0.1)
     assert split.rule is CutRule.SHAPE_VALLEY and 0.3 < split.value < 0.5
     assert shape_cut(shape_scores, 0.7).rule is CutRule.SHAPE_FLOOR  # another tomogram's level
+
+
+def test_negatives_do_not_move_the_cut_into_the_matches():
+    # verification scores of one pick (a ribosome and three negative clicks on TRiC, in an
+    # independently simulated sparse tomogram): the negatives claimed most of the junk
+    z = np.load(Path(__file__).parent / "data" / "negatives_cut_scores.npz")
+    status = np.where(z["negative"], Status.NEGATIVE, Status.CANDIDATE).astype(object)
+    status = np.r_[status, [Status.DUPLICATE] * 5]  # never part of the pool
+    cands = Candidates(np.zeros((len(status), 3)), np.r_[z["score"], [9.0] * 5], status)
+    assert cands.cut_pool.sum() == len(z["score"])
+    true_free = z["true"] & ~z["negative"]
+    cut = shape_cut(cands.score[cands.cut_pool]).value
+    kept = (z["score"] >= cut) & ~z["negative"]
+    assert kept[true_free].mean() > 0.85 and (kept & ~z["true"]).sum() <= 5
+    # cut on the free ones alone (the matches now a third of them) it falls among the matches
+    alone = shape_cut(cands.score[cands.free]).value
+    assert (z["score"][true_free] >= alone).mean() < 0.8
 
 
 def test_masked_correlation_is_pearson_at_every_offset():

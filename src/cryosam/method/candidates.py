@@ -85,6 +85,13 @@ class Candidates:
         """Candidates still without a decision."""
         return self.status == Status.CANDIDATE
 
+    @property
+    def cut_pool(self) -> np.ndarray:
+        """The candidates a cut is found on: the free ones and those a negative prompt
+        claimed. These are the background the matches must stand out from: without them,
+        negatives that remove most of the junk would move the cut into the matches."""
+        return self.free | (self.status == Status.NEGATIVE)
+
     def label(self, name: str, diameter: float) -> Candidates:
         """The same candidates with their class and diameter filled in."""
         n = len(self)

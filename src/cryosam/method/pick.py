@@ -274,9 +274,9 @@ def score_and_cut(
             rep.query.reference, rep.verified = v.reference, True
         columns = {"correlation": v.correlation, "similarity": cands.score}
         cands = Candidates(v.zyx, v.score, v.status, columns=columns)
-        cut = shape_cut(cands.score[cands.free], v.floor)
+        cut = shape_cut(cands.score[cands.cut_pool], v.floor)
     else:
-        cut = feature_cut(cands.score[cands.free], config.tau_sim, rep.background)
+        cut = feature_cut(cands.score[cands.cut_pool], config.tau_sim, rep.background)
     _apply_cut(cands, cut, rep)
     return cands
 
