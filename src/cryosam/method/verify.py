@@ -7,9 +7,11 @@ barrel) scores as high as a true match, and a candidate's centre is several voxe
 stage, cryosam's addition to the CryoSAM method, checks every candidate against the prompted
 particles themselves:
 
-1. **Reference.** The prompted subvolume (centred on its mask), binned so the particle spans
-   about ``verify_bin_px`` voxels; a soft mask (the prompted mask, blurred) weights the voxels,
-   so the correlation looks at the particle and not at its neighbours.
+1. **Reference.** The first prompted subvolume (centred on its mask), binned so the particle
+   spans about ``verify_bin_px`` voxels; a soft mask (the prompted mask, blurred) weights the
+   voxels, so the correlation looks at the particle and not at its neighbours. Further prompts
+   of the class are known positives, not averaged in: aligned to one noisy particle they blur
+   it, while the bootstrap below aligns matches to an ever better average.
 2. **Score.** The maximum over rotations (``verify_angle_step`` apart) and shifts of
    ``verify_shift`` binned voxels of the weighted Pearson correlation under the rotated soft
    mask, computed for all candidates with matrix products.
@@ -181,18 +183,17 @@ class ShapeVerifier:
             z(ref.template), np.clip(z(ref.weight), 0, 1), self.bin, ref.n_particles, ref.typical
         )
 
-    def reference(self, points, masks=None) -> Reference:
+    def reference(self, points, masks=None, average: bool = True) -> Reference:
         """Reference from prompted particles. The first with a usable mask is the template
         (the box around its point; its mask, blurred, is the soft weight; the sphere of the
-        diameter without a usable mask); the others are aligned to it (best rotation and
-        shift) and averaged in, as particles in different orientations must be."""
+        diameter without a usable mask); with ``average`` the others are aligned to it (best
+        rotation and shift) and averaged in, as particles in different orientations must be."""
         centres = np.asarray(points, np.float64).reshape(-1, 3)
         masks = list(masks) if masks is not None else [None] * len(centres)
-        usable = [m is not None and not m.empty for m in masks]
-        first = int(np.argmax(usable)) if any(usable) else 0
+        first = first_usable(masks)
         template = extract_boxes(self.volume, centres[first : first + 1], self.n, self.bin)[0]
         m = masks[first]
-        if usable[first]:
+        if m is not None and not m.empty:
             box = np.zeros((self.n * self.bin,) * 3, np.float32)
             lo = np.round(centres[first]).astype(int) - (self.n * self.bin) // 2
             z = np.argwhere(m.mask) + np.asarray(m.offset) - lo
@@ -204,7 +205,7 @@ class ShapeVerifier:
             w = self.sphere
         ref = Reference(template.astype(np.float32), w.astype(np.float32), self.bin, 1)
         rest = np.delete(centres, first, axis=0)
-        if len(rest):
+        if len(rest) and average:
             scores, align = self.score(ref, rest)
             ref = self.refine(ref, rest, scores, align, len(rest))
         return ref
@@ -298,15 +299,29 @@ class ShapeVerifier:
         return Reference(template.astype(np.float32), ref.weight, ref.bin, total, ref.typical)
 
 
-def prompt_reference(volume, diameter_px: float, config: Config, points, masks) -> Reference:
-    """A class's reference from its prompts (see :meth:`ShapeVerifier.reference`), each box
-    centred on its prompt's mask when that lies within a quarter diameter of the click (a
-    click is often off the particle's centre)."""
+def first_usable(masks) -> int:
+    """Index of the first prompt with a usable (non-empty) mask, else 0."""
+    usable = [m is not None and not m.empty for m in masks]
+    return int(np.argmax(usable)) if any(usable) else 0
+
+
+def prompt_centres(points, masks, diameter_px: float) -> np.ndarray:
+    """Each prompt's point moved to its mask's centroid when that lies within a quarter
+    diameter of the click (a click is often off the particle's centre)."""
     centres = []
     for p, m in zip(np.asarray(points, np.float64).reshape(-1, 3), masks):
         c = m.centroid() if m is not None and not m.empty else p
         centres.append(c if np.linalg.norm(c - p) < 0.25 * diameter_px else p)
-    return ShapeVerifier(volume, diameter_px, config).reference(centres, masks)
+    return np.asarray(centres, np.float64).reshape(-1, 3)
+
+
+def prompt_reference(
+    volume, diameter_px: float, config: Config, points, masks, average: bool = True
+) -> Reference:
+    """A class's reference from its prompts (see :meth:`ShapeVerifier.reference`), each box
+    centred by :func:`prompt_centres`."""
+    centres = prompt_centres(points, masks, diameter_px)
+    return ShapeVerifier(volume, diameter_px, config).reference(centres, masks, average)
 
 
 @dataclass
