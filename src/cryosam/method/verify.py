@@ -306,12 +306,13 @@ def first_usable(masks) -> int:
 
 
 def prompt_centres(points, masks, diameter_px: float) -> np.ndarray:
-    """Each prompt's point moved to its mask's centroid when that lies within a quarter
-    diameter of the click (a click is often off the particle's centre)."""
+    """Each prompt's point moved to its mask's centroid when that lies within half a
+    diameter of the click (a click is often off the particle's centre: a quarter diameter
+    off, the reference box otherwise stays off-centre)."""
     centres = []
     for p, m in zip(np.asarray(points, np.float64).reshape(-1, 3), masks):
         c = m.centroid() if m is not None and not m.empty else p
-        centres.append(c if np.linalg.norm(c - p) < 0.25 * diameter_px else p)
+        centres.append(c if np.linalg.norm(c - p) < 0.5 * diameter_px else p)
     return np.asarray(centres, np.float64).reshape(-1, 3)
 
 
