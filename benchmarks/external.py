@@ -27,7 +27,8 @@ scores of every candidate the best-threshold F1 and AP, so the ranking and the c
 apart. cryosam's per-stage losses: how many true particles a candidate reaches after
 matching, after verification (not duplicate or negative), after the cut, and among the picks.
 Every run is cached in ``benchmarks/out/external/runs.csv`` (keyed by method, settings,
-tomogram, target and click), so a rerun only computes what is missing.
+tomogram, target, click and offset; not by the code: delete the file after changing the
+method), so a rerun only computes what is missing.
 """
 
 from __future__ import annotations
@@ -216,8 +217,8 @@ def digest(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-def candidates_path(method, tomo, target, k, settings="-") -> Path:
-    tag = "" if settings == "-" else f"-{settings}"
+def candidates_path(method, tomo, target, k, settings="-", offset: float = 0.0) -> Path:
+    tag = ("" if settings == "-" else f"-{settings}") + (f"-offset{offset:g}" if offset else "")
     return OUT / "candidates" / f"{method}-{tomo}-{target}-{k}{tag}.npz"
 
 
@@ -257,7 +258,9 @@ def run_all(args, config: Config) -> pd.DataFrame:
                                           name=tomo)  # fmt: skip
                     extra = {c: row.pop(c) for c in ("_zyx", "_scores") if c in row}
                     if extra:
-                        path = candidates_path(method, tomo, target, k, key["settings"])
+                        path = candidates_path(
+                            method, tomo, target, k, key["settings"], key["offset"]
+                        )
                         path.parent.mkdir(parents=True, exist_ok=True)
                         np.savez_compressed(path, zyx=extra["_zyx"], scores=extra["_scores"])
                     row = {**key, "tag": args.tag, "click zyx": ",".join(f"{c:g}" for c in click),
