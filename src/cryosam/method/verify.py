@@ -190,10 +190,11 @@ class ShapeVerifier:
         rotation and shift) and averaged in, as particles in different orientations must be."""
         centres = np.asarray(points, np.float64).reshape(-1, 3)
         masks = list(masks) if masks is not None else [None] * len(centres)
-        first = first_usable(masks)
+        usable = [m is not None and not m.empty for m in masks]
+        first = int(np.argmax(usable)) if any(usable) else 0
         template = extract_boxes(self.volume, centres[first : first + 1], self.n, self.bin)[0]
         m = masks[first]
-        if m is not None and not m.empty:
+        if usable[first]:
             box = np.zeros((self.n * self.bin,) * 3, np.float32)
             lo = np.round(centres[first]).astype(int) - (self.n * self.bin) // 2
             z = np.argwhere(m.mask) + np.asarray(m.offset) - lo
@@ -299,29 +300,16 @@ class ShapeVerifier:
         return Reference(template.astype(np.float32), ref.weight, ref.bin, total, ref.typical)
 
 
-def first_usable(masks) -> int:
-    """Index of the first prompt with a usable (non-empty) mask, else 0."""
-    usable = [m is not None and not m.empty for m in masks]
-    return int(np.argmax(usable)) if any(usable) else 0
-
-
-def prompt_centres(points, masks, diameter_px: float) -> np.ndarray:
-    """Each prompt's point moved to its mask's centroid when that lies within half a
-    diameter of the click (a click is often off the particle's centre: a quarter diameter
-    off, the reference box otherwise stays off-centre)."""
-    centres = []
-    for p, m in zip(np.asarray(points, np.float64).reshape(-1, 3), masks):
-        c = m.centroid() if m is not None and not m.empty else p
-        centres.append(c if np.linalg.norm(c - p) < 0.5 * diameter_px else p)
-    return np.asarray(centres, np.float64).reshape(-1, 3)
-
-
 def prompt_reference(
     volume, diameter_px: float, config: Config, points, masks, average: bool = True
 ) -> Reference:
     """A class's reference from its prompts (see :meth:`ShapeVerifier.reference`), each box
-    centred by :func:`prompt_centres`."""
-    centres = prompt_centres(points, masks, diameter_px)
+    centred on its prompt's mask when that lies within half a diameter of the click (a click
+    is often off the particle's centre: a quarter diameter off, the box would stay off)."""
+    centres = []
+    for p, m in zip(np.asarray(points, np.float64).reshape(-1, 3), masks):
+        c = m.centroid() if m is not None and not m.empty else p
+        centres.append(c if np.linalg.norm(c - p) < 0.5 * diameter_px else p)
     return ShapeVerifier(volume, diameter_px, config).reference(centres, masks, average)
 
 
