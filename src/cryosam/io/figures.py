@@ -77,7 +77,7 @@ def slab_view(volume, axis: int, index: int, half: int, sigma: float) -> np.ndar
 
 def slab_sizes(voxel_size: float | None) -> tuple[int, float]:
     """``(half thickness, low-pass sigma)`` in voxels for :data:`SLAB_NM` and
-    :data:`LOWPASS_ANGST` (4 and 1.5 voxels when the voxel size is unknown)."""
+    :data:`LOWPASS_ANGST` (2 and 1.5 voxels when the voxel size is unknown)."""
     if not voxel_size:
         return 2, 1.5
     return max(1, int(round(5 * SLAB_NM / voxel_size))), max(0.7, LOWPASS_ANGST / voxel_size)
@@ -318,7 +318,8 @@ def write_gallery(
 
 def _crop_slab(volume, zyx, half_w: int, half_t: int, sigma: float) -> np.ndarray:
     """An xy slab (``2 half_t + 1`` thick, low-passed) of ``2 half_w + 1`` voxels square around
-    ``zyx`` (zero-padded at the volume's edge)."""
+    ``zyx`` (zero-padded at the volume's edge; the slab-shaped twin of
+    ``volume.binning.extract_boxes``, which io, a lower layer, cannot import)."""
     c = np.round(np.asarray(zyx, float)).astype(int)
     m = int(np.ceil(3 * sigma))
     size = (2 * (half_t + m) + 1, 2 * (half_w + m) + 1, 2 * (half_w + m) + 1)

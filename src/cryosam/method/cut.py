@@ -143,6 +143,11 @@ def valley(scores, bandwidth: float | None = None) -> float | None:
     return best
 
 
+def _floored(value: float, rule: CutRule, floor: float) -> Cut:
+    """``value`` by ``rule``, or the floor (:attr:`CutRule.SHAPE_FLOOR`) when that is higher."""
+    return Cut(value, rule) if value >= floor else Cut(floor, CutRule.SHAPE_FLOOR)
+
+
 def confident_cut(scores, floor: float = 0.0) -> Cut:
     """The surest matches, at least ``floor``: the :func:`valley` when the matches form their
     own mode, else the :func:`knee` of the ranked upper half (the lower half is junk that would
@@ -154,14 +159,12 @@ def confident_cut(scores, floor: float = 0.0) -> Cut:
         return Cut(floor, CutRule.SHAPE_TOO_FEW)
     gap = valley(x)
     if gap is not None:
-        return Cut(max(gap, floor), CutRule.SHAPE_VALLEY if gap >= floor else CutRule.SHAPE_FLOOR)
+        return _floored(gap, CutRule.SHAPE_VALLEY, floor)
     upper = x[x >= np.median(x)]
     value, depth = knee(upper) if not _too_few(upper) else (float(upper.min()), 0.0)
     if depth < KNEE_DEPTH:
         return Cut(max(floor, float(x.min())), CutRule.SHAPE_NO_KNEE)
-    if floor > value:
-        return Cut(floor, CutRule.SHAPE_FLOOR)
-    return Cut(value, CutRule.SHAPE_KNEE)
+    return _floored(value, CutRule.SHAPE_KNEE, floor)
 
 
 def shape_cut(scores, floor: float = 0.0) -> Cut:
@@ -171,14 +174,18 @@ def shape_cut(scores, floor: float = 0.0) -> Cut:
     falls among the matches: the cut is the valley of a density smoothed by the spread within
     Otsu's two groups, else Otsu's break itself."""
     x = np.asarray(scores, np.float64)
-    if _too_few(x) or len(x) >= SMALL_SET or valley(x) is not None:
+    if _too_few(x) or len(x) >= SMALL_SET:
         return confident_cut(x, floor)
+    gap = valley(x)
+    if gap is not None:
+        return _floored(gap, CutRule.SHAPE_VALLEY, floor)
     otsu = float(threshold_otsu(x))
     high, low = x[x > otsu], x[x <= otsu]
     within = np.sqrt((high.var() * len(high) + low.var() * len(low)) / len(x))
     gap = valley(x, 1.06 * float(within) * len(x) ** -0.2) if within > 0 else None
-    value, rule = (gap, CutRule.SHAPE_VALLEY) if gap is not None else (otsu, CutRule.SHAPE_OTSU)
-    return Cut(max(value, floor), rule if value >= floor else CutRule.SHAPE_FLOOR)
+    if gap is not None:
+        return _floored(gap, CutRule.SHAPE_VALLEY, floor)
+    return _floored(otsu, CutRule.SHAPE_OTSU, floor)
 
 
 def background_level(
