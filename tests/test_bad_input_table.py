@@ -31,6 +31,9 @@ def files(tmp_path_factory):
     mism = write_mrc(d / "mismatch.mrc", vol)
     with mrcfile.open(mism, "r+", permissive=True) as m:
         m.header.nz = 48
+    under = write_mrc(d / "understated.mrc", vol)
+    with mrcfile.open(under, "r+", permissive=True) as m:
+        m.header.nz = 10  # 24 slices in the file
     (d / "empty.csv").write_text("z,y,x\n")
     (d / "badcols.csv").write_text("a,b,c\n1,2,3\n")
     (d / "words.csv").write_text("z,y,x\n1,2,three\n")
@@ -44,6 +47,8 @@ def files(tmp_path_factory):
         "_rlnCenteredCoordinateZAngst #6\n10 10 10 0 0 0\n"
     )
     (d / "angstrom.csv").write_text("z,y,x\n120,200,200\n")
+    (d / "extra_field.csv").write_text("z,y,x\n5,12,20,20\n")  # pandas: 5 -> the index
+    (d / "trailing_comma.csv").write_text("z,y,x\n12,20,20,\n")
     return d
 
 
@@ -53,6 +58,7 @@ CASES = [
     ("not an MRC", ["text.mrc", *P], "not an MRC"),
     ("truncated MRC", ["truncated.mrc", *P], "truncated"),
     ("header/data mismatch", ["mismatch.mrc", *P], "truncated"),
+    ("header understates nz", ["understated.mrc", *P], "bytes more"),
     ("complex mode", ["complex.mrc", *P], "complex"),
     ("NaN data", ["nan.mrc", *P], "NaN"),
     ("voxel size 1 in header", ["unknown_vs.mrc", *P], "--voxel-size"),
@@ -75,6 +81,9 @@ CASES = [
     ("output is a file", ["good.mrc", *P, "--out", "afile"], "not a folder"),
     ("STAR with two disagreeing dialects", ["good.mrc", "--prompts", "mixed.star"], "disagree"),
     ("CSV in Å instead of voxels", ["good.mrc", "--prompts", "angstrom.csv"], "voxel indices"),
+    ("CSV row with a field more", ["good.mrc", "--prompts", "extra_field.csv"], "line 2: 4 fields"),
+    ("CSV row with a trailing comma", ["good.mrc", "--prompts", "trailing_comma.csv"], "line 2"),
+    ("point on the far edge", ["good.mrc", "--point", "23.5,39.5,39.5"], "outside the volume"),
 ]
 
 

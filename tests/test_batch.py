@@ -62,6 +62,9 @@ def test_collect_inputs_folders_globs_lists(tmp_path, blob_volume):
     lst = tmp_path / "list.txt"
     lst.write_text("# two of them\nb.rec\n\na.mrc  # first\n")
     assert [p.name for p in collect_inputs([str(lst)])] == ["b.rec", "a.mrc"]
+    lst.write_text("a.mrc\nmissing.mrc\n")
+    with pytest.raises(CryosamError, match="names .*missing.mrc, which is not a file"):
+        collect_inputs([str(lst)])
     (tmp_path / "sub").mkdir()
     write_mrc(tmp_path / "sub" / "a.map", blob_volume)
     with pytest.raises(CryosamError, match="share the output folder"):

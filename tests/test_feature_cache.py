@@ -132,3 +132,33 @@ def test_concurrent_writers_never_expose_a_partial_store(tmp_path):
     assert all(s in (None, True) for s in seen)
     np.testing.assert_array_equal(cache.load("same").data, data)
     assert [p.name for p in tmp_path.iterdir()] == ["same.zarr"]
+
+
+def test_damaged_store_is_recomputed_with_a_warning_and_listed_as_such(tmp_path):
+    cache = FeatureCache(tmp_path)
+    rng = np.random.default_rng(0)
+    feats = FeatureVolume(
+        rng.normal(size=(2, 40, 70, 70)).astype(np.float16), 2, ["a", "b"], (80,) * 3
+    )
+    path = cache.save("k", feats, {"encoder": "classical"})
+    chunks = sorted(f for f in (path / "data").rglob("*") if f.is_file() and f.name != "zarr.json")
+    assert len(chunks) > 1
+    chunks[-1].unlink()  # zarr would read the lost chunk back as zeros
+    assert cache.load("k") is None
+    assert [r["complete"] for r in cache.entries()] == [False]
+    heard = []
+    again, hit = cache.get_or_compute("k", lambda: feats, {"encoder": "classical"}, heard.append)
+    assert not hit and len(heard) == 1 and "checksum" in heard[0] and "recomputing" in heard[0]
+    np.testing.assert_array_equal(cache.load("k").data, feats.data)
+    assert [r["complete"] for r in cache.entries()] == [True]
+
+
+def test_a_cache_that_cannot_be_written_warns_and_the_run_goes_on(tmp_path):
+    blocker = tmp_path / "afile"
+    blocker.write_text("not a folder")
+    cache = FeatureCache(blocker / "features")
+    feats = FeatureVolume(np.ones((1, 2, 2, 2), np.float16), 1, ["a"], (2, 2, 2))
+    heard = []
+    got, hit = cache.get_or_compute("k", lambda: feats, {"encoder": "classical"}, heard.append)
+    assert got is feats and not hit
+    assert len(heard) == 1 and "not written" in heard[0] and "--no-cache" in heard[0]

@@ -3,7 +3,13 @@ import numpy as np
 import pytest
 
 from cryosam.errors import CryosamError
-from cryosam.io.tomogram import read_tomogram, smallest_dtype, tomogram_stem, write_volume
+from cryosam.io.tomogram import (
+    read_header,
+    read_tomogram,
+    smallest_dtype,
+    tomogram_stem,
+    write_volume,
+)
 from tests.conftest import write_mrc
 
 
@@ -40,6 +46,16 @@ def test_unknown_voxel_size_needs_override(tmp_path, header_vs):
     with pytest.raises(CryosamError, match="--voxel-size"):
         tomo.require_voxel_size()
     assert read_tomogram(path, voxel_size=7.5).require_voxel_size() == 7.5
+
+
+def test_anisotropic_header_needs_and_takes_the_override(tmp_path):
+    path = write_mrc(tmp_path / "a.mrc", np.zeros((2, 3, 4), np.float32), voxel_size=(10, 10, 12))
+    with pytest.raises(CryosamError, match="anisotropic"):
+        read_tomogram(path)
+    assert read_tomogram(path, voxel_size=10.0).require_voxel_size() == 10.0
+    assert read_header(path, voxel_size=10.0) == ((2, 3, 4), 10.0)
+    with pytest.raises(CryosamError, match="anisotropic"):
+        read_header(path)
 
 
 def test_bad_voxel_size_override_refused(mrc_path):

@@ -72,3 +72,37 @@ def test_validate_prompts():
     with pytest.raises(CryosamError, match="outside the volume"):
         validate_prompts([parse_point("10,1,1")], shape)
     validate_prompts([parse_point("9,19,29"), parse_point("0,0,0", negative=True)], shape)
+
+
+def test_tsv_prompts_are_tab_separated(tmp_path):
+    path = tmp_path / "p.tsv"
+    path.write_text("z\ty\tx\tclass\n1\t2\t3\tribosome\n")
+    [p] = read_prompt_file(path)
+    assert p.zyx == (1, 2, 3) and p.class_name == "ribosome"
+
+
+@pytest.mark.parametrize("row", ["5,1,2,3", "1,2,3,", "1,2"])
+def test_rows_whose_field_count_differs_from_the_header_are_refused(tmp_path, row):
+    path = tmp_path / "p.csv"
+    path.write_text(f"z,y,x\n4,5,6\n{row}\n")
+    with pytest.raises(CryosamError, match="line 3: . fields where the header"):
+        read_prompt_csv(path)
+
+
+def test_a_point_is_inside_where_it_rounds_to_a_voxel():
+    shape = (10, 20, 30)
+    validate_prompts([parse_point("9.49,19.49,29.49"), parse_point("-0.5,0,0")], shape)
+    for bad in ("9.5,0,0", "0,19.5,0", "0,0,29.5", "-0.51,0,0"):
+        with pytest.raises(CryosamError, match="outside the volume"):
+            validate_prompts([parse_point(bad)], shape)
+
+
+def test_duplicate_prompts_merge_into_one_with_a_warning():
+    from cryosam.method.instances import merge_duplicate_prompts
+
+    ps = [parse_point(t) for t in ("10,10,10", "10,10,10", "10,11,10", "10,10,30", "10,10,10:b")]
+    kept, warnings = merge_duplicate_prompts(ps, {"particle": 20.0, "b": 20.0}, 0.5)
+    assert [p.zyx for p in kept] == [(10, 10, 10), (10, 10, 30), (10, 10, 10)]
+    assert [p.class_name for p in kept] == ["particle", "particle", "b"]  # classes apart
+    assert len(warnings) == 1 and "2 prompt(s)" in warnings[0]
+    assert merge_duplicate_prompts(kept, {"particle": 20.0, "b": 20.0}, 0.5) == (kept, [])

@@ -159,3 +159,10 @@ def test_cli_simulate_writes_everything_then_evaluate_scores_truth(tmp_path, cap
     )
     scores = json.loads((tmp_path / "s.json").read_text())["picks"][0]
     assert scores["class"] == "ribosome" and scores["recall"] < 0.5
+
+
+def test_cli_simulate_refuses_a_volume_too_small_for_any_particle(tmp_path, capsys):
+    out = tmp_path / "tiny"
+    assert main(["simulate", "--shape", "8,8,8", "--out", str(out)]) == 2
+    assert "nothing fits" in capsys.readouterr().err
+    assert not out.exists()

@@ -72,7 +72,15 @@ def collect_inputs(items: list[str]) -> list[Path]:
             entries = [Path(ln) for ln in lines if ln]
             if not entries:
                 raise CryosamError(f"{path}: the list file names no tomogram")
-            found += [e if e.is_absolute() else path.parent / e for e in entries]
+            listed = [e if e.is_absolute() else path.parent / e for e in entries]
+            missing = [str(e) for e in listed if not e.is_file()]
+            if missing:
+                more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+                raise CryosamError(
+                    f"{path}: names {missing[0]}{more}, which is not a file; fix the list "
+                    "(paths are relative to the list's folder)"
+                )
+            found += listed
         elif path.suffix.lower() == ".json" and path.is_file():
             raise CryosamError(
                 f"{path} looks like a copick project: pick it with 'cryosam copick {path} "
@@ -155,8 +163,8 @@ def plan_jobs(
         unknown: set[str] = set()
         for k, job in enumerate(jobs):
             if rows_once is None:  # STAR/copick coordinates may need this tomogram's header
-                shape, vs = read_header(job.path)
-                rows = read_prompt_file(prompts_file, shape, voxel_size or vs)
+                shape, vs = read_header(job.path, voxel_size)
+                rows = read_prompt_file(prompts_file, shape, vs)
             else:
                 rows = rows_once
             for r in rows:

@@ -98,6 +98,12 @@ def simulate(
     )
     typer.echo(f"simulating {' x '.join(map(str, config.shape))} voxels ...", err=True)
     sim = simulate(config, progress=lambda stage: typer.echo(f"  {stage}", err=True))
+    if not sim.particles:
+        raise CryosamError(
+            f"nothing fits in a volume of {' x '.join(map(str, config.shape))} voxels at "
+            f"{voxel_size:g} Å (no particle was placed); use a larger --shape (e.g. 64,128,128) "
+            "or raise the species' fractions"
+        )
     paths = write_simulation(sim, out, overwrite=overwrite)
     placed = ", ".join(f"{n} {c}" for n, c in sim.info["placed"].items())
     typer.echo(f"placed: {placed}")

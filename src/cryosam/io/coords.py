@@ -72,10 +72,13 @@ def diameter_to_voxels(diameter_angst: float, voxel_size: float) -> float:
 
 
 def check_inside(zyx, shape_zyx, source: str = "point") -> None:
-    """Refuse points outside the volume ``[0, size - 1]`` on any axis, naming the first."""
+    """Refuse points outside the volume on any axis, naming the first.
+
+    A point belongs to the voxel it rounds to, so ``[-0.5, size - 0.5)`` is inside: the
+    upper bound is open (``size - 0.5`` rounds to ``size``, one past the last voxel)."""
     pts = _zyx(zyx)
-    hi = np.asarray(shape_zyx, dtype=np.float64) - 1.0
-    bad = np.flatnonzero(((pts < -0.5) | (pts > hi + 0.5)).any(axis=1))
+    size = np.asarray(shape_zyx, dtype=np.float64)
+    bad = np.flatnonzero(((pts < -0.5) | (pts >= size - 0.5)).any(axis=1))
     if len(bad):
         p = pts[bad[0]]
         raise CryosamError(

@@ -7,6 +7,7 @@ degrees.
 
 from __future__ import annotations
 
+import csv
 import os
 import re
 from dataclasses import dataclass, field
@@ -144,10 +145,15 @@ def write_picks_csv(path: str | os.PathLike, picks: Picks, overwrite: bool = Fal
 
 
 def read_table_csv(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a CSV with a header; column names are matched case-insensitively and stripped."""
+    """Read a CSV (``.tsv``: tab-separated) with a header; column names are matched
+    case-insensitively and stripped. A row with more or fewer fields than the header is
+    refused, naming its line (pandas would silently take an extra leading field as the
+    index, shifting every column)."""
     path = Path(path)
+    sep = "\t" if path.suffix.lower() == ".tsv" else ","
     try:
-        df = pd.read_csv(path, comment=None, skipinitialspace=True)
+        _check_field_counts(path, sep)
+        df = pd.read_csv(path, sep=sep, comment=None, skipinitialspace=True, index_col=False)
     except FileNotFoundError as exc:
         raise CryosamError(f"{path}: no such file; check the path") from exc
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
@@ -157,6 +163,24 @@ def read_table_csv(path: str | os.PathLike) -> pd.DataFrame:
         ) from exc
     df.columns = [str(c).strip().lower() for c in df.columns]
     return df
+
+
+def _check_field_counts(path: Path, sep: str) -> None:
+    """Every non-blank row has as many fields as the header, or a one-line error names it."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = csv.reader(fh, delimiter=sep)
+        header = next(rows, None)
+        if header is None:
+            return
+        for row in rows:
+            if not any(cell.strip() for cell in row):
+                continue
+            if len(row) != len(header):
+                raise CryosamError(
+                    f"{path}: line {rows.line_num}: {len(row)} fields where the header "
+                    f"{sep.join(header)!r} has {len(header)}; remove the extra or missing "
+                    "field (a trailing separator counts as one)"
+                )
 
 
 def read_picks_csv(path: str | os.PathLike) -> Picks:

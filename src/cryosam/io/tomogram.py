@@ -127,11 +127,20 @@ def read_tomogram(
     if not os.access(path, os.R_OK):
         raise CryosamError(f"{path}: permission denied; check the file's permissions")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             mrc = _open_mrc(path)
     except Exception as exc:  # mrcfile/numpy raise many types on a corrupt header
         raise _open_error(path, exc) from exc
+    larger = [str(w.message) for w in caught if "larger than expected" in str(w.message)]
+    if larger:
+        h = mrc.header
+        mrc.close()
+        raise CryosamError(
+            f"{path}: the header says {int(h.nz)} x {int(h.ny)} x {int(h.nx)} voxels (z, y, x) "
+            f"but the file holds {larger[0].split()[3]} bytes more (a wrong nz?); fix the header "
+            "(IMOD: alterheader) rather than reading part of the volume"
+        )
     try:
         raw = mrc.data
         if raw is None:
@@ -145,7 +154,8 @@ def read_tomogram(
             raise CryosamError(f"{path}: expected a 3D volume, got {raw.ndim} dimensions")
         if min(raw.shape) < 1:
             raise CryosamError(f"{path}: the volume is empty (shape {raw.shape})")
-        header_vs = _header_voxel_size(mrc, path)
+        # --voxel-size overrides the header, an anisotropic one included (the user said so)
+        header_vs = None if voxel_size is not None else _header_voxel_size(mrc, path)
         origin = mrc.header.origin
         origin_zyx = (float(origin.z), float(origin.y), float(origin.x))
         file_dtype = str(raw.dtype)
@@ -168,8 +178,11 @@ def read_tomogram(
     )
 
 
-def read_header(path: str | os.PathLike) -> tuple[tuple[int, int, int], float | None]:
-    """Shape ``(z, y, x)`` and header voxel size (None when unknown) without reading data."""
+def read_header(
+    path: str | os.PathLike, voxel_size: float | None = None
+) -> tuple[tuple[int, int, int], float | None]:
+    """Shape ``(z, y, x)`` and voxel size without reading data: ``voxel_size`` when given
+    (the header's is then not checked), else the header's (None when unknown)."""
     path = Path(path)
     if not path.is_file():
         raise CryosamError(f"{path}: no such file; check the path")
@@ -179,7 +192,7 @@ def read_header(path: str | os.PathLike) -> tuple[tuple[int, int, int], float | 
             with mrcfile.open(path, mode="r", header_only=True) as mrc:
                 h = mrc.header
                 shape = (int(h.nz), int(h.ny), int(h.nx))
-                return shape, _header_voxel_size(mrc, path)
+                return shape, voxel_size or _header_voxel_size(mrc, path)
     except CryosamError:
         raise
     except Exception as exc:

@@ -91,7 +91,9 @@ def segment_prompts(
     config = config or Config()
     validate_prompts(prompts, volume.shape)
     check_diameters(volume.shape, diameters_px, prompts)
-    positives = [p for p in prompts if not p.negative]
+    positives, warnings = merge_duplicate_prompts(
+        [p for p in prompts if not p.negative], diameters_px, config.nms_radius_factor
+    )
     if prepared is None:
         pts = np.array([p.zyx for p in positives])
         d_min = min(diameters_px[p.class_name] for p in positives)
@@ -100,7 +102,6 @@ def segment_prompts(
     if segmenter is None:
         segmenter = build_segmenter(config)
     instances: list[InstanceMask | None] = [None] * len(positives)
-    warnings = []
     by_class: dict[str, list[int]] = {}
     for i, p in enumerate(positives):
         by_class.setdefault(p.class_name, []).append(i)
@@ -130,3 +131,28 @@ def segment_prompts(
             "the points are on particles, --diameter and the contrast (--invert)"
         )
     return SegmentOutcome(instances, positives, labels, inverted, warnings)
+
+
+def merge_duplicate_prompts(
+    positives: list[Prompt], diameters_px: dict[str, float], radius_factor: float
+) -> tuple[list[Prompt], list[str]]:
+    """Positive prompts of one class closer than the NMS radius (``radius_factor`` diameters)
+    are one particle: the first is kept, and a warning says how many were merged (without
+    this, three clicks on one particle give three identical picks and two empty instances)."""
+    kept: list[Prompt] = []
+    merged = 0
+    for p in positives:
+        r = radius_factor * diameters_px[p.class_name]
+        if any(
+            q.class_name == p.class_name and np.linalg.norm(np.subtract(q.zyx, p.zyx)) < r
+            for q in kept
+        ):
+            merged += 1
+        else:
+            kept.append(p)
+    if not merged:
+        return positives, []
+    return kept, [
+        f"{merged} prompt(s) lie within {radius_factor:g} diameters of an earlier prompt of "
+        "their class and were merged into it (one particle, one pick)"
+    ]

@@ -178,7 +178,7 @@ def class_features(
             ck = cache_key(input_sha256, s.encoder.signature(), key, s.inverted)
             info = {"input_sha256": input_sha256, "encoder": s.encoder.name}
             s.features[key], hit = cache.get_or_compute(
-                ck, lambda: s.encoder.encode(s.prepared, key), info
+                ck, lambda: s.encoder.encode(s.prepared, key), info, warn=s.seg.warnings.append
             )
             rep.feature_cache = "hit" if hit else "miss"
     return s.features[key]
