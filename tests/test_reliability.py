@@ -9,7 +9,7 @@ import pytest
 
 from cryosam.cli.main import main
 from cryosam.errors import CryosamError
-from cryosam.io.outputs import LOCK, acquire_lock, output_set
+from cryosam.io.outputs import LOCK, MANIFEST, acquire_lock, output_set
 from cryosam.simulate import write_simulation
 from tests.conftest import small_sim
 
@@ -77,7 +77,8 @@ def test_failure_keeps_the_previous_results(sim_dir, tmp_path, monkeypatch, caps
     assert main(pick_args(sim_dir, out) + ["--overwrite"]) == 2
     assert "No space left on device" in capsys.readouterr().err
     assert digest(out) == before
-    assert not any(p.name.startswith(".cryosam") for p in out.iterdir())
+    leftovers = [p.name for p in out.iterdir() if p.name.startswith(".cryosam")]
+    assert leftovers == [MANIFEST]  # no staging folder, no lock: only the old set's manifest
 
 
 def test_lock_refuses_a_second_writer_and_takes_over_a_stale_one(tmp_path):
@@ -116,3 +117,33 @@ def test_abandoned_staging_is_cleared_only_when_its_writer_is_gone(tmp_path):
     (tmp_path / LOCK).write_text("999999999")  # no such process
     clear_abandoned(tmp_path)
     assert not (tmp_path / LOCK).exists() and not list(tmp_path.glob(STAGING_PREFIX + "*"))
+
+
+def test_results_written_meanwhile_by_another_run_are_not_replaced(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "picks.csv").write_text("the first run's picks")  # committed while we computed
+    with pytest.raises(CryosamError, match="another run"):
+        with output_set(out, ["picks.csv"], overwrite=False) as staging:
+            (staging / "picks.csv").write_text("ours")
+    assert (out / "picks.csv").read_text() == "the first run's picks"
+    assert not (out / LOCK).exists()
+    with output_set(out, ["picks.csv"], overwrite=True) as staging:
+        (staging / "picks.csv").write_text("ours")
+    assert (out / "picks.csv").read_text() == "ours"
+
+
+def test_overwrite_replaces_the_whole_set_and_nothing_else(tmp_path):
+    out = tmp_path / "out"
+    with output_set(out) as staging:
+        for name in ("picks.csv", "components.csv", "masks/semantic.mrc"):
+            (staging / name).parent.mkdir(parents=True, exist_ok=True)
+            (staging / name).write_text("old")
+    (out / "my_notes.txt").write_text("the user's own file")
+    with output_set(out, ["picks.csv"], overwrite=True) as staging:
+        (staging / "picks.csv").write_text("new")
+        (staging / "masks").mkdir()
+        (staging / "masks" / "instances.mrc").write_text("new")
+    files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert files == [".cryosam-outputs", "masks/instances.mrc", "my_notes.txt", "picks.csv"]
+    assert (out / "picks.csv").read_text() == "new"

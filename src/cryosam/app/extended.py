@@ -50,7 +50,7 @@ def pick_extended(
         )
     if out is None:
         return result
-    with output_set(Path(out)) as staging, timer.stage("write"):
+    with output_set(Path(out), EXTENDED_OUTPUTS, overwrite) as staging, timer.stage("write"):
         _write_empty_picks(staging, tomogram, relion5)
         with atomic_path(staging / "components.csv", overwrite=True) as tmp:
             frame = pd.DataFrame(result.components(), columns=COMPONENT_COLUMNS)

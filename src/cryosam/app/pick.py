@@ -122,7 +122,9 @@ def pick(
     }
     run = PickRun(outcome, rec, list(outcome.prompt_outcome.warnings))
     if out is not None:
-        run.out = write_pick_outputs(Path(out), tomogram, run, relion5, timer, command_line)
+        run.out = write_pick_outputs(
+            Path(out), tomogram, run, relion5, timer, command_line, overwrite
+        )
     rec["timings_s"] = {**outcome.timings, **timer.seconds, "total": timer.total()}
     return run
 
@@ -134,11 +136,12 @@ def write_pick_outputs(
     relion5: bool,
     timer: Timer,
     command_line: str | None,
+    overwrite: bool = True,
 ) -> Path:
     """Every file of ``cryosam pick``, staged and moved into ``out`` as one set."""
     outcome, vs = run.outcome, tomogram.voxel_size
     picks = outcome.picks
-    with output_set(out) as staging, timer.stage("write"):
+    with output_set(out, PICK_OUTPUTS, overwrite) as staging, timer.stage("write"):
         write_picks_csv(staging / "picks.csv", picks, overwrite=True)
         cand = outcome.candidates.to_frame().drop(columns=["instance"])
         cand["status"] = outcome.candidate_status

@@ -80,7 +80,7 @@ def segment(
     }
     if out is not None:
         half = int(max(diameters_px.values())) if diameters_px and not extended else None
-        _write(Path(out), tomogram, prompts, run, config, half, timer, command_line)
+        _write(Path(out), tomogram, prompts, run, config, half, timer, command_line, overwrite)
     run.record["timings_s"] = {**timer.seconds, "total": timer.total()}
     return run
 
@@ -119,10 +119,12 @@ def _segment_extended(tomogram, prompts, thickness_px, config) -> SegmentRun:
     return SegmentRun(result.instances, rows, record, warnings)
 
 
-def _write(out: Path, tomogram, prompts, run: SegmentRun, config, half, timer, command_line):
+def _write(
+    out: Path, tomogram, prompts, run: SegmentRun, config, half, timer, command_line, overwrite
+):
     vs = tomogram.voxel_size
     positives = [p.zyx for p in prompts if not p.negative]
-    with output_set(out) as staging, timer.stage("write"):
+    with output_set(out, SEGMENT_OUTPUTS, overwrite) as staging, timer.stage("write"):
         write_volume(
             staging / "masks" / "instances.mrc",
             run.labels,

@@ -20,6 +20,8 @@ from cryosam.errors import CryosamError
 
 LOCK = ".cryosam.lock"
 STAGING_PREFIX = ".cryosam-staging-"
+MANIFEST = ".cryosam-outputs"
+"""The files of the last committed set, one relative path per line."""
 
 
 def _alive(pid: int) -> bool:
@@ -91,10 +93,17 @@ def check_outputs(out_dir: Path, names: list[str], overwrite: bool) -> None:
 
 
 @contextlib.contextmanager
-def output_set(out_dir: str | os.PathLike) -> Iterator[Path]:
+def output_set(
+    out_dir: str | os.PathLike, names: list[str] | tuple[str, ...] = (), overwrite: bool = True
+) -> Iterator[Path]:
     """Yield a staging folder; on success move everything in it to ``out_dir``.
 
-    Call :func:`check_outputs` first: this only stages and commits.
+    Call :func:`check_outputs` first (it refuses before any work); this one checks again
+    once it holds the lock, because another run may have written ``names`` meanwhile: without
+    ``overwrite`` such results are never replaced. The folder's manifest (``MANIFEST``) lists
+    what the last run committed; with ``overwrite`` the files of the old set that the new one
+    lacks are removed (a particle run over an ``--extended`` one leaves no ``components.csv``
+    behind), and files cryosam did not write are never touched.
     """
     out_dir = Path(out_dir)
     created = not out_dir.exists()
@@ -103,21 +112,43 @@ def output_set(out_dir: str | os.PathLike) -> Iterator[Path]:
     except OSError as exc:
         raise CryosamError(f"cannot create {out_dir}: {exc.strerror or exc}") from exc
     lock = acquire_lock(out_dir)
-    for old in out_dir.glob(STAGING_PREFIX + "*"):
-        shutil.rmtree(old, ignore_errors=True)  # from an interrupted run
-    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out_dir))
     committed = False
+    staging = None
     try:
+        existing = [n for n in names if (out_dir / n).exists()]
+        if existing and not overwrite:
+            raise CryosamError(
+                f"{out_dir} now holds {', '.join(existing)}, written by another run while this "
+                "one ran; nothing was replaced: pass --overwrite or another --out"
+            )
+        for old in out_dir.glob(STAGING_PREFIX + "*"):
+            shutil.rmtree(old, ignore_errors=True)  # from an interrupted run
+        staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out_dir))
         yield staging
-        for src in sorted(staging.rglob("*")):
-            if src.is_file():
-                dest = out_dir / src.relative_to(staging)
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(src, dest)
+        new = sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file())
+        for name in sorted(set(read_manifest(out_dir)) - set(new)):
+            with contextlib.suppress(OSError):
+                (out_dir / name).unlink()  # the old set's file the new set lacks
+        (staging / MANIFEST).write_text("".join(f"{n}\n" for n in new))
+        for rel in [*new, MANIFEST]:
+            dest = out_dir / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staging / rel, dest)
         committed = True
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
         lock.unlink(missing_ok=True)
         if created and not committed:
             with contextlib.suppress(OSError):
                 out_dir.rmdir()  # only if empty: nothing of ours is left behind
+
+
+def read_manifest(out_dir: Path) -> list[str]:
+    """The files the last committed run wrote into ``out_dir`` (relative paths; [] if none).
+    Only plain relative paths inside the folder are returned."""
+    try:
+        lines = (Path(out_dir) / MANIFEST).read_text().splitlines()
+    except OSError:
+        return []
+    return [n for n in lines if n and not Path(n).is_absolute() and ".." not in Path(n).parts]
