@@ -96,3 +96,16 @@ def test_console_script_help_and_subcommands():
     )
     for heavy in ("scipy", "pandas", "torch", "dask", "matplotlib"):
         assert f"'{heavy}'" not in proc.stdout, f"{heavy} imported at CLI start-up"
+
+
+def test_a_huge_header_is_reported_and_refused_before_the_data_is_read(capsys, tmp_path):
+    import mrcfile
+
+    path = write_mrc(tmp_path / "huge.mrc", np.zeros((4, 5, 6), np.float32))
+    with mrcfile.open(path, "r+", permissive=True) as m:
+        m.header.nz, m.header.ny, m.header.nx = 2000, 4000, 4000  # 128 GB claimed
+    code, out, err = run(capsys, "info", path)
+    assert "shape (z, y, x): 2000 x 4000 x 4000" in out and "estimated memory" in out
+    assert code == 2 and "truncated" in err  # the data pass comes after
+    code, _, err = run(capsys, "pick", path, "--point", "1,1,1", "-d", "100", "-o", tmp_path / "o")
+    assert code == 2 and "needs about" in err  # memory refused from the header alone

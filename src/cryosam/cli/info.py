@@ -9,6 +9,7 @@ import typer
 from cryosam.cli.app import app
 from cryosam.cli.options import VOXEL_SIZE_OPT
 from cryosam.config import Config
+from cryosam.errors import CryosamError
 
 
 @app.command()
@@ -19,37 +20,46 @@ def info(
         None, "--diameter", help="Particle diameter in Å, to show it in voxels."
     ),
 ) -> None:
-    """Print shape, data type, voxel size, statistics, contrast and the memory a run needs."""
+    """Print shape, data type, voxel size, statistics, contrast and the memory a run needs.
+
+    What the header says comes first (at once, on a tomogram of any size); statistics and
+    contrast need a pass over the data."""
     from cryosam.app.resources import estimate_run_bytes, human_bytes
     from cryosam.io.coords import diameter_to_voxels
-    from cryosam.io.tomogram import read_tomogram, volume_stats
+    from cryosam.io.tomogram import header_info, mrc_mode_dtype, read_tomogram, volume_stats
     from cryosam.volume.contrast import protein_is_dark
 
-    tomo = read_tomogram(tomogram, voxel_size=voxel_size)
-    z, y, x = tomo.shape
-    stats = volume_stats(tomo.data)
+    (z, y, x), vs, mode = header_info(tomogram, voxel_size)
     typer.echo(f"file: {tomogram}")
     typer.echo(f"shape (z, y, x): {z} x {y} x {x}")
-    typer.echo(f"dtype: {tomo.file_dtype} (MRC mode {tomo.mode})")
-    if tomo.voxel_size is None:
+    typer.echo(f"dtype: {mrc_mode_dtype(mode)} (MRC mode {mode})")
+    if vs is None:
         typer.echo("voxel size: unknown (header says 0 or 1 Å); pass --voxel-size ANGSTROM")
     else:
-        typer.echo(f"voxel size: {tomo.voxel_size:g} Å")
+        typer.echo(f"voxel size: {vs:g} Å")
         typer.echo(
             "physical size (z, y, x): "
-            + " x ".join(f"{s * tomo.voxel_size / 10:.1f}" for s in tomo.shape)
+            + " x ".join(f"{s * vs / 10:.1f}" for s in (z, y, x))
             + " nm"
         )
+    typer.echo(f"size on disk: {human_bytes(tomogram.stat().st_size)}")
+    mapped = mode == 2 and not tomogram.name.endswith((".gz", ".bz2"))
+    need = estimate_run_bytes((z, y, x), mapped)
+    typer.echo(f"estimated memory for a run: {human_bytes(need)}")
+    d_px = 10.0
+    if diameter is not None:
+        if vs is None:
+            raise CryosamError("the voxel size is unknown; pass --voxel-size to use --diameter")
+        d_px = diameter_to_voxels(diameter, vs)
+        typer.echo(f"diameter: {diameter:g} Å = {d_px:.1f} voxels")
+    tomo = read_tomogram(tomogram, voxel_size=voxel_size)
     oz, oy, ox = tomo.origin
     typer.echo(f"origin (z, y, x): {oz:g}, {oy:g}, {ox:g} Å")
+    stats = volume_stats(tomo.data)
     typer.echo(
         f"min / max / mean / std: {stats['min']:.4g} / {stats['max']:.4g} / "
         f"{stats['mean']:.4g} / {stats['std']:.4g}"
     )
-    d_px = 10.0
-    if diameter is not None:
-        d_px = diameter_to_voxels(diameter, tomo.require_voxel_size())
-        typer.echo(f"diameter: {diameter:g} Å = {d_px:.1f} voxels")
     if stats["std"] > 0:
         dark, evidence = protein_is_dark(tomo.data, d_px)
         typer.echo(
@@ -59,9 +69,6 @@ def info(
         )
     else:
         typer.echo("contrast: none (constant volume)")
-    typer.echo(f"size on disk: {human_bytes(tomogram.stat().st_size)}")
-    mapped = tomo.file_dtype == "float32" and tomo.mode == 2
-    typer.echo(f"estimated memory for a run: {human_bytes(estimate_run_bytes(tomo.shape, mapped))}")
 
 
 @app.command()
