@@ -49,6 +49,7 @@ def files(tmp_path_factory):
     (d / "angstrom.csv").write_text("z,y,x\n120,200,200\n")
     (d / "extra_field.csv").write_text("z,y,x\n5,12,20,20\n")  # pandas: 5 -> the index
     (d / "trailing_comma.csv").write_text("z,y,x\n12,20,20,\n")
+    (d / "other_tomo.csv").write_text("z,y,x,tomogram\n12,20,20,TS_99.mrc\n")
     return d
 
 
@@ -83,6 +84,7 @@ CASES = [
     ("CSV in Å instead of voxels", ["good.mrc", "--prompts", "angstrom.csv"], "voxel indices"),
     ("CSV row with a field more", ["good.mrc", "--prompts", "extra_field.csv"], "line 2: 4 fields"),
     ("CSV row with a trailing comma", ["good.mrc", "--prompts", "trailing_comma.csv"], "line 2"),
+    ("rows all name another tomogram", ["good.mrc", "--prompts", "other_tomo.csv"], "TS_99"),
     ("point on the far edge", ["good.mrc", "--point", "23.5,39.5,39.5"], "outside the volume"),
 ]
 

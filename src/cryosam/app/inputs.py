@@ -16,7 +16,16 @@ def load_prompts(points, negatives, prompts_file, shape, voxel_size, tomogram) -
     prompts += [parse_point(p, negative=True) for p in negatives or []]
     if prompts_file is not None:
         rows = read_prompt_file(Path(prompts_file), shape, voxel_size)
-        prompts += prompts_for_tomogram(rows, tomogram)
+        mine = prompts_for_tomogram(rows, tomogram)
+        if rows and not mine and not prompts:
+            named = sorted({str(r.tomogram) for r in rows})
+            raise CryosamError(
+                f"{prompts_file}: its {len(rows)} row(s) name the tomogram(s) "
+                f"{', '.join(named[:3])}{' ...' if len(named) > 3 else ''}, not "
+                f"{Path(tomogram).name}; give the matching tomogram, or fix the file's "
+                "tomogram column (rlnTomoName / rlnMicrographName)"
+            )
+        prompts += mine
     return prompts
 
 
