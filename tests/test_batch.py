@@ -14,9 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cryosam.app.batch import collect_inputs, plan_jobs
+from cryosam.app.batch import BatchSettings, Job, batch_keys, collect_inputs, plan_jobs
 from cryosam.app.pick import PICK_OUTPUTS
 from cryosam.cli.main import main
+from cryosam.config import Config
 from cryosam.errors import CryosamError
 from cryosam.eval.metrics import score_picks
 from cryosam.io.prompts import Prompt
@@ -98,6 +99,20 @@ def test_prompt_rows_go_to_their_tomogram(tmp_path, blob_volume):
         plan_jobs(paths, ["1,2,3"], [], None, tmp_path / "out", reference="d")
     with pytest.raises(CryosamError, match="no positive prompts"):
         plan_jobs(paths, [], ["1,2,3"], None, tmp_path / "out")
+
+
+def test_a_corrected_prompt_redoes_every_tomogram_its_query_reaches(tmp_path, blob_volume):
+    paths = [write_mrc(tmp_path / f"{n}.mrc", blob_volume) for n in ("a", "b")]
+    settings = BatchSettings(["100"], Config())
+
+    def keys(point):
+        a = Job(paths[0], "a", tmp_path / "a", [Prompt(point, "ball")])
+        return batch_keys([a, Job(paths[1], "b", tmp_path / "b")], settings)
+
+    first, corrected = keys((10, 8, 10)), keys((10, 20, 28))
+    assert first["a"] != corrected["a"]
+    assert first["b"] != corrected["b"]  # b searches with a's query: it must be redone too
+    assert keys((10, 8, 10)) == first
 
 
 def test_pooled_query_round_trip_and_weights():

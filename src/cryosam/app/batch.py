@@ -191,7 +191,8 @@ def _digest(obj) -> str:
 
 def batch_key(job: Job, settings: BatchSettings, sources: dict[str, list[str]]) -> str:
     """What decides a tomogram's outputs: input file (path, size, mtime), settings, its own
-    prompts and, per pooled class, the prompted tomograms the query comes from."""
+    prompts and, per pooled class, the prompted tomograms the query comes from (each with its
+    input and prompts: a corrected prompt redoes every tomogram its query reaches)."""
     st = job.path.stat()
     sources_prompts = {
         cls: sorted(names) for cls, names in sources.items() if cls not in job.classes
@@ -207,6 +208,22 @@ def batch_key(job: Job, settings: BatchSettings, sources: dict[str, list[str]]) 
             "sources": sources_prompts,
         }
     )
+
+
+def batch_keys(jobs: list[Job], settings: BatchSettings) -> dict[str, str]:
+    """Each job's :func:`batch_key`, with the prompted jobs of every class as its sources."""
+    all_classes = list(dict.fromkeys(c for j in jobs for c in j.classes))
+    sources = {c: [_source_id(j, c) for j in jobs if c in j.classes] for c in all_classes}
+    return {j.name: batch_key(j, settings, sources) for j in jobs}
+
+
+def _source_id(job: Job, cls: str) -> str:
+    """What of a prompted tomogram decides the pooled query of ``cls`` it contributes to:
+    its input file (path, size, mtime) and its prompts of that class (and negatives)."""
+    st = job.path.stat() if job.path.exists() else None
+    prompts = [p.__dict__ for p in job.prompts if p.class_name in (cls, None)]
+    stat = [st.st_size, st.st_mtime_ns] if st else None
+    return f"{job.name}:" + _digest({"input": [str(job.path), stat], "prompts": prompts})
 
 
 def finished_run(job: Job, key: str) -> dict | None:
@@ -338,15 +355,7 @@ def run_batch(
 ) -> list[dict]:
     """Run every job; write ``out/summary.csv`` as tomograms finish. Returns the rows."""
     all_classes = list(dict.fromkeys(c for j in jobs for c in j.classes))
-    sources = {
-        c: [
-            f"{j.name}:{len([p for p in j.prompts if p.class_name == c])}"
-            for j in jobs
-            if c in j.classes
-        ]
-        for c in all_classes
-    }
-    keys = {j.name: batch_key(j, settings, sources) for j in jobs}
+    keys = batch_keys(jobs, settings)
     if not settings.overwrite:
         stale = [
             j.out
