@@ -284,3 +284,19 @@ def test_two_rounds_pick_prompted_first_then_search_the_rest_with_pooled_queries
         )
     )
     assert [r["status"] for _, r in rows] == ["failed", "no query"] and len(calls) == 1
+
+
+def test_an_unreachable_scheduler_leaves_no_lock(tmp_path, blob_volume, capsys, monkeypatch):
+    import cryosam.app.batch as batch
+    from cryosam.io.outputs import LOCK
+
+    def unreachable(scheduler, workers, threads):  # as Runner says after its 20 s timeout
+        raise CryosamError(f"cannot reach the dask scheduler {scheduler}: timed out")
+
+    monkeypatch.setattr(batch, "Runner", unreachable)
+    path = write_mrc(tmp_path / "a.mrc", blob_volume)
+    out = tmp_path / "out"
+    argv = ["batch", str(path), "--point", "10,8,10", "-d", "60", "--out", str(out)]
+    assert main([*argv, "--scheduler", "tcp://127.0.0.1:9"]) == 2
+    assert "cannot reach the dask scheduler" in capsys.readouterr().err
+    assert not (out / LOCK).exists()

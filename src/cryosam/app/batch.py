@@ -389,7 +389,11 @@ def run_batch(
     def no_query(job):
         return _row(job, "failed", 0.0, message="no query: every prompted tomogram failed")
 
-    runner = Runner(scheduler, workers, threads)
+    try:
+        runner = Runner(scheduler, workers, threads)
+    except BaseException:  # an unreachable scheduler: no lock left behind
+        lock.unlink(missing_ok=True)
+        raise
     try:
         rounds = pick_in_two_rounds(
             runner,
