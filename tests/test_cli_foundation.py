@@ -109,3 +109,19 @@ def test_a_huge_header_is_reported_and_refused_before_the_data_is_read(capsys, t
     assert code == 2 and "truncated" in err  # the data pass comes after
     code, _, err = run(capsys, "pick", path, "--point", "1,1,1", "-d", "100", "-o", tmp_path / "o")
     assert code == 2 and "needs about" in err  # memory refused from the header alone
+
+
+def test_help_shows_value_forms_not_python_types(capsys):
+    for command in ("pick", "segment", "copick", "simulate", "evaluate"):
+        code, out, _ = run(capsys, command, "--help")
+        assert code == 0
+        assert "<bool>" not in out and "<list[" not in out, command
+    _, out, _ = run(capsys, "pick", "--help")
+    assert "Z,Y,X[:CLASS]" in out and "NAME=VALUE" in out
+
+
+def test_copick_takes_its_config_as_copick_does(capsys, tmp_path):
+    code, _, err = run(capsys, "copick")
+    assert code == 2 and "-c/--config" in err
+    code, _, err = run(capsys, "copick", tmp_path / "a.json", "-c", tmp_path / "b.json")
+    assert code == 2 and "once" in err

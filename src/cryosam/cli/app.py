@@ -42,6 +42,33 @@ def _root(
     """cryosam: click one particle, get every particle like it."""
 
 
+def tidy_help(command):
+    """``--help`` without Python type names: flags show no value placeholder (typer would
+    print ``<bool>``) and repeatable options without a metavar show their name with '...'
+    (not ``<list[str]>``). ``command`` is the click command; returned as well."""
+    for cmd in getattr(command, "commands", {}).values():
+        tidy_help(cmd)
+    make_help = getattr(command, "get_help_option", None)
+    if make_help is not None:  # click makes --help when it prints the help
+
+        def help_option(ctx, make_help=make_help):
+            option = make_help(ctx)
+            if option is not None and option.metavar is None:
+                option.metavar = ""
+            return option
+
+        command.get_help_option = help_option
+    for param in getattr(command, "params", []):
+        # duck-typed: typer may bring its own copy of click's Option class
+        if not hasattr(param, "is_flag") or param.metavar is not None:
+            continue
+        if param.is_flag:
+            param.metavar = ""
+        elif param.multiple:
+            param.metavar = f"{param.name.upper().replace('_', '-')} ..."
+    return command
+
+
 def say(stage: str) -> None:
     """A library progress line, on stderr."""
     typer.echo(f"  {stage}", err=True)

@@ -27,7 +27,10 @@ WORKERS_HELP = "Local dask workers, one run each at a time (0: all runs in this 
 
 @app.command("copick")
 def copick_command(
-    config: Path = typer.Argument(..., help="The copick project's config.json."),
+    config: Path | None = typer.Argument(None, help="The copick project's config.json."),
+    config_opt: Path | None = typer.Option(
+        None, "--config", "-c", help="The same, as copick's own commands take it."
+    ),
     prompt_object: list[str] = typer.Option([], "--prompt-object", "-p", help=PROMPT_OBJECT_HELP),
     diameter: list[str] = DIAMETER_OPT,
     run: list[str] = typer.Option([], "--run", help="Only these runs (default: every run)."),
@@ -55,6 +58,11 @@ def copick_command(
     # the library is imported here, not at the top: `cryosam --help` stays instant
     from cryosam.app.copick import plan_project, run_project
 
+    if (config is None) == (config_opt is None):
+        raise CryosamError(
+            "give the copick project's config.json once: as the argument or with -c/--config"
+        )
+    config = config or config_opt
     if workers < 0:
         raise CryosamError("--workers must be 0 (this process) or more")
     where = dict(

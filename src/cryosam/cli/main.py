@@ -12,6 +12,8 @@ import errno
 import sys
 import traceback
 
+import typer
+
 import cryosam.cli.app as cli_app
 from cryosam.cli import (  # noqa: F401  (each registers its commands on the app)
     batch,
@@ -51,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         args = [a for a in args if a != "--debug"]
     cli_app.command_line = " ".join(["cryosam", *args])
     try:
-        cli_app.app(args=args, prog_name="cryosam", standalone_mode=True)
+        command = cli_app.tidy_help(typer.main.get_command(cli_app.app))
+        command.main(args=args, prog_name="cryosam", standalone_mode=True)
     except SystemExit as exc:  # click ends every run, including usage errors (status 2)
         code = exc.code
         if code == 130:  # typer turns Ctrl-C into exit status 130

@@ -33,10 +33,10 @@ def config_option(name: str, *flags: str, help: str | None = None):
 
 
 TOMOGRAM_ARG = typer.Argument(..., help="Tomogram (.mrc, .rec, ...; .gz/.bz2 too).")
-POINT_OPT = typer.Option([], "--point", "-p", help=POINT_HELP)
-NEGATIVE_OPT = typer.Option([], "--negative", "-n", help=NEGATIVE_HELP)
-PROMPTS_OPT = typer.Option(None, "--prompts", help=PROMPTS_HELP)
-DIAMETER_OPT = typer.Option([], "--diameter", "-d", help=DIAMETER_HELP)
+POINT_OPT = typer.Option([], "--point", "-p", metavar="Z,Y,X[:CLASS]", help=POINT_HELP)
+NEGATIVE_OPT = typer.Option([], "--negative", "-n", metavar="Z,Y,X[:CLASS]", help=NEGATIVE_HELP)
+PROMPTS_OPT = typer.Option(None, "--prompts", metavar="FILE", help=PROMPTS_HELP)
+DIAMETER_OPT = typer.Option([], "--diameter", "-d", metavar="[CLASS=]Å", help=DIAMETER_HELP)
 VOXEL_SIZE_OPT = typer.Option(
     None, "--voxel-size", help="Å per voxel; overrides the header (needed if it says 0 or 1)."
 )
@@ -60,7 +60,10 @@ NO_CACHE_OPT = typer.Option(
 )
 OVERWRITE_OPT = typer.Option(False, "--overwrite", help="Replace existing outputs.")
 SET_OPT = typer.Option(
-    [], "--set", help="Change any method parameter: NAME=VALUE (see 'cryosam params'). Repeatable."
+    [],
+    "--set",
+    metavar="NAME=VALUE",
+    help="Change any method parameter: NAME=VALUE (see 'cryosam params'). Repeatable.",
 )
 
 
