@@ -13,6 +13,7 @@ from cryosam.method.verify import (
     Reference,
     ShapeVerifier,
     combined_score,
+    mass_adjusted,
     verify_candidates,
 )
 from cryosam.simulate.species import rotate_template, template
@@ -174,6 +175,30 @@ def test_combined_score_lets_the_features_vote():
     assert both[0] > both[1]  # same shape score, better features
     assert np.allclose(combined_score(corr, sim, free, 0.0), corr)
     assert np.allclose(combined_score(corr, None, free, 0.5), corr)
+
+
+def test_mass_ranks_a_lighter_particle_of_the_same_shape_lower():
+    """Pearson correlation is blind to scale: copies at 55 % density (a subunit, a lighter
+    complex) are told apart by their mass alone, and within the tolerance nothing moves."""
+    vol, placed = scene(["ribosome"] * 16, seed=3, noise=0.0)
+    pts = np.array([c for c, _ in placed])
+    light = np.arange(16) % 2 == 1
+    d = diameter("ribosome")
+    half = 15  # the grid spacing is 30: each copy owns the cube around it
+    for c in pts[light].astype(int):
+        vol[tuple(slice(a - half, a + half) for a in c)] *= 0.55
+    vol += np.random.default_rng(3).normal(0, 0.3, vol.shape).astype(np.float32)
+    v = ShapeVerifier(vol, d)
+    mass = v.mass(pts)
+    assert mass[~light].min() > 1.3 * mass[light].max()
+    # shape scores that cannot tell them apart: each light copy scores as its heavy twin
+    flat = np.repeat(np.linspace(0.3, 0.6, 8), 2) + 0.01 * ~light
+    free = np.ones(16, bool)
+    adjusted = mass_adjusted(flat, mass, free, [14, 15, 12], 0.25)  # known: 2 heavy, 1 light
+    spread = 1.4826 * np.median(np.abs(flat - np.median(flat)))
+    assert np.all(adjusted[~light] - adjusted[light] > 0.3 * spread)
+    assert np.allclose(adjusted[~light], flat[~light])  # the class's mass: unchanged
+    assert np.allclose(mass_adjusted(flat, mass, free, [14, 15, 12], 0.0), flat)
 
 
 def test_verify_candidates_merges_duplicates_and_honours_negatives():

@@ -140,6 +140,12 @@ class Config:
         "Weight of the feature similarity beside the shape correlation in the score that "
         "ranks and cuts the candidates (both in units of their spread; 0: shape alone).",
     )
+    verify_mass_tolerance: float = _p(
+        0.3,
+        "A candidate whose mass (density over its local background) differs from the best "
+        "matches' by more than this fraction (or their spread, if wider) is ranked lower, "
+        "in proportion (0: off).",
+    )
     verify_box_factor: float = _p(0.6, "Half the verification box, in diameters.")
     verify_shift: int = _p(
         1, "Binned voxels searched around each centred candidate when it is scored."
@@ -228,9 +234,10 @@ class Config:
                 self.verify_bin_px >= 4
                 and self.verify_climb >= 0
                 and all(n >= 1 for n in self.verify_rounds)
-                and self.verify_similarity_weight >= 0,
-                "verify_bin_px must be >= 4, verify_climb >= 0, verify_rounds >= 1 each and "
-                "verify_similarity_weight >= 0",
+                and self.verify_similarity_weight >= 0
+                and self.verify_mass_tolerance >= 0,
+                "verify_bin_px must be >= 4, verify_climb >= 0, verify_rounds >= 1 each, "
+                "verify_similarity_weight >= 0 and verify_mass_tolerance >= 0",
             ),
             (
                 self.verify_box_factor >= 0.5

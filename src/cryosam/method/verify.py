@@ -22,7 +22,10 @@ particles themselves:
    candidate again: the noise of a single prompt averages out, as in subtomogram averaging,
    and growing the set slowly keeps early look-alikes from dragging the reference to them.
 5. **Ranking score.** The correlation plus half the feature similarity, both in units of their
-   spread (:func:`combined_score`): shape and size-and-texture vote together.
+   spread (:func:`combined_score`): shape and size-and-texture vote together; then lowered
+   for a candidate whose mass (integrated density over its local background) is off the
+   best matches' by more than ``verify_mass_tolerance`` (:func:`mass_adjusted`): Pearson
+   correlation cannot tell a ribosome from its large subunit.
 
 Everything reads the volume one box at a time, so memory does not grow with the tomogram.
 """
@@ -284,6 +287,23 @@ class ShapeVerifier:
         scores, align = self.score(ref, p)
         return scores, align, p
 
+    def mass(self, zyx) -> np.ndarray:
+        """Each point's integrated density: the mean of the (binned, bright-protein) volume
+        within the particle's radius less the median of a shell 1.15-1.5 radii out (its
+        local background). The correlation is blind to it (Pearson ignores scale): a 50S
+        subunit correlates with a 70S ribosome's reference nearly as well as a 70S does,
+        with 60 % of its density."""
+        r = 0.5 * self.d
+        half = int(np.ceil(1.5 * r))
+        g = np.sqrt(((np.indices((2 * half + 1,) * 3) - half) ** 2).sum(0))
+        ball, shell = g <= r, (g > 1.15 * r) & (g <= 1.5 * r)
+        zyx = np.asarray(zyx, np.float64).reshape(-1, 3)
+        out = np.zeros(len(zyx))
+        for i0 in range(0, len(zyx), self.chunk):
+            P = extract_boxes(self.volume, zyx[i0 : i0 + self.chunk], 2 * half + 1, self.bin)
+            out[i0 : i0 + len(P)] = P[:, ball].mean(1) - np.median(P[:, shell], axis=1)
+        return out
+
     def refine(self, ref: Reference, zyx, scores, align, n_top: int) -> Reference:
         """``ref`` averaged with the ``n_top`` best points, each aligned to it."""
         order = np.argsort(-np.asarray(scores))[:n_top]
@@ -345,6 +365,43 @@ def combined_score(correlation, similarity, free, weight: float) -> np.ndarray:
     return c + weight * (f - float(np.median(f[free]))) * spread
 
 
+def mass_adjusted(score, mass, free, known, tolerance: float) -> np.ndarray:
+    """``score`` lowered where a candidate's mass (:meth:`ShapeVerifier.mass`) is off the
+    class's: the median mass of the ``known`` candidates (indices: the prompts and the best
+    confident matches), with their robust spread but at least ``tolerance`` of it (mass is
+    measured noisily, and the best matches are the heaviest, so their own spread is too
+    narrow). Within one spread nothing changes; beyond, the score drops by one robust
+    spread of the free scores per spread of mass, so shape still ranks particles of the
+    right mass while a 50S subunit or a 26S proteasome (60 % of a 70S ribosome's mass) or
+    an 80S (130 %) falls behind. ``tolerance`` 0, fewer than 5 free candidates, no known
+    ones or a non-positive class mass: unchanged."""
+    score = np.asarray(score, np.float64)
+    known = np.asarray(known, int)
+    if not tolerance or free.sum() < 5 or not len(known):
+        return score
+    m_ref = float(np.median(mass[known]))
+    if m_ref <= 0:
+        return score
+    spread = max(1.4826 * float(np.median(np.abs(mass[known] - m_ref))), tolerance * m_ref)
+    excess = np.clip(np.abs(mass - m_ref) / spread - 1.0, 0.0, None)
+    s_free = score[free]
+    s_spread = 1.4826 * float(np.median(np.abs(s_free - np.median(s_free))))
+    return score - max(s_spread, 1e-9) * excess
+
+
+def _known_matches(score, st, n_top: int | None, with_prompts: bool = True) -> np.ndarray:
+    """Indices of the ``n_top`` (None: all) best free candidates above a first,
+    precision-first cut, and of the prompts (``with_prompts``): where the tomogram holds few
+    true particles, the best 40 would include look-alikes (and drag the reference to them)."""
+    free = st == Status.CANDIDATE
+    prompts = np.flatnonzero(st == Status.PROMPT) if with_prompts else np.zeros(0, int)
+    if not free.any():
+        return prompts
+    good = free & (score >= confident_cut(score[free]).value)
+    best = np.flatnonzero(good)[np.argsort(-score[good])[:n_top]]
+    return np.concatenate([prompts, best])
+
+
 def verify_candidates(
     volume,
     zyx,
@@ -385,12 +442,13 @@ def verify_candidates(
         score = combined_score(corr, similarity, free, config.verify_similarity_weight)
         if not top or not free.any():
             break
-        # only matches above a first cut join the reference: where the tomogram holds few
-        # true particles, the best 40 would include look-alikes and drag it to them
-        good = free & (score >= confident_cut(score[free]).value)
-        best = np.flatnonzero(good)[np.argsort(-score[good])[:top]]
+        best = _known_matches(score, st, top, with_prompts=False)
         base = Reference(ref.template, ref.weight, ref.bin, 1, reference.typical)
         ref = v.refine(base, zc[best], corr[best], align[best], len(best))
+    # mass ranks, after the reference is made (the heaviest matches must not choose it),
+    # against all confident matches (the best few are the heaviest: too narrow a spread)
+    known = _known_matches(score, st, None)
+    score = mass_adjusted(score, v.mass(zc), free, known, config.verify_mass_tolerance)
     if free.any():
         n = config.verify_rounds[-1] if config.verify_rounds else 1
         best = np.sort(corr[free])[::-1][:n]
