@@ -125,3 +125,19 @@ def test_copick_takes_its_config_as_copick_does(capsys, tmp_path):
     assert code == 2 and "-c/--config" in err
     code, _, err = run(capsys, "copick", tmp_path / "a.json", "-c", tmp_path / "b.json")
     assert code == 2 and "once" in err
+
+
+def test_many_prompts_are_warned_about_before_the_work_and_stages_say_their_time(
+    capsys, tmp_path, mrc_path, monkeypatch
+):
+    import cryosam.cli.app as cli_app
+
+    monkeypatch.setattr(cli_app, "MANY_PROMPTS", 2)
+    pts = ["10,8,10", "10,20,28", "6,24,10"]
+    args = ["pick", mrc_path, *[a for p in pts for a in ("--point", p)], "-d", "60"]
+    code, _, err = run(capsys, *args, "-o", tmp_path / "o")
+    assert code == 0, err
+    lines = err.splitlines()
+    assert lines[0].startswith("warning: 3 prompts")  # first, before any stage
+    stages = [ln for ln in lines if ln.startswith("  ")]
+    assert stages and all(ln.rstrip().endswith(" s)") for ln in stages)

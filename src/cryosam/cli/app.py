@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import typer
 
 from cryosam import __version__
@@ -20,6 +22,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
+_started = time.perf_counter()
 command_line: str | None = None
 """This run's command line, as ``run.json`` records it (set by :func:`cryosam.cli.main.main`)."""
 
@@ -69,9 +72,33 @@ def tidy_help(command):
     return command
 
 
+_last_said: list[float] = []
+
+
 def say(stage: str) -> None:
-    """A library progress line, on stderr."""
-    typer.echo(f"  {stage}", err=True)
+    """A library progress line on stderr, with the seconds since the previous one (or since
+    the command started): a user sees which stage takes the time."""
+    now = time.perf_counter()
+    since = now - (_last_said[-1] if _last_said else _started)
+    _last_said[:] = [now]
+    typer.echo(f"  {stage} ({since:.1f} s)", err=True)
+
+
+MANY_PROMPTS = 300
+"""More positive prompts than this are warned about before the work starts."""
+
+
+def warn_many_prompts(prompts) -> None:
+    """Say at once (not after an hour) that very many prompts take long: each is segmented
+    in 3D before the search starts."""
+    n = sum(not p.negative for p in prompts)
+    if n > MANY_PROMPTS:
+        warn(
+            [
+                f"{n} prompts: each is segmented in 3D before the search (about a second each "
+                "on 2 cores); tens of prompts per class are plenty, a sample of them would do"
+            ]
+        )
 
 
 def warn(messages) -> None:

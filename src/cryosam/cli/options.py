@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+import cryosam.cli.app as cli_app
 from cryosam.config import Config
 
 DEFAULTS = Config()
@@ -93,6 +94,7 @@ def read_inputs(tomogram: Path, voxel_size, points, negatives, prompts_file, mem
     vs = tomo.require_voxel_size()
     prompts = load_prompts(points, negatives, prompts_file, tomo.shape, vs, tomogram)
     validate_prompts(prompts, tomo.shape)  # cheap checks before any work
+    cli_app.warn_many_prompts(prompts)
     return tomo, prompts, positive_classes(prompts)
 
 
