@@ -129,3 +129,15 @@ def test_manifest_is_valid_and_points_at_real_code():
         module, attr = cmd.python_name.split(":")
         assert callable(getattr(importlib.import_module(module), attr)), cmd.id
     assert manifest.contributions.readers[0].filename_patterns
+
+
+def test_the_napari_extra_installs_a_viewer_that_starts():
+    """napari alone brings no Qt binding: 'pip install cryosam[napari]' would give a
+    viewer that cannot open a window."""
+    import tomllib
+    from pathlib import Path
+
+    meta = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    extra = meta["project"]["optional-dependencies"]["napari"]
+    bindings = ("[pyqt5]", "[pyqt6]", "[pyside2]", "[pyside6]", "[all]", "pyqt5", "pyside")
+    assert any(b in req.lower() for req in extra for b in bindings), extra
