@@ -93,3 +93,24 @@ def test_score_instances():
     s = score_instances(pred, true)
     assert (s["tp"], s["n_pred"], s["n_true"]) == (1, 3, 2)
     assert s["mean_iou"] == pytest.approx(0.75)
+
+
+def test_evaluate_reads_relion5_truth_given_the_tomogram(tmp_path, capsys, mrc_path):
+    """RELION 5 coordinates are centred: the tomogram's header gives the centre."""
+    from cryosam.cli.main import main
+
+    # mrc_path: 20 x 32 x 40 voxels at 10 Å; centre (x, y, z) = (20, 16, 10) voxels
+    (tmp_path / "truth.star").write_text(
+        "data_particles\nloop_\n_rlnTomoName #1\n_rlnCenteredCoordinateXAngst #2\n"
+        "_rlnCenteredCoordinateYAngst #3\n_rlnCenteredCoordinateZAngst #4\n"
+        "tomo -100 -80 0\ntomo 80 40 -40\n"
+    )
+    # the same particles as voxel z,y,x: x = 20 + X/10, y = 16 + Y/10, z = 10 + Z/10
+    (tmp_path / "picks.csv").write_text("z,y,x,class\n10,8,10,particle\n6,20,28,particle\n")
+    args = ["evaluate", str(tmp_path / "picks.csv"), "--truth", str(tmp_path / "truth.star")]
+    assert main([*args, "--diameter", "60"]) == 2
+    assert "--tomogram" in capsys.readouterr().err
+    assert main([*args, "--diameter", "60", "--tomogram", str(mrc_path)]) == 0
+    out = capsys.readouterr().out
+    row = next(ln for ln in out.splitlines() if "particle" in ln)
+    assert "| 1.000" in row  # both found: precision, recall and F1 of 1

@@ -11,7 +11,7 @@ from cryosam.errors import CryosamError
 from cryosam.eval.metrics import dice_iou, score_instances, score_pick_classes
 from cryosam.eval.truth import Truth, load_truth
 from cryosam.io.readers import read_any_picks
-from cryosam.io.tomogram import read_tomogram
+from cryosam.io.tomogram import read_header, read_tomogram
 
 
 def parse_pairs(items: list[str], flag: str) -> dict[str, str]:
@@ -45,10 +45,16 @@ def evaluate_picks(
     only: list[str] | None = None,
     beta: float = 4.0,
     voxel_size: float | None = None,
+    tomogram: Path | None = None,
 ):
     """``(truth, rows, classes)``: one row of scores per true class (P, R, F1, F-beta, AP,
-    best-threshold F1), picks matched one to one within ``radius_factor`` x diameter."""
-    gt = load_truth(truth, voxel_size)
+    best-threshold F1), picks matched one to one within ``radius_factor`` x diameter.
+    ``tomogram``: the picked tomogram, whose header gives the shape and voxel size that
+    RELION 5's centred coordinates (in the picks or the truth) need."""
+    shape = None
+    if tomogram is not None:
+        shape, voxel_size = read_header(tomogram, voxel_size)
+    gt = load_truth(truth, voxel_size, shape)
     pred = read_any_picks(picks, gt.shape, gt.voxel_size)
     mapping = class_map or {}
     diam = dict(gt.diameters_angst)

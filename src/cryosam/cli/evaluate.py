@@ -32,6 +32,12 @@ def evaluate(
     ),
     beta: float = typer.Option(4.0, "--beta", help="Beta of the F-beta score (CZII uses 4)."),
     voxel_size: float | None = typer.Option(None, "--voxel-size", help="Å per voxel."),
+    tomogram: Path | None = typer.Option(
+        None,
+        "--tomogram",
+        help="The picked tomogram: its header gives the shape and voxel size that RELION 5 "
+        "centred coordinates need.",
+    ),
     semantic: Path | None = typer.Option(
         None, "--semantic", help="Predicted class-id mask (MRC) to score Dice/IoU."
     ),
@@ -55,7 +61,7 @@ def evaluate(
 
     mapping = parse_pairs(class_map, "--class")
     gt, rows, wanted = evaluate_picks(
-        picks, truth, diameter, radius_factor, mapping, classes, beta, voxel_size
+        picks, truth, diameter, radius_factor, mapping, classes, beta, voxel_size, tomogram
     )
     cols = [
         "class",

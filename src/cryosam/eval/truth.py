@@ -30,8 +30,9 @@ class Truth:
     targets: tuple[str, ...] = ()
 
 
-def load_truth(path: str | Path, voxel_size: float | None = None) -> Truth:
-    """Truth from a ``cryosam simulate`` folder or a picks file."""
+def load_truth(path: str | Path, voxel_size: float | None = None, shape=None) -> Truth:
+    """Truth from a ``cryosam simulate`` folder or a picks file (``shape``: the tomogram's
+    ``(z, y, x)``, which RELION 5's centred coordinates need)."""
     path = Path(path)
     if path.is_dir():
         meta_path = path / "truth.json"
@@ -52,5 +53,5 @@ def load_truth(path: str | Path, voxel_size: float | None = None) -> Truth:
             instances_path=path / "instances.mrc" if (path / "instances.mrc").exists() else None,
             targets=tuple(meta.get("targets", ())),
         )
-    picks = read_any_picks(path, voxel_size=voxel_size)
-    return Truth(picks, {}, voxel_size, None, {})
+    picks = read_any_picks(path, shape, voxel_size)
+    return Truth(picks, {}, voxel_size, tuple(shape) if shape is not None else None, {})

@@ -177,7 +177,8 @@ def _positions(table, dialect, path, shape_zyx, voxel_size) -> np.ndarray:
     if shape_zyx is None:
         raise CryosamError(
             f"{path}: RELION 5 coordinates are relative to the tomogram centre; "
-            "give the tomogram so its shape and voxel size are known"
+            "give the tomogram so its shape and voxel size are known (cryosam evaluate: "
+            "--tomogram TOMO)"
         )
     zyx = coords.relion5_xyz_angst_to_zyx(_numeric(table, R5_COLS, path), shape_zyx, voxel_size)
     if all(c in table for c in R3_COLS):  # both dialects: they must agree
