@@ -134,8 +134,9 @@ def test_manifest_is_valid_and_points_at_real_code():
 def test_the_napari_extra_installs_a_viewer_that_starts():
     """napari alone brings no Qt binding: 'pip install cryosam[napari]' would give a
     viewer that cannot open a window."""
-    import tomllib
     from pathlib import Path
+
+    import tomllib
 
     meta = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
     extra = meta["project"]["optional-dependencies"]["napari"]
