@@ -142,7 +142,7 @@ def test_query_from_one_tomogram_picks_another(tomos):
     assert len(none.picks) <= 2
 
 
-def test_batch_on_a_local_cluster_with_a_broken_input(tomos, capsys):
+def test_batch_on_a_local_cluster_with_a_broken_input(tomos, capsys, monkeypatch):
     root, sims = tomos
     (root / "tomos" / "broken.mrc").write_bytes(b"not a tomogram at all")
     out = root / "out"
@@ -184,6 +184,16 @@ def test_batch_on_a_local_cluster_with_a_broken_input(tomos, capsys):
     summary = pd.read_csv(out / "summary.csv")
     assert set(summary.status) == {"skipped"} and len(summary) == 3
     assert (out / "t2" / "picks.csv").stat().st_mtime_ns == mtime
+    # all finished: skipped without starting a cluster, even when workers are asked for
+    import dask.distributed
+
+    def no_cluster(*args, **kwargs):
+        raise AssertionError("a cluster was started to skip finished tomograms")
+
+    monkeypatch.setattr(dask.distributed, "LocalCluster", no_cluster)
+    assert main(argv) == 0
+    assert set(pd.read_csv(out / "summary.csv").status) == {"skipped"}
+    monkeypatch.undo()
     # other settings over finished outputs: refused up front, unless --overwrite
     changed = [a if a != "290" else "250" for a in argv_ok]
     assert main(changed) == 2

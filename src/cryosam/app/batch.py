@@ -369,6 +369,8 @@ def run_batch(
                 f"{stale[0]}{more} holds outputs of a different run (other inputs, prompts or "
                 "settings); pass --overwrite to replace them or choose another --out"
             )
+    if all(finished_run(j, keys[j.name]) is not None for j in jobs):
+        scheduler, workers = None, 0  # all skipped: no cluster to start (seconds saved)
     if workers is None:
         workers = default_workers(len(jobs), max(_job_bytes(j) for j in jobs))
     out.mkdir(parents=True, exist_ok=True)
