@@ -265,9 +265,10 @@ def write_pick_preview(
         if name in cuts and np.isfinite(cuts[name]):
             ax.axvline(cuts[name], color="black", linestyle="--")
             above = int((np.asarray(scores) >= cuts[name]).sum())
+            picked = int((np.asarray(pick_class_ids) == ids.get(name, -1)).sum())
             ax.set_title(
                 f"{name}: {len(scores)} scored candidates, {above} at or above the cut "
-                f"{cuts[name]:.3f}",
+                f"{cuts[name]:.3f}, {picked} picks (after the size check, with the prompts)",
                 fontsize=9,
             )
         ax.set_xlabel("score (candidates.csv)")
