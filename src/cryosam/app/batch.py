@@ -44,7 +44,13 @@ from cryosam.errors import CryosamError
 from cryosam.io.atomic import write_text_atomic
 from cryosam.io.outputs import acquire_lock, check_outputs, clear_abandoned
 from cryosam.io.prompts import Prompt, parse_point, read_prompt_file, validate_prompts
-from cryosam.io.tomogram import is_tomogram_name, read_header, read_tomogram, tomogram_stem
+from cryosam.io.tomogram import (
+    is_tomogram_name,
+    maps_float32,
+    read_header,
+    read_tomogram,
+    tomogram_stem,
+)
 from cryosam.method.queries import ClassQuery
 
 SUMMARY = "summary.csv"
@@ -286,7 +292,7 @@ def _run_job(job, settings, queries, key, query_only, t0):
         check_outputs(job.out, PICK_OUTPUTS, settings.overwrite)
     tomo = read_tomogram(job.path, voxel_size=settings.voxel_size)
     vs = tomo.require_voxel_size()
-    check_fits(tomo.shape, tomo.file_dtype == "float32")
+    check_fits(tomo.shape, maps_float32(job.path, tomo.mode))
     ext = {c: ClassQuery.from_dict(q) for c, q in queries.items() if c not in job.classes}
     diam = parse_diameters(settings.diameters, job.classes, vs, tomo.shape) if job.classes else {}
     if job.prompts:
@@ -356,12 +362,12 @@ def run_batch(
     """Run every job; write ``out/summary.csv`` as tomograms finish. Returns the rows."""
     all_classes = list(dict.fromkeys(c for j in jobs for c in j.classes))
     keys = batch_keys(jobs, settings)
+    finished = {j.name: finished_run(j, keys[j.name]) is not None for j in jobs}
     if not settings.overwrite:
         stale = [
             j.out
             for j in jobs
-            if any((j.out / n).exists() for n in PICK_OUTPUTS)
-            and finished_run(j, keys[j.name]) is None
+            if any((j.out / n).exists() for n in PICK_OUTPUTS) and not finished[j.name]
         ]
         if stale:
             more = f" (and {len(stale) - 1} more)" if len(stale) > 1 else ""
@@ -369,7 +375,7 @@ def run_batch(
                 f"{stale[0]}{more} holds outputs of a different run (other inputs, prompts or "
                 "settings); pass --overwrite to replace them or choose another --out"
             )
-    if all(finished_run(j, keys[j.name]) is not None for j in jobs):
+    if all(finished.values()):
         scheduler, workers = None, 0  # all skipped: no cluster to start (seconds saved)
     if workers is None:
         workers = default_workers(len(jobs), max(_job_bytes(j) for j in jobs))

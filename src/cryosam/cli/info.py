@@ -26,7 +26,13 @@ def info(
     contrast need a pass over the data."""
     from cryosam.app.resources import estimate_run_bytes, human_bytes
     from cryosam.io.coords import diameter_to_voxels
-    from cryosam.io.tomogram import header_info, mrc_mode_dtype, read_tomogram, volume_stats
+    from cryosam.io.tomogram import (
+        header_info,
+        maps_float32,
+        mrc_mode_dtype,
+        read_tomogram,
+        volume_stats,
+    )
     from cryosam.volume.contrast import protein_is_dark
 
     (z, y, x), vs, mode = header_info(tomogram, voxel_size)
@@ -43,8 +49,7 @@ def info(
             + " nm"
         )
     typer.echo(f"size on disk: {human_bytes(tomogram.stat().st_size)}")
-    mapped = mode == 2 and not tomogram.name.endswith((".gz", ".bz2"))
-    need = estimate_run_bytes((z, y, x), mapped)
+    need = estimate_run_bytes((z, y, x), maps_float32(tomogram, mode))
     typer.echo(f"estimated memory for a run: {human_bytes(need)}")
     d_px = 10.0
     if diameter is not None:

@@ -85,11 +85,11 @@ def read_inputs(tomogram: Path, voxel_size, points, negatives, prompts_file, mem
     from cryosam.app.inputs import load_prompts, positive_classes
     from cryosam.app.resources import check_fits
     from cryosam.io.prompts import validate_prompts
-    from cryosam.io.tomogram import header_info, read_tomogram
+    from cryosam.io.tomogram import header_info, maps_float32, read_tomogram
 
     if memory_check and Path(tomogram).is_file():  # from the header, before reading any data
         shape, _, mode = header_info(tomogram, voxel_size)
-        check_fits(shape, mode == 2 and not str(tomogram).endswith((".gz", ".bz2")))
+        check_fits(shape, maps_float32(tomogram, mode))
     tomo = read_tomogram(tomogram, voxel_size=voxel_size)
     vs = tomo.require_voxel_size()
     prompts = load_prompts(points, negatives, prompts_file, tomo.shape, vs, tomogram)

@@ -216,10 +216,21 @@ def mrc_mode_dtype(mode: int) -> str:
         return f"unknown (mode {mode})"
 
 
-def _open_mrc(path: Path):
+def maps_float32(path: str | os.PathLike, mode: int) -> bool:
+    """Whether :func:`read_tomogram` memory-maps the file as float32 (an uncompressed MRC of
+    mode 2) instead of holding a decoded copy in memory: what a run's memory estimate needs."""
+    return mode == 2 and not _compressed(Path(path))
+
+
+def _compressed(path: Path) -> bool:
+    """gzip or bzip2, by the file's magic bytes (not its name)."""
     with open(path, "rb") as fh:
         magic = fh.read(3)
-    if magic[:2] == b"\x1f\x8b" or magic == b"BZh":
+    return magic[:2] == b"\x1f\x8b" or magic == b"BZh"
+
+
+def _open_mrc(path: Path):
+    if _compressed(path):
         return mrcfile.open(path, mode="r")
     return mrcfile.mmap(path, mode="r")
 

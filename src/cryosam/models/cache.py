@@ -153,7 +153,7 @@ class FeatureCache:
 
     def entries(self) -> list[dict]:
         """One row per store: key, size, input, encoder, created, complete (intact: its
-        chunks and checksum verified) and what is wrong with it otherwise."""
+        shape and checksum verified) and what is wrong with it otherwise."""
         rows = []
         for path in sorted(self.root.glob("*.zarr")) if self.root.exists() else []:
             size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
