@@ -19,7 +19,10 @@ the tuning tomogram's clicks):
   expected false positive under a Gaussian null of its response);
 - ``tm``: exemplar template matching with pytme (``$PYTME`` or ``pytme`` on PATH; its own
   venv: ``pip install pytme``) from the click's box, on the tomogram binned 2x (20 Å), 30°
-  sampling; its own cut: pytme's ``--n-false-positives 1``.
+  sampling; its own cut: pytme's ``--n-false-positives 1``;
+- ``tm-map``: the same with the target's own molecular map (``../shared/data/templates``, the
+  map the tomogram was simulated from) as the template, no click: the oracle a user who has
+  the exact structure would run (not a default of this command's ``--methods``: 15 s a run).
 
 Scores per run: P, R, F1 (a pick within half a diameter of a true centre, one to one),
 F-beta 4 (within half the particle radius, the CZII challenge's rule), and from the ranked
@@ -72,6 +75,8 @@ TUNE_ON = {"dev1": "dev2", "dev2": "dev3", "dev3": "dev2"}
 KIND = {"dev1": "sparse", "dev2": "crowded", "dev3": "crowded"}
 CLICK_SEED = 20261201
 TM_BIN = 2
+TEMPLATES = DATA.parent / "templates"
+MAPS = {"ribosome": "4v4r", "proteasome": "3j9i", "tric": "4v94", "rubisco": "1bxn"}
 
 
 def load(name: str):
@@ -127,7 +132,7 @@ def reached(zyx, true, d_px) -> int:
     return int(np.isfinite(dist).sum())
 
 
-def run_cryosam(volume, vs, click, d_px, true, config: Config, name: str) -> dict:
+def run_cryosam(volume, vs, click, d_px, true, config: Config, name: str, **_) -> dict:
     tomo = in_memory(volume, vs, name)
     cache = FeatureCache(OUT / "cache")
     t0 = time.perf_counter()
@@ -170,47 +175,78 @@ def pytme_executable() -> str | None:
     return exe if exe and Path(exe).exists() else None
 
 
-def run_tm(volume, vs, click, d_px, true, **_) -> dict:
-    """pytme exemplar template matching on the tomogram binned ``TM_BIN`` times."""
+def _binned(volume) -> np.ndarray:
+    b = TM_BIN
+    return block_mean(np.asarray(volume)[tuple(slice(0, (s // b) * b) for s in volume.shape)], b)
+
+
+def _pytme(v, template, d_px, vs) -> dict:
+    """pytme's match (30° sampling) and peaks on the binned tomogram ``v`` with ``template``
+    (both protein dark); its own cut: ``--n-false-positives 1``."""
     exe = pytme_executable()
     if exe is None:
         raise RuntimeError("pytme not found: set PYTME=/path/to/venv/bin/pytme")
     b = TM_BIN
-    v = block_mean(np.asarray(volume)[tuple(slice(0, (s // b) * b) for s in volume.shape)], b)
-    d = d_px / b
-    n = 2 * int(np.ceil(0.65 * d)) + 1
-    box = extract_boxes(v, np.asarray(click)[None] / b, n)[0]
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         write_volume(tmp / "t.mrc", v, vs * b)
-        write_volume(tmp / "template.mrc", box, vs * b)
+        write_volume(tmp / "template.mrc", template, vs * b)
         subprocess.run([exe, "match", "-m", str(tmp / "t.mrc"), "-i", str(tmp / "template.mrc"),
                         "-a", "30", "-n", "2", "-o", str(tmp / "tm.pickle")],
                        check=True, capture_output=True)  # fmt: skip
         common = [exe, "postprocess", "--input-file", str(tmp / "tm.pickle"),
                   "--output-format", "orientations", "--num-peaks", "3000",
-                  "--min-distance", str(max(1, int(round(0.5 * d))))]  # fmt: skip
+                  "--min-distance", str(max(1, int(round(0.5 * d_px / b))))]  # fmt: skip
         subprocess.run(common + ["--output-prefix", str(tmp / "all")], check=True,
                        capture_output=True)  # fmt: skip
         proc = subprocess.run(common + ["--n-false-positives", "1", "--output-prefix",
                                         str(tmp / "fp")], check=True, capture_output=True,
                               text=True)  # fmt: skip
         table = pd.read_csv(tmp / "all.tsv", sep="\t")
-    secs = time.perf_counter() - t0
     cutoff = float("nan")
     for line in proc.stdout.splitlines() + proc.stderr.splitlines():
         if "Determined cutoff --min-score" in line:
             cutoff = float(line.rsplit(" ", 1)[-1].rstrip("."))
     zyx = table[["z", "y", "x"]].to_numpy(np.float64) * b + (b - 1) / 2.0
     scores = table["score"].to_numpy(np.float64)
-    keep = scores >= cutoff
+    return {"zyx": zyx, "scores": scores, "cutoff": cutoff,
+            "seconds": time.perf_counter() - t0}  # fmt: skip
+
+
+def _tm_row(found: dict, true, d_px) -> dict:
+    zyx, scores = found["zyx"], found["scores"]
+    keep = scores >= found["cutoff"]
     row = scores_of(zyx[keep], scores[keep], true, d_px, zyx, scores)
-    row.update({"seconds": secs, "cut": cutoff, "_zyx": zyx, "_scores": scores})
+    row.update({"seconds": found["seconds"], "cut": found["cutoff"], "_zyx": zyx,
+                "_scores": scores})  # fmt: skip
     return row
 
 
-METHODS = {"cryosam": run_cryosam, "log": run_log, "tm": run_tm}
+def run_tm(volume, vs, click, d_px, true, **_) -> dict:
+    """pytme exemplar template matching on the tomogram binned ``TM_BIN`` times, the
+    template the click's box."""
+    v = _binned(volume)
+    d = d_px / TM_BIN
+    n = 2 * int(np.ceil(0.65 * d)) + 1
+    box = extract_boxes(v, np.asarray(click)[None] / TM_BIN, n)[0]
+    return _tm_row(_pytme(v, box, d_px, vs), true, d_px)
+
+
+def run_tm_map(volume, vs, click, d_px, true, target: str = "", **_) -> dict:
+    """pytme template matching with the target's own molecular map (``MAPS``: the map the
+    tomogram was simulated from, inverted to dark protein and binned as the tomogram): the
+    oracle a user with the exact structure would run; no click."""
+    import mrcfile
+
+    with mrcfile.open(TEMPLATES / f"{MAPS[target]}.mrc", permissive=True) as f:
+        m = np.asarray(f.data, np.float32)
+    b = TM_BIN
+    m = m[tuple(slice(0, (s // b) * b) for s in m.shape)]
+    return _tm_row(_pytme(_binned(volume), -block_mean(m, b), d_px, vs), true, d_px)
+
+
+METHODS = {"cryosam": run_cryosam, "log": run_log, "tm": run_tm, "tm-map": run_tm_map}
 
 
 def digest(obj) -> str:
@@ -244,7 +280,7 @@ def run_all(args, config: Config) -> pd.DataFrame:
                     key = {"method": method, "settings": settings if method == "cryosam"
                            else "-", "tomogram": tomo, "target": target, "click": k,
                            "offset": float(args.offset)}  # fmt: skip
-                    if method == "log" and k > 0:  # no click: one run per tomogram
+                    if method in ("log", "tm-map") and k > 0:  # no click: one per tomogram
                         continue
                     old = done
                     for col, val in key.items():
@@ -252,10 +288,10 @@ def run_all(args, config: Config) -> pd.DataFrame:
                     if len(old):
                         rows.append(old.iloc[-1].to_dict())
                         continue
-                    if method == "tm" and pytme_executable() is None:
+                    if method.startswith("tm") and pytme_executable() is None:
                         continue
                     row = METHODS[method](volume, vs, click, d_px, true, config=config,
-                                          name=tomo)  # fmt: skip
+                                          name=tomo, target=target)  # fmt: skip
                     extra = {c: row.pop(c) for c in ("_zyx", "_scores") if c in row}
                     if extra:
                         path = candidates_path(
@@ -283,7 +319,7 @@ def tuned(df: pd.DataFrame, method: str, tomo: str, target: str) -> float:
 def with_tuned(df: pd.DataFrame, particles_of) -> pd.DataFrame:
     """Rows of the baselines at the threshold tuned on another tomogram."""
     out = []
-    for _, r in df[df.method.isin(["log", "tm"])].iterrows():
+    for _, r in df[df.method.isin(["log", "tm", "tm-map"])].iterrows():
         thr = tuned(df, r.method, r.tomogram, r.target)
         path = candidates_path(r.method, r.tomogram, r.target, int(r.click))
         if not np.isfinite(thr) or not path.exists():
@@ -310,7 +346,8 @@ def summary(df: pd.DataFrame, tomograms) -> pd.DataFrame:
                      "picks": int(round(g.n_picked.median())), "true": int(g.n_true.iloc[0]),
                      "seconds": round(float(g.seconds.median()), 1)})  # fmt: skip
     out = pd.DataFrame(rows)
-    order = {m: k for k, m in enumerate(["cryosam", "log", "log (tuned)", "tm", "tm (tuned)"])}
+    methods = ["cryosam", "log", "log (tuned)", "tm", "tm (tuned)", "tm-map", "tm-map (tuned)"]
+    order = {m: k for k, m in enumerate(methods)}
     out["_t"] = out.target.map({t: k for k, t in enumerate(TARGETS)})
     out["_m"] = out.method.map(order).fillna(len(order))
     return out.sort_values(["tomogram", "_t", "_m"], kind="stable").drop(columns=["_t", "_m"])
@@ -320,7 +357,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--tomograms", default=",".join(TOMOGRAMS))
     ap.add_argument("--targets", default=",".join(TARGETS))
-    ap.add_argument("--methods", default="cryosam,log,tm")
+    ap.add_argument("--methods", default="cryosam,log,tm", help="also: tm-map")
     ap.add_argument("--clicks", type=int, default=5)
     ap.add_argument(
         "--offset",

@@ -140,3 +140,30 @@ def test_demo_runs_and_reports(tmp_path, capsys, monkeypatch):
     assert (tmp_path / "cryosam-demo" / "pick" / "preview.png").exists()
     f1 = float(text.split("F1 ")[1].split()[0])
     assert f1 > 0.6
+
+
+def blob_scene(n_blobs, amplitudes, seed=3, shape=(48, 128, 128)):
+    """Noise (sigma 1) with ``n_blobs`` dark Gaussian blobs (sigma 4 voxels) apart."""
+    rng = np.random.default_rng(seed)
+    vol = rng.normal(0, 1, shape).astype(np.float32)
+    zz, yy, xx = np.mgrid[: shape[0], : shape[1], : shape[2]]
+    centres = []
+    while len(centres) < n_blobs:
+        c = rng.uniform(10, np.asarray(shape) - 10)
+        if all(np.linalg.norm(c - o) > 18 for o in centres):
+            centres.append(c)
+    for c, a in zip(centres, amplitudes):
+        r2 = (zz - c[0]) ** 2 + (yy - c[1]) ** 2 + (xx - c[2]) ** 2
+        vol -= (a * np.exp(-r2 / 32.0)).astype(np.float32)
+    return vol, np.array(centres)
+
+
+def test_a_few_particles_alone_are_all_kept():
+    """30 particles and nothing else: every candidate is one (their features all stand
+    above the background), so the cut must not split them by shape."""
+    from cryosam.app.pick import in_memory, pick
+
+    vol, centres = blob_scene(30, np.full(30, 1.5))
+    run = pick(in_memory(vol, 10.0), [Prompt(tuple(centres[0]))], {"particle": 16.0}, cache=False)
+    assert run.outcome.reports[0].cut_method == CutRule.SHAPE_ONE_POPULATION.value
+    assert score_picks(run.outcome.picks.zyx, centres, 8.0).recall >= 0.8

@@ -24,6 +24,7 @@ from cryosam.cli import (  # noqa: F401  (each registers its commands on the app
     info,
     models,
     pick,
+    recut,
     segment,
     simulate,
 )

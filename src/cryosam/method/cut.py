@@ -35,6 +35,11 @@ class CutRule(Enum):
     SHAPE_OTSU = "otsu on the verification scores (too few candidates for a knee)"
     SHAPE_NO_KNEE = "floor: the ranked verification scores have no knee (one population, all kept)"
     SHAPE_FLOOR = "floor (a fraction of the reference's typical score)"
+    SHAPE_ONE_POPULATION = (
+        "floor: a small set whose feature similarities form one population above the "
+        "features' background (every candidate a match)"
+    )
+    USER = "set by the user (cryosam recut --min-score)"
 
 
 @dataclass(frozen=True)
@@ -167,15 +172,20 @@ def confident_cut(scores, floor: float = 0.0) -> Cut:
     return _floored(value, CutRule.SHAPE_KNEE, floor)
 
 
-def shape_cut(scores, floor: float = 0.0) -> Cut:
+def shape_cut(scores, floor: float = 0.0, similarity=None, background=None) -> Cut:
     """The class's cut on verification scores, at least ``floor``: the :func:`confident_cut`,
     except for a set smaller than :data:`SMALL_SET`. There Silverman's bandwidth, taken from the
     spread of both groups together, smooths the gap away and the knee of a dozen ranked scores
     falls among the matches: the cut is the valley of a density smoothed by the spread within
-    Otsu's two groups, else Otsu's break itself."""
+    Otsu's two groups, else Otsu's break itself. A small set whose feature ``similarity`` forms
+    :func:`one_population` above the features' ``background`` is all matches (a few dozen
+    particles alone in their tomogram, every candidate one of them): the floor keeps them all,
+    where a split by shape would keep a handful."""
     x = np.asarray(scores, np.float64)
     if _too_few(x) or len(x) >= SMALL_SET:
         return confident_cut(x, floor)
+    if similarity is not None and one_population(similarity, background):
+        return Cut(max(floor, float(x.min())), CutRule.SHAPE_ONE_POPULATION)
     gap = valley(x)
     if gap is not None:
         return _floored(gap, CutRule.SHAPE_VALLEY, floor)
@@ -186,6 +196,25 @@ def shape_cut(scores, floor: float = 0.0) -> Cut:
     if gap is not None:
         return _floored(gap, CutRule.SHAPE_VALLEY, floor)
     return _floored(otsu, CutRule.SHAPE_OTSU, floor)
+
+
+WEAK_SEPARATION = 2.25
+"""Accepted candidates whose median stands fewer robust spreads than this above the rejected
+ones' are no population of their own (measured on the dev tomograms: sparse ribosome and
+proteasome 2.3-4.3, where the cut is near the best; crowded ribosome 1.6-2.6 and the real
+tomogram 1.9-2.2, where it is not): the cut is then a guess, and the user is told."""
+
+
+def separation(scores, cut: float) -> float:
+    """How far the accepted candidates stand above the rejected: the difference of their
+    median scores in robust spreads (1.4826 MAD) of the rejected; NaN with fewer than one
+    accepted or five rejected."""
+    x = np.asarray(scores, np.float64)
+    acc, rej = x[x >= cut], x[x < cut]
+    if not len(acc) or len(rej) < MIN_DISTRIBUTION:
+        return float("nan")
+    mad = 1.4826 * float(np.median(np.abs(rej - np.median(rej))))
+    return (float(np.median(acc)) - float(np.median(rej))) / max(mad, 1e-12)
 
 
 def background_level(

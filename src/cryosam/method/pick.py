@@ -32,10 +32,12 @@ from cryosam.io.picks import Picks
 from cryosam.io.prompts import Prompt, validate_prompts
 from cryosam.method.candidates import Candidates, PickEntry, Status, deduplicate, statuses
 from cryosam.method.cut import (
+    WEAK_SEPARATION,
     Cut,
     CutRule,
     background_level,
     feature_cut,
+    separation,
     shape_cut,
 )
 from cryosam.method.instances import SegmentOutcome, label_dtype, segment_prompts
@@ -63,6 +65,7 @@ class ClassReport:
     cut: float = float("nan")
     cut_method: str = ""
     background: float = float("nan")
+    separation: float = float("nan")
     comparisons: list[int] = field(default_factory=list)
     feature_cache: str = "off"
     verified: bool = False
@@ -277,10 +280,18 @@ def score_and_cut(
             rep.query.reference, rep.verified = v.reference, True
         columns = {"correlation": v.correlation, "similarity": cands.score}
         cands = Candidates(v.zyx, v.score, v.status, columns=columns)
-        cut = shape_cut(cands.score[cands.cut_pool], v.floor)
+        pool = cands.cut_pool
+        cut = shape_cut(cands.score[pool], v.floor, columns["similarity"][pool], rep.background)
     else:
         cut = feature_cut(cands.score[cands.cut_pool], config.tau_sim, rep.background)
+    rep.separation = separation(cands.score[cands.cut_pool], cut.value)
     _apply_cut(cands, cut, rep)
+    if verify and rep.separation < WEAK_SEPARATION:
+        s.seg.warnings.append(
+            f"{cls}: the accepted candidates stand only {rep.separation:.1f} robust spreads "
+            f"above the rejected (no population of their own): the cut at {cut.value:.3f} is a "
+            "guess; judge it in gallery.png and move it with 'cryosam recut OUT --min-score S'"
+        )
     return cands
 
 
@@ -427,7 +438,14 @@ def pick_particles(
     ]
     reports = [rep for rep, _ in found]
     say("matched")
-    table = Candidates.join([c for _, c in found])
+    return finish(s, reports, Candidates.join([c for _, c in found]), timer, say)
+
+
+def finish(
+    s: Setup, reports: list[ClassReport], table: Candidates, timer: Timer, say
+) -> PickOutcome:
+    """Stages 7-9 on every class's cut candidates: classes compete, the accepted are
+    segmented, picks are assembled (shared by :func:`pick_particles` and :func:`recut`)."""
     kept = table.compete(s.config.nms_radius_factor)
     with timer.stage("segment_matches"):
         entries = segment_accepted(s, reports, table, kept)
@@ -450,7 +468,7 @@ def pick_particles(
         status,
         semantic,
         instances,
-        class_ids,
+        {r.name: r.class_id for r in reports},
         reports,
         s.seg,
         s.inverted,
@@ -458,6 +476,44 @@ def pick_particles(
         {r.name: r.query for r in reports},
         table.columns,
     )
+
+
+REDECIDED = {Status.ACCEPTED, Status.BELOW_CUT, Status.SIZE_MISMATCH, Status.OTHER_CLASS}
+"""The statuses a new cut decides again (the others came before the cut)."""
+
+
+def recut(
+    volume: np.ndarray,
+    prompts: list[Prompt],
+    diameters_px: dict[str, float],
+    config: Config,
+    table: Candidates,
+    reports: list[ClassReport],
+    cuts: dict[str, Cut],
+    queries: dict[str, ClassQuery] | None = None,
+    progress=None,
+) -> PickOutcome:
+    """A finished pick with other cuts: ``table`` (every class's scored candidates, as
+    ``candidates.csv`` holds them) is cut again for the classes in ``cuts``, the others keep
+    their report's cut; then stages 7-9 run as in :func:`pick_particles`. Nothing before
+    the cut is computed again, but the prompts are segmented again (stage 1) and the newly
+    accepted candidates segmented. ``queries``: the classes searched with another
+    tomogram's query (``cryosam batch``)."""
+    timer = Timer()
+    say = progress or (lambda stage: None)
+    s = setup(volume, prompts, diameters_px, config, queries, timer)
+    say("prompts segmented")
+    table.status = np.array(
+        [Status.CANDIDATE if Status(st) in REDECIDED else Status(st) for st in table.status],
+        dtype=object,
+    )
+    for rep in reports:
+        if rep.name in cuts:
+            rep.cut, rep.cut_method = cuts[rep.name].value, cuts[rep.name].how
+        free = (table.class_name == rep.name) & table.free
+        table.status[free & (table.score >= rep.cut)] = Status.ACCEPTED
+        table.status[free & (table.score < rep.cut)] = Status.BELOW_CUT
+    return finish(s, reports, table, timer, say)
 
 
 def prompt_queries(

@@ -1,0 +1,95 @@
+"""How well can any shape score rank the candidates? cryosam's verifier given the best
+references there are, on the candidates cryosam's pick found (click 0 of ``external.py``).
+
+    python benchmarks/ranking_ceiling.py [--tomograms dev2,dev3] [--targets ribosome]
+
+For each tomogram and target, the best-threshold F1 and AP of the candidates ranked by
+- ``pipeline``: cryosam's own score (from the dump ``external.py`` wrote for its settings);
+- ``all-true reference``: the verifier's correlation with a reference averaged (aligned, three
+  rounds) from every true particle of the target at its true centre: the best a bootstrapped
+  reference could become;
+- ``true map``: the correlation with the molecular map the tomogram was simulated from.
+Where both oracles rank no better than the pipeline, the ranking is at what shape correlation at
+this resolution can give, and the rest is the data (same-size look-alikes), not the reference.
+Needs ``external.py`` run first (its candidate dumps of the default settings).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import mrcfile
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.external import MAPS, OUT, TARGETS, TEMPLATES, candidates_path, clicks, digest, load  # noqa: E402  # noqa: E402
+from cryosam.config import Config  # noqa: E402
+from cryosam.eval.metrics import score_picks  # noqa: E402
+from cryosam.eval.tables import format_table  # noqa: E402
+from cryosam.method.verify import Reference, ShapeVerifier, _fit_box  # noqa: E402
+from cryosam.volume.binning import block_mean  # noqa: E402
+from cryosam.volume.prepare import prepare_volume  # noqa: E402
+
+
+def all_true_reference(v: ShapeVerifier, first, true) -> Reference:
+    ref = v.reference([first])
+    for top in (40, len(true), len(true)):
+        c, a = v.score(ref, true)
+        idx = np.argsort(-c)[:top]
+        base = Reference(ref.template, ref.weight, ref.bin, 1)
+        ref = v.refine(base, true[idx], c[idx], a[idx], len(idx))
+    return ref
+
+
+def map_reference(v: ShapeVerifier, target: str) -> Reference:
+    with mrcfile.open(TEMPLATES / f"{MAPS[target]}.mrc", permissive=True) as f:
+        m = np.asarray(f.data, np.float32)
+    b = v.bin
+    m = m[tuple(slice(0, (s // b) * b) for s in m.shape)]
+    t = _fit_box(block_mean(m, b) if b > 1 else m, v.n)  # protein bright, as prepared
+    return Reference(t.astype(np.float32), v.sphere.astype(np.float32), b, 1)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--tomograms", default="dev1,dev2,dev3")
+    ap.add_argument("--targets", default="ribosome,proteasome")
+    args = ap.parse_args(argv)
+    config = Config()
+    settings = digest(config.to_dict())
+    rows = []
+    for tomo in args.tomograms.split(","):
+        volume, vs, particles = load(tomo)
+        for target in args.targets.split(","):
+            label, d_angst = TARGETS[target]
+            d = d_angst / vs
+            true = particles.loc[particles.label == label, ["z", "y", "x"]].to_numpy(float)
+            dump = candidates_path("cryosam", tomo, target, 0, settings)
+            if not dump.exists():
+                print(f"{dump.relative_to(OUT)} missing: run external.py first", file=sys.stderr)
+                continue
+            z = np.load(dump)
+            zyx, own = z["zyx"], np.asarray(z["scores"], float)
+            prepared, _ = prepare_volume(volume, "auto", d)
+            v = ShapeVerifier(prepared, d, config)
+            click = clicks(particles, label, d, volume.shape, 1)[0]
+            ranked = {
+                "pipeline": own,
+                "all-true reference": v.score(all_true_reference(v, click, true), zyx)[0],
+                "true map": v.score(map_reference(v, target), zyx)[0],
+            }
+            for name, s in ranked.items():
+                r = score_picks(zyx, true, 0.5 * d, s)
+                rows.append({"tomogram": tomo, "target": target, "ranking": name,
+                             "candidates": len(zyx), "best F1": r.best_f1,
+                             "AP": r.average_precision})  # fmt: skip
+                print(f"{tomo} {target} {name}: best F1 {r.best_f1:.3f}", flush=True)
+    print(format_table(rows, list(rows[0]) if rows else []))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
