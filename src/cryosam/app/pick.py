@@ -120,7 +120,10 @@ def pick(
         "star_dialect": "relion5" if relion5 else "relion3",
         **(record or {}),
     }
-    run = PickRun(outcome, rec, list(outcome.prompt_outcome.warnings))
+    said = list(outcome.prompt_outcome.warnings)
+    if out is not None:  # the recut hint names the folder
+        said = [w.replace("cryosam recut OUT", f"cryosam recut {out}") for w in said]
+    run = PickRun(outcome, rec, said)
     if out is not None:
         run.out = write_pick_outputs(
             Path(out), tomogram, run, relion5, timer, command_line, overwrite
