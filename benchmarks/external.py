@@ -175,9 +175,18 @@ def pytme_executable() -> str | None:
     return exe if exe and Path(exe).exists() else None
 
 
-def _binned(volume) -> np.ndarray:
-    b = TM_BIN
+def _binned(volume, b: int = TM_BIN) -> np.ndarray:
+    """``volume`` binned ``b`` times (the edge remainder dropped)."""
     return block_mean(np.asarray(volume)[tuple(slice(0, (s // b) * b) for s in volume.shape)], b)
+
+
+def true_map(target: str, b: int = TM_BIN) -> np.ndarray:
+    """The molecular map the dev tomograms' ``target`` was simulated from (``MAPS``; protein
+    bright, 10 Å), binned ``b`` times."""
+    import mrcfile
+
+    with mrcfile.open(TEMPLATES / f"{MAPS[target]}.mrc", permissive=True) as f:
+        return _binned(np.asarray(f.data, np.float32), b)
 
 
 def _pytme(v, template, d_px, vs) -> dict:
@@ -237,13 +246,7 @@ def run_tm_map(volume, vs, click, d_px, true, target: str = "", **_) -> dict:
     """pytme template matching with the target's own molecular map (``MAPS``: the map the
     tomogram was simulated from, inverted to dark protein and binned as the tomogram): the
     oracle a user with the exact structure would run; no click."""
-    import mrcfile
-
-    with mrcfile.open(TEMPLATES / f"{MAPS[target]}.mrc", permissive=True) as f:
-        m = np.asarray(f.data, np.float32)
-    b = TM_BIN
-    m = m[tuple(slice(0, (s // b) * b) for s in m.shape)]
-    return _tm_row(_pytme(_binned(volume), -block_mean(m, b), d_px, vs), true, d_px)
+    return _tm_row(_pytme(_binned(volume), -true_map(target), d_px, vs), true, d_px)
 
 
 METHODS = {"cryosam": run_cryosam, "log": run_log, "tm": run_tm, "tm-map": run_tm_map}

@@ -20,17 +20,15 @@ import argparse
 import sys
 from pathlib import Path
 
-import mrcfile
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.external import MAPS, OUT, TARGETS, TEMPLATES, candidates_path, clicks, digest, load  # noqa: E402  # noqa: E402
+from benchmarks.external import OUT, TARGETS, candidates_path, clicks, digest, load, true_map  # noqa: E402
 from cryosam.config import Config  # noqa: E402
 from cryosam.eval.metrics import score_picks  # noqa: E402
 from cryosam.eval.tables import format_table  # noqa: E402
 from cryosam.method.verify import Reference, ShapeVerifier, _fit_box  # noqa: E402
-from cryosam.volume.binning import block_mean  # noqa: E402
 from cryosam.volume.prepare import prepare_volume  # noqa: E402
 
 
@@ -45,12 +43,8 @@ def all_true_reference(v: ShapeVerifier, first, true) -> Reference:
 
 
 def map_reference(v: ShapeVerifier, target: str) -> Reference:
-    with mrcfile.open(TEMPLATES / f"{MAPS[target]}.mrc", permissive=True) as f:
-        m = np.asarray(f.data, np.float32)
-    b = v.bin
-    m = m[tuple(slice(0, (s // b) * b) for s in m.shape)]
-    t = _fit_box(block_mean(m, b) if b > 1 else m, v.n)  # protein bright, as prepared
-    return Reference(t.astype(np.float32), v.sphere.astype(np.float32), b, 1)
+    t = _fit_box(true_map(target, v.bin), v.n)  # protein bright, as the prepared volume
+    return Reference(t.astype(np.float32), v.sphere.astype(np.float32), v.bin, 1)
 
 
 def main(argv=None) -> int:
