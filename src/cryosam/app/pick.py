@@ -21,6 +21,7 @@ from cryosam.io.picks import write_picks_csv
 from cryosam.io.prompts import Prompt
 from cryosam.io.star import RELION3, RELION5, write_star
 from cryosam.io.tomogram import Tomogram, tomogram_stem, write_volume
+from cryosam.method.cut import WEAK_SEPARATION
 from cryosam.method.pick import ClassQuery, PickOutcome, pick_particles, prompt_queries
 from cryosam.models.cache import FeatureCache
 from cryosam.timing import Timer
@@ -111,18 +112,14 @@ def pick(
         "input": input_record(tomogram, outcome.inverted, checksum),
         "config": config.to_dict(),
         "class_ids": outcome.class_ids,
-        "classes": [r.record() for r in outcome.reports],
         "queries": {name: q.to_dict() for name, q in outcome.queries.items()},
-        "cut": {r.name: {"value": r.cut, "method": r.cut_method} for r in outcome.reports},
         "prompts": [p.__dict__ for p in prompts],
         "diameters_px_given": diameters_px,
-        "n_picks": len(outcome.picks),
+        **cut_record(outcome),
         "star_dialect": "relion5" if relion5 else "relion3",
         **(record or {}),
     }
-    said = list(outcome.prompt_outcome.warnings)
-    if out is not None:  # the recut hint names the folder
-        said = [w.replace("cryosam recut OUT", f"cryosam recut {out}") for w in said]
+    said = list(outcome.prompt_outcome.warnings) + weak_cut_warnings(outcome.reports, out)
     run = PickRun(outcome, rec, said)
     if out is not None:
         run.out = write_pick_outputs(
@@ -130,6 +127,28 @@ def pick(
         )
     rec["timings_s"] = {**outcome.timings, **timer.seconds, "total": timer.total()}
     return run
+
+
+def cut_record(outcome: PickOutcome) -> dict:
+    """The entries of ``run.json`` a cut decides: each class's report, the cuts, the count."""
+    return {
+        "classes": [r.record() for r in outcome.reports],
+        "cut": {r.name: {"value": r.cut, "method": r.cut_method} for r in outcome.reports},
+        "n_picks": len(outcome.picks),
+    }
+
+
+def weak_cut_warnings(reports, out) -> list[str]:
+    """For each verified class whose accepted candidates do not stand apart from the rejected
+    (:data:`~cryosam.method.cut.WEAK_SEPARATION`): its cut is a guess, and how to move it."""
+    folder = out if out is not None else "OUT"
+    return [
+        f"{r.name}: the accepted candidates stand only {r.separation:.1f} robust spreads above "
+        f"the rejected (no population of their own): the cut at {r.cut:.3f} is a guess; judge "
+        f"it in gallery.png and move it with 'cryosam recut {folder} --min-score S'"
+        for r in reports
+        if r.verified and r.separation < WEAK_SEPARATION
+    ]
 
 
 def write_pick_outputs(

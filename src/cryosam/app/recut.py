@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cryosam.app.pick import PickRun, write_pick_outputs
+from cryosam.app.pick import PickRun, cut_record, write_pick_outputs
 from cryosam.app.record import input_record, tomogram_checksum
 from cryosam.config import Config
 from cryosam.errors import CryosamError
@@ -143,8 +143,6 @@ def recut(
     config = Config.from_dict(record["config"])
     prompts = [Prompt(tuple(p["zyx"]), p["class_name"], p["negative"], p.get("tomogram"))
                for p in record.get("prompts", [])]  # fmt: skip
-    own = {p.class_name for p in prompts if not p.negative}
-    external = {n: q for n, q in queries.items() if n not in own}
     automatic = record.get("recut", {}).get("automatic") or record.get("cut", {})
     timer = Timer()
     with timer.stage("recut"):
@@ -156,16 +154,14 @@ def recut(
             _candidates(frame, reports),
             reports,
             {n: Cut(s, CutRule.USER) for n, s in scores.items()},
-            external,
+            queries,  # the prompted classes' own are not used: setup keeps the others
             progress,
         )
     outcome.picks.tomogram = tomo.name
     rec = {
         **record,
         "input": input_record(tomo, outcome.inverted, record["input"]["sha256"]),
-        "classes": [r.record() for r in outcome.reports],
-        "cut": {r.name: {"value": r.cut, "method": r.cut_method} for r in outcome.reports},
-        "n_picks": len(outcome.picks),
+        **cut_record(outcome),
         "recut": {"min_score": scores, "automatic": automatic},
     }
     rec.pop("timings_s", None)

@@ -92,6 +92,13 @@ class Candidates:
         negatives that remove most of the junk would move the cut into the matches."""
         return self.free | (self.status == Status.NEGATIVE)
 
+    def cut_at(self, value: float, where=None) -> None:
+        """The free candidates (of ``where``, a mask, when given) scoring at least ``value``
+        become ``ACCEPTED``, the others ``BELOW_CUT``."""
+        free = self.free if where is None else self.free & where
+        self.status[free & (self.score >= value)] = Status.ACCEPTED
+        self.status[free & (self.score < value)] = Status.BELOW_CUT
+
     def label(self, name: str, diameter: float) -> Candidates:
         """The same candidates with their class and diameter filled in."""
         n = len(self)

@@ -32,7 +32,6 @@ from cryosam.io.picks import Picks
 from cryosam.io.prompts import Prompt, validate_prompts
 from cryosam.method.candidates import Candidates, PickEntry, Status, deduplicate, statuses
 from cryosam.method.cut import (
-    WEAK_SEPARATION,
     Cut,
     CutRule,
     background_level,
@@ -284,21 +283,13 @@ def score_and_cut(
         cut = shape_cut(cands.score[pool], v.floor, columns["similarity"][pool], rep.background)
     else:
         cut = feature_cut(cands.score[cands.cut_pool], config.tau_sim, rep.background)
-    rep.separation = separation(cands.score[cands.cut_pool], cut.value)
     _apply_cut(cands, cut, rep)
-    if verify and rep.separation < WEAK_SEPARATION:
-        s.seg.warnings.append(
-            f"{cls}: the accepted candidates stand only {rep.separation:.1f} robust spreads "
-            f"above the rejected (no population of their own): the cut at {cut.value:.3f} is a "
-            "guess; judge it in gallery.png and move it with 'cryosam recut OUT --min-score S'"
-        )
     return cands
 
 
 def _apply_cut(cands: Candidates, cut: Cut, rep: ClassReport) -> None:
-    free = cands.free
-    cands.status[free & (cands.score >= cut.value)] = Status.ACCEPTED
-    cands.status[free & (cands.score < cut.value)] = Status.BELOW_CUT
+    rep.separation = separation(cands.score[cands.cut_pool], cut.value)
+    cands.cut_at(cut.value)
     rep.cut, rep.cut_method, rep.n_candidates = cut.value, cut.how, len(cands)
 
 
@@ -510,9 +501,7 @@ def recut(
     for rep in reports:
         if rep.name in cuts:
             rep.cut, rep.cut_method = cuts[rep.name].value, cuts[rep.name].how
-        free = (table.class_name == rep.name) & table.free
-        table.status[free & (table.score >= rep.cut)] = Status.ACCEPTED
-        table.status[free & (table.score < rep.cut)] = Status.BELOW_CUT
+        table.cut_at(rep.cut, table.class_name == rep.name)
     return finish(s, reports, table, timer, say)
 
 
