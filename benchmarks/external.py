@@ -148,6 +148,8 @@ def run_cryosam(volume, vs, click, d_px, true, config: Config, name: str, **_) -
                     np.concatenate([cs[ranked], [top]]))  # fmt: skip
     rep = out.reports[0]
     row["_zyx"], row["_scores"] = cz[ranked], cs[ranked]  # for studies of the cut
+    for col, values in out.candidate_columns.items():
+        row[f"_{col}"] = np.asarray(values)[ranked]
     row.update({
         "seconds": secs, "cut": rep.cut, "cut rule": rep.cut_method,
         "reach candidates": reached(cz, true, d_px),
@@ -295,13 +297,14 @@ def run_all(args, config: Config) -> pd.DataFrame:
                         continue
                     row = METHODS[method](volume, vs, click, d_px, true, config=config,
                                           name=tomo, target=target)  # fmt: skip
-                    extra = {c: row.pop(c) for c in ("_zyx", "_scores") if c in row}
+                    extra = {c[1:]: row.pop(c) for c in list(row) if c.startswith("_")}
                     if extra:
                         path = candidates_path(
                             method, tomo, target, k, key["settings"], key["offset"]
                         )
                         path.parent.mkdir(parents=True, exist_ok=True)
-                        np.savez_compressed(path, zyx=extra["_zyx"], scores=extra["_scores"])
+                        extra["scores"] = extra.pop("scores")
+                        np.savez_compressed(path, **extra)
                     row = {**key, "tag": args.tag, "click zyx": ",".join(f"{c:g}" for c in click),
                            **row}  # fmt: skip
                     rows.append(row)

@@ -20,7 +20,15 @@ from cryosam.io.checksums import sha256_array
 from cryosam.io.prompts import Prompt
 from cryosam.io.tomogram import is_tomogram_name, tomogram_stem
 from cryosam.method.candidates import Candidates, PickEntry, Status, deduplicate, statuses
-from cryosam.method.cut import CutRule, feature_cut, one_population, shape_cut
+from cryosam.method.cut import (
+    Cut,
+    CutRule,
+    feature_cut,
+    mass_count_cut,
+    one_population,
+    separation,
+    shape_cut,
+)
 from cryosam.method.matching import nms
 from cryosam.models.cache import FeatureCache
 from cryosam.volume.binning import block_mean, extract_boxes
@@ -79,6 +87,32 @@ def test_the_cut_is_one_decision_by_a_named_rule():
     split = shape_cut(shape_scores, 0.1)
     assert split.rule is CutRule.SHAPE_VALLEY and 0.3 < split.value < 0.5
     assert shape_cut(shape_scores, 0.7).rule is CutRule.SHAPE_FLOOR  # another tomogram's level
+
+
+def test_a_cut_that_is_a_guess_counts_the_particles_by_mass():
+    """Crowded cells: 100 particles among 400 look-alikes and background whose shape scores
+    overlap theirs (no gap; the knee keeps a few dozen). The particles are counted by mass
+    instead: the cut keeps as many of the best as have the class's mass."""
+    rng = np.random.default_rng(5)
+    true = np.r_[np.ones(100, bool), np.zeros(400, bool)]
+    scores = np.where(true, rng.normal(0.30, 0.04, 500), rng.normal(0.22, 0.04, 500))
+    of_mass = np.where(true, rng.random(500) < 0.9, rng.random(500) < 0.1)  # ~130 in all
+    knee = shape_cut(scores)
+    assert separation(scores, knee.value) < 2.25 and (scores >= knee.value).sum() < 60
+    cut = mass_count_cut(scores, knee, of_mass)
+    assert cut.rule is CutRule.SHAPE_MASS_COUNT
+    kept = scores >= cut.value
+    assert kept.sum() == of_mass.sum()
+    f1 = lambda k: 2 * (k & true).sum() / (k.sum() + true.sum())  # noqa: E731
+    assert f1(kept) > f1(scores >= knee.value) + 0.1
+    # never above the cut it is given, never below the floor, nothing without masses
+    assert mass_count_cut(scores, Cut(0.0, CutRule.SHAPE_KNEE), of_mass).value == 0.0
+    assert mass_count_cut(scores, knee, of_mass, floor=cut.value + 0.01).value == cut.value + 0.01
+    assert mass_count_cut(scores, knee, None) == knee
+    # a cut the matches stand well above (a sparse cell) is kept as it is
+    clear = np.where(true, rng.normal(0.6, 0.04, 500), rng.normal(0.2, 0.04, 500))
+    gap = shape_cut(clear)
+    assert mass_count_cut(clear, gap, of_mass) == gap
 
 
 def test_negatives_do_not_move_the_cut_into_the_matches():

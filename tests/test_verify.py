@@ -14,6 +14,7 @@ from cryosam.method.verify import (
     ShapeVerifier,
     combined_score,
     mass_adjusted,
+    of_class_mass,
     verify_candidates,
 )
 from cryosam.simulate.species import rotate_template, template
@@ -199,6 +200,10 @@ def test_mass_ranks_a_lighter_particle_of_the_same_shape_lower():
     assert np.all(adjusted[~light] - adjusted[light] > 0.3 * spread)
     assert np.allclose(adjusted[~light], flat[~light])  # the class's mass: unchanged
     assert np.allclose(mass_adjusted(flat, mass, free, [14, 15, 12], 0.0), flat)
+    # the class's mass window holds the heavy copies and none of the light ones
+    ok = of_class_mass(mass, [14, 15, 12], 0.25)
+    assert ok[~light].all() and not ok[light].any()
+    assert of_class_mass(mass, [], 0.25) is None and of_class_mass(mass, [14], 0.0) is None
 
 
 def test_verify_candidates_merges_duplicates_and_honours_negatives():

@@ -21,7 +21,7 @@ from cryosam.io.picks import write_picks_csv
 from cryosam.io.prompts import Prompt
 from cryosam.io.star import RELION3, RELION5, write_star
 from cryosam.io.tomogram import Tomogram, tomogram_stem, write_volume
-from cryosam.method.cut import WEAK_SEPARATION
+from cryosam.method.cut import WEAK_SEPARATION, CutRule
 from cryosam.method.pick import ClassQuery, PickOutcome, pick_particles, prompt_queries
 from cryosam.models.cache import FeatureCache
 from cryosam.timing import Timer
@@ -142,10 +142,12 @@ def weak_cut_warnings(reports, out) -> list[str]:
     """For each verified class whose accepted candidates do not stand apart from the rejected
     (:data:`~cryosam.method.cut.WEAK_SEPARATION`): its cut is a guess, and how to move it."""
     folder = out if out is not None else "OUT"
+    by_mass = CutRule.SHAPE_MASS_COUNT.value
     return [
         f"{r.name}: the accepted candidates stand only {r.separation:.1f} robust spreads above "
-        f"the rejected (no population of their own): the cut at {r.cut:.3f} is a guess; judge "
-        f"it in gallery.png and move it with 'cryosam recut {folder} --min-score S'"
+        f"the rejected (no population of their own): the cut at {r.cut:.3f} is a guess"
+        + (" (as many kept as have the class's mass)" if r.cut_method == by_mass else "")
+        + f"; judge it in gallery.png and move it with 'cryosam recut {folder} --min-score S'"
         for r in reports
         if r.verified and r.separation < WEAK_SEPARATION
     ]

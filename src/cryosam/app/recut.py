@@ -104,7 +104,9 @@ def _candidates(table: pd.DataFrame, reports: list[ClassReport]) -> Candidates:
     except ValueError as exc:
         raise CryosamError(f"candidates.csv: {exc}") from None
     columns = {
-        c: table[c].to_numpy(np.float64) for c in ("correlation", "similarity") if c in table
+        c: table[c].to_numpy(np.float64)
+        for c in ("correlation", "similarity", "mass")
+        if c in table
     }
     return Candidates(
         table[["z", "y", "x"]].to_numpy(np.float64),

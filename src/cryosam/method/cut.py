@@ -39,6 +39,10 @@ class CutRule(Enum):
         "floor: a small set whose feature similarities form one population above the "
         "features' background (every candidate a match)"
     )
+    SHAPE_MASS_COUNT = (
+        "mass count: the shape scores form one population (weak separation), so as many of "
+        "the best as have the class's mass are kept"
+    )
     USER = "set by the user (cryosam recut --min-score)"
 
 
@@ -224,3 +228,25 @@ def background_level(
     flat = feats.data.reshape(feats.data.shape[0], -1)
     idx = np.random.default_rng(seed).integers(0, flat.shape[1], size=min(n, flat.shape[1]))
     return float(np.quantile(similarity(flat[:, idx], np.asarray(query)[None]), q))
+
+
+def mass_count_cut(scores, cut: Cut, of_class_mass, floor: float = 0.0) -> Cut:
+    """``cut``, or lower when it is a guess: when the candidates it accepts stand fewer than
+    :data:`WEAK_SEPARATION` robust spreads above the rejected (:func:`separation`: crowded
+    cells, where shape correlation cannot tell a ribosome from an 80S or a mitoribosome and
+    the knee of the ranked scores falls among the first few dozen matches), the particles
+    are counted by their mass instead: the best-scoring candidates are kept, as many as
+    have the class's mass (``of_class_mass``, per candidate, from
+    :func:`~cryosam.method.verify.of_class_mass`). Never above ``cut`` (a cut that already
+    keeps that many stays), never below ``floor``."""
+    x = np.asarray(scores, np.float64)
+    if of_class_mass is None or _too_few(x):
+        return cut
+    sep = separation(x, cut.value)
+    n = int(np.count_nonzero(of_class_mass))
+    if not np.isfinite(sep) or sep >= WEAK_SEPARATION or n < MIN_DISTRIBUTION:
+        return cut
+    value = max(float(np.sort(x)[::-1][min(n, len(x)) - 1]), floor)
+    if value >= cut.value:
+        return cut
+    return Cut(value, CutRule.SHAPE_MASS_COUNT)

@@ -36,6 +36,7 @@ from cryosam.method.cut import (
     CutRule,
     background_level,
     feature_cut,
+    mass_count_cut,
     separation,
     shape_cut,
 )
@@ -277,10 +278,12 @@ def score_and_cut(
                 similarity=cands.score,
             )
             rep.query.reference, rep.verified = v.reference, True
-        columns = {"correlation": v.correlation, "similarity": cands.score}
+        columns = {"correlation": v.correlation, "similarity": cands.score, "mass": v.mass}
         cands = Candidates(v.zyx, v.score, v.status, columns=columns)
         pool = cands.cut_pool
         cut = shape_cut(cands.score[pool], v.floor, columns["similarity"][pool], rep.background)
+        ok = None if v.mass_ok is None else v.mass_ok[pool]
+        cut = mass_count_cut(cands.score[pool], cut, ok, v.floor)
     else:
         cut = feature_cut(cands.score[cands.cut_pool], config.tau_sim, rep.background)
     _apply_cut(cands, cut, rep)

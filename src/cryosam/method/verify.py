@@ -342,7 +342,9 @@ class Verified:
     cut by: the correlation adjusted by the feature similarity (see
     :func:`combined_score`); ``status`` updated (``PROMPT``, ``DUPLICATE``, ``NEGATIVE``);
     ``floor`` the least a match must score (``verify_typical_fraction`` of the reference's
-    typical score when the reference came from another tomogram, else 0)."""
+    typical score when the reference came from another tomogram, else 0); ``mass`` each
+    candidate's density over its local background (:meth:`ShapeVerifier.mass`) and
+    ``mass_ok`` whether it lies within the class's mass window (:func:`of_class_mass`)."""
 
     zyx: np.ndarray
     score: np.ndarray
@@ -350,6 +352,8 @@ class Verified:
     status: np.ndarray
     reference: Reference
     floor: float
+    mass: np.ndarray | None = None
+    mass_ok: np.ndarray | None = None
 
 
 def combined_score(correlation, similarity, free, weight: float) -> np.ndarray:
@@ -365,28 +369,46 @@ def combined_score(correlation, similarity, free, weight: float) -> np.ndarray:
     return c + weight * (f - float(np.median(f[free]))) * spread
 
 
-def mass_adjusted(score, mass, free, known, tolerance: float) -> np.ndarray:
-    """``score`` lowered where a candidate's mass (:meth:`ShapeVerifier.mass`) is off the
-    class's: the median mass of the ``known`` candidates (indices: the prompts and the best
-    confident matches), with their robust spread but at least ``tolerance`` of it (mass is
-    measured noisily, and the best matches are the heaviest, so their own spread is too
-    narrow). Within one spread nothing changes; beyond, the score drops by one robust
-    spread of the free scores per spread of mass, so shape still ranks particles of the
-    right mass while a 50S subunit or a 26S proteasome (60 % of a 70S ribosome's mass) or
-    an 80S (130 %) falls behind. ``tolerance`` 0, fewer than 5 free candidates, no known
-    ones or a non-positive class mass: unchanged."""
-    score = np.asarray(score, np.float64)
+def class_mass(mass, known, tolerance: float) -> tuple[float, float] | None:
+    """``(median, spread)`` of the class's mass: the median mass of the ``known`` candidates
+    (indices: the prompts and the confident matches) and their robust spread, but at least
+    ``tolerance`` of the median (mass is measured noisily, and the best matches are the
+    heaviest, so their own spread is too narrow). ``None`` without known candidates, with
+    ``tolerance`` 0 or a non-positive median."""
     known = np.asarray(known, int)
-    if not tolerance or free.sum() < 5 or not len(known):
-        return score
+    if not tolerance or not len(known):
+        return None
     m_ref = float(np.median(mass[known]))
     if m_ref <= 0:
+        return None
+    return m_ref, max(1.4826 * float(np.median(np.abs(mass[known] - m_ref))), tolerance * m_ref)
+
+
+def mass_adjusted(score, mass, free, known, tolerance: float) -> np.ndarray:
+    """``score`` lowered where a candidate's mass (:meth:`ShapeVerifier.mass`) is off the
+    class's (:func:`class_mass`). Within one spread nothing changes; beyond, the score drops
+    by one robust spread of the free scores per spread of mass, so shape still ranks
+    particles of the right mass while a 50S subunit or a 26S proteasome (60 % of a 70S
+    ribosome's mass) or an 80S (130 %) falls behind. ``tolerance`` 0, fewer than 5 free
+    candidates, no known ones or a non-positive class mass: unchanged."""
+    score = np.asarray(score, np.float64)
+    window = class_mass(mass, known, tolerance)
+    if window is None or free.sum() < 5:
         return score
-    spread = max(1.4826 * float(np.median(np.abs(mass[known] - m_ref))), tolerance * m_ref)
+    m_ref, spread = window
     excess = np.clip(np.abs(mass - m_ref) / spread - 1.0, 0.0, None)
     s_free = score[free]
     s_spread = 1.4826 * float(np.median(np.abs(s_free - np.median(s_free))))
     return score - max(s_spread, 1e-9) * excess
+
+
+def of_class_mass(mass, known, tolerance: float) -> np.ndarray | None:
+    """Per candidate, whether its mass lies within the class's window (:func:`class_mass`);
+    ``None`` when the class has no mass window."""
+    window = class_mass(mass, known, tolerance)
+    if window is None:
+        return None
+    return np.abs(np.asarray(mass, np.float64) - window[0]) <= window[1]
 
 
 def _known_matches(score, st, n_top: int | None, with_prompts: bool = True) -> np.ndarray:
@@ -448,7 +470,9 @@ def verify_candidates(
     # mass ranks, after the reference is made (the heaviest matches must not choose it),
     # against all confident matches (the best few are the heaviest: too narrow a spread)
     known = _known_matches(score, st, None)
-    score = mass_adjusted(score, v.mass(zc), free, known, config.verify_mass_tolerance)
+    mass = v.mass(zc)
+    score = mass_adjusted(score, mass, free, known, config.verify_mass_tolerance)
+    mass_ok = of_class_mass(mass, known, config.verify_mass_tolerance)
     if free.any():
         n = config.verify_rounds[-1] if config.verify_rounds else 1
         best = np.sort(corr[free])[::-1][:n]
@@ -458,7 +482,7 @@ def verify_candidates(
     if len(negatives):
         top = config.verify_rounds[-1] if config.verify_rounds else 0
         _judge_negatives(v, ref, zc, st, negatives, top)
-    return Verified(zc, score, corr, st, ref, floor)
+    return Verified(zc, score, corr, st, ref, floor, mass, mass_ok)
 
 
 def _merge_duplicates(zc, corr, status, prompts, radius) -> np.ndarray:
