@@ -143,3 +143,37 @@ def test_dinov3_checkpoint_works_as_encoder(tmp_path):
     assert feats.shape == (24 // s, 40 // s, 48 // s) and feats.data.shape[0] == 24
     inside, outside = feats.sample([(12, 20, 24)])[0], feats.sample([(2, 2, 2)])[0]
     assert np.linalg.norm(inside - outside) > 1.0
+
+
+def test_encoder_identity_follows_the_weights_not_their_file_stamps(tmp_path):
+    """Two checkpoints of one family whose weight files have the same name, size and time:
+    the features' cache key and the queries' identity still tell them apart, and queries
+    of two sizes of one encoder name are never pooled."""
+    import os
+
+    from cryosam.errors import CryosamError
+    from cryosam.method.queries import ClassQuery, encoder_identity
+
+    cfg = tiny_dinov2_config()
+    for seed, name in ((0, "a"), (1, "b")):
+        torch.manual_seed(seed)
+        transformers.Dinov2Model(cfg).save_pretrained(tmp_path / name)
+    files = sorted(p.name for p in (tmp_path / "a").iterdir() if p.suffix == ".safetensors")
+    for f in files:
+        pa, pb = tmp_path / "a" / f, tmp_path / "b" / f
+        assert pa.stat().st_size == pb.stat().st_size
+        os.utime(pb, ns=(pa.stat().st_atime_ns, pa.stat().st_mtime_ns))
+    a = DinoSliceEncoder(model=str(tmp_path / "a"), device="cpu", channels_per_view=4)
+    b = DinoSliceEncoder(model=str(tmp_path / "b"), device="cpu", channels_per_view=4)
+    a.model_id = a.model_id.replace(str(tmp_path / "a"), "m")
+    b.model_id = b.model_id.replace(str(tmp_path / "b"), "m")  # the same name, too
+    assert a.signature() != b.signature()
+    ida, idb = encoder_identity(a), encoder_identity(b)
+    assert ida != idb and ida.startswith("dinov2@")
+    qa = ClassQuery(np.ones(12, np.float32), 20.0, 100.0, 1, True, ida)
+    qb = ClassQuery(np.ones(12, np.float32), 20.0, 100.0, 1, True, idb)
+    with pytest.raises(CryosamError, match="different encoders"):
+        ClassQuery.pool([qa, qb])
+    assert ClassQuery.pool([qa, qa]).encoder == ida
+    # a query saved before identities carried a digest is compared by name
+    assert ClassQuery.pool([qa, ClassQuery(qa.vector, 20.0, 100.0, 1, True, "dinov2")])

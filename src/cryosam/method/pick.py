@@ -43,7 +43,14 @@ from cryosam.method.cut import (
 from cryosam.method.instances import SegmentOutcome, label_dtype, segment_prompts
 from cryosam.method.matching import find_peaks, hierarchical_match, naive_match, similarity
 from cryosam.method.propagate import InstanceMask, propagate_instance
-from cryosam.method.queries import ClassQuery, class_diameter, own_query, pooled_features
+from cryosam.method.queries import (
+    ClassQuery,
+    class_diameter,
+    encoder_identity,
+    own_query,
+    pooled_features,
+    same_encoder,
+)
 from cryosam.method.verify import prompt_reference, verify_candidates
 from cryosam.models import build_encoder, build_segmenter
 from cryosam.models.cache import FeatureCache, cache_key
@@ -114,6 +121,11 @@ class Setup:
     encoder: object
     seg: SegmentOutcome
     features: dict[float, FeatureVolume] = field(default_factory=dict)
+
+    @property
+    def encoder_id(self) -> str:
+        """The encoder's identity (:func:`~cryosam.method.queries.encoder_identity`)."""
+        return encoder_identity(self.encoder)
 
     @property
     def classes(self) -> list[str]:
@@ -309,8 +321,13 @@ def search_class(
         feats = class_features(s, cls, cache, input_sha256, rep)
     say(f"features for {cls}")
     with timer.stage("match"):
-        rep.query = ext or own_query(feats, masks, list(points), d, s.inverted, s.encoder.name)
+        rep.query = ext or own_query(feats, masks, list(points), d, s.inverted, s.encoder_id)
         q = rep.query.vector
+        if ext and ext.encoder and not same_encoder(ext.encoder, s.encoder_id):
+            raise CryosamError(
+                f"the {cls} query was made with another encoder ({ext.encoder}) than this "
+                f"run's ({s.encoder_id}); prompt with the same --encoder and --encoder-model"
+            )
         if len(q) != feats.data.shape[0]:
             raise CryosamError(
                 f"the {cls} query has {len(q)} features but this encoder makes "
@@ -526,7 +543,7 @@ def prompt_queries(
         rep = ClassReport(cls, 0, s.diameters_px[cls], len(points))
         feats = class_features(s, cls, cache, input_sha256, rep)
         d = class_diameter(masks, s.diameters_px[cls], s.config.diameter_tolerance)
-        out[cls] = own_query(feats, masks, list(points), d, s.inverted, s.encoder.name)
+        out[cls] = own_query(feats, masks, list(points), d, s.inverted, s.encoder_id)
         if s.config.verify:
             out[cls].reference = prompt_reference(
                 s.prepared, s.diameters_px[cls], s.config, points, masks

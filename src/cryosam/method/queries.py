@@ -7,6 +7,8 @@ with it, so a query made in one tomogram searches others (``cryosam batch``, cop
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,11 +19,28 @@ from cryosam.method.verify import Reference
 from cryosam.models.features import FeatureVolume
 
 
+def encoder_identity(encoder) -> str:
+    """``NAME@DIGEST``: the encoder's name and a digest of its full signature (model and its
+    weights' hash, sizes, channels), the identity a query carries. Two encoders of one name
+    (DINOv2 ViT-S and ViT-L, or other weights) make incomparable features."""
+    sig = json.dumps(encoder.signature(), sort_keys=True, default=str)
+    return f"{encoder.name}@{hashlib.sha256(sig.encode()).hexdigest()[:12]}"
+
+
+def same_encoder(a: str, b: str) -> bool:
+    """Whether two queries' encoder identities name the same encoder; a query written before
+    identities carried a digest (name only) is compared by name."""
+    if "@" in a and "@" in b:
+        return a == b
+    return a.split("@")[0] == b.split("@")[0]
+
+
 @dataclass
 class ClassQuery:
     """A class's query, to search other tomograms without prompts of their own.
 
-    ``vector`` is in the feature space of one encoder (see ``encoder``) at the user's
+    ``vector`` is in the feature space of one encoder (``encoder``, its
+    :func:`encoder_identity`) at the user's
     diameter; ``ref_voxels`` is the prompted masks' median volume (for the size check)."""
 
     vector: np.ndarray
@@ -62,8 +81,11 @@ class ClassQuery:
         w = np.array([max(q.n_prompts, 1) for q in queries], dtype=np.float64)
         vec = (np.stack([q.vector for q in queries]) * w[:, None]).sum(0) / w.sum()
         encoders = {q.encoder for q in queries}
-        if len(encoders) > 1:
-            raise CryosamError(f"queries from different encoders cannot be pooled: {encoders}")
+        if not all(same_encoder(q.encoder, queries[0].encoder) for q in queries):
+            raise CryosamError(
+                f"queries from different encoders cannot be pooled: {sorted(encoders)}; "
+                "prompt every tomogram with the same --encoder and --encoder-model"
+            )
         refs = [q.reference for q in queries]
         return ClassQuery(
             vec.astype(np.float32),
@@ -71,7 +93,7 @@ class ClassQuery:
             float(np.median([q.ref_voxels for q in queries])),
             int(sum(q.n_prompts for q in queries)),
             bool(np.average([q.inverted for q in queries], weights=w) >= 0.5),
-            encoders.pop(),
+            max(encoders, key=lambda e: "@" in e),
             Reference.pool(refs) if all(refs) else None,
         )
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cryosam.io.checksums import sha256_file
 from cryosam.models.features import FeatureVolume, feature_stride
 from cryosam.models.loading import (
     auto_batch_size,
@@ -126,15 +127,29 @@ class DinoSliceEncoder:
         return FeatureVolume(data, s, names, tuple(volume.shape))
 
 
+_WEIGHT_HASHES: dict[tuple, str] = {}
+"""sha256 of weight files already hashed in this process, by (path, size, mtime)."""
+
+
+def _weights_sha256(path: Path) -> str:
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _WEIGHT_HASHES:
+        _WEIGHT_HASHES[key] = sha256_file(path)
+    return _WEIGHT_HASHES[key]
+
+
 def _model_identity(model) -> str:
-    """Name plus size and mtime of each weight file, so new weights never hit old features."""
+    """Name plus the sha256 of each weight file, so other weights (another size of the same
+    family, a re-download, a fine-tune saved over the old folder) never meet old features or
+    queries: a file's size and time do not tell two checkpoints apart."""
     try:
         where = Path(resolve(model)) if model is not None else None
     except Exception:
         where = None
     if where is None or not where.exists():
         return str(model)
-    stamps = [f"{p.name}:{p.stat().st_size}:{int(p.stat().st_mtime)}" for p in weight_files(where)]
+    stamps = [f"{p.name}:{_weights_sha256(p)[:16]}" for p in weight_files(where)]
     return f"{model}|{'|'.join(stamps)}"
 
 
