@@ -33,8 +33,33 @@ def test_dino_encoder_grid_matches_the_feature_grid(tiny_models):
     s = feature_stride(16.0)
     assert feats.stride == s and feats.shape == (24 // s, 40 // s, 48 // s)
     assert feats.data.shape[0] == 3 * 8 and feats.data.dtype == np.float16
-    inside, outside = feats.sample([(12, 20, 24)])[0], feats.sample([(2, 2, 2)])[0]
-    assert np.linalg.norm(inside - outside) > 1.0
+    # the model's output reaches each cell of the grid where its patch lies: a model whose
+    # token is its patch's mean darkness gives, in every view, features that follow the
+    # darkness of the volume block by block (a swapped axis or an ignored output breaks it)
+    from types import SimpleNamespace
+
+    from cryosam.volume.binning import block_mean
+
+    def darkness_tokens(pixel_values, **_):
+        x = pixel_values[:, 0]
+        n, hp, wp = x.shape
+        p = enc.patch
+        patches = x.reshape(n, hp // p, p, wp // p, p).mean(dim=(2, 4)).reshape(n, -1)
+        tokens = torch.zeros(n, 1 + patches.shape[1], enc.hidden)
+        tokens[:, 1:, 0] = patches
+        return SimpleNamespace(last_hidden_state=tokens)
+
+    enc.model.forward = darkness_tokens
+    rng = np.random.default_rng(1)
+    from scipy import ndimage
+
+    blobs = ndimage.gaussian_filter(rng.normal(size=(24, 40, 48)), 3).astype(np.float32)
+    feats = enc.encode(blobs, diameter_px=16.0)
+    dark = -block_mean(blobs[: feats.shape[0] * s, : feats.shape[1] * s, : feats.shape[2] * s], s)
+    for view in range(3):
+        channel = feats.data[view * 8].astype(np.float64)
+        r = np.corrcoef(channel.ravel(), dark.ravel())[0, 1]
+        assert abs(r) > 0.8, ("zyx"[view], r)
 
 
 def ribosome_tomogram(folder, seed: int) -> tuple[str, str]:
@@ -83,14 +108,20 @@ def test_pick_with_sam_and_dinov2(tiny_models, tmp_path, capsys):
     assert (out / "picks.csv").read_text().startswith("z,y,x,score,class,instance")
 
 
-def test_missing_weights_give_one_clear_line(tmp_path, capsys):
-    args = ["pick", "nothing.mrc", "--point", "1,1,1", "--diameter", "100"]
-    assert main(args) == 2  # the tomogram is checked first
-    assert "no such file" in capsys.readouterr().err
-    from cryosam.models.loading import load_pretrained
-
-    with pytest.raises(Exception, match="config.json"):
-        load_pretrained(transformers.SamModel, tmp_path, "SAM model")
+def test_missing_weights_give_one_clear_line(tmp_path, capsys, monkeypatch):
+    """A model that was never downloaded, or a folder without a checkpoint, stops the pick
+    with one line that says what to do, before any output is written."""
+    monkeypatch.setenv("CRYOSAM_CACHE", str(tmp_path / "cache"))  # nothing downloaded
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    tomogram, point = ribosome_tomogram(tmp_path / "sim", seed=3)
+    base = ["pick", tomogram, "--point", point, "--diameter", "290", "--segmenter", "sam"]
+    for model, expected in (("sam-vit-b", "cryosam models download sam-vit-b"),
+                            (str(tmp_path), "no config.json")):  # fmt: skip
+        out = tmp_path / f"out-{len(model)}"
+        assert main(base + ["--model", model, "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and expected in err[0], err
+        assert not out.exists()
 
 
 def test_dino_v1_vit_checkpoint_works_as_encoder(tmp_path):
@@ -141,8 +172,33 @@ def test_dinov3_checkpoint_works_as_encoder(tmp_path):
     feats = enc.encode(vol, diameter_px=16.0)
     s = feature_stride(16.0)
     assert feats.shape == (24 // s, 40 // s, 48 // s) and feats.data.shape[0] == 24
-    inside, outside = feats.sample([(12, 20, 24)])[0], feats.sample([(2, 2, 2)])[0]
-    assert np.linalg.norm(inside - outside) > 1.0
+    # the model's output reaches each cell of the grid where its patch lies: a model whose
+    # token is its patch's mean darkness gives, in every view, features that follow the
+    # darkness of the volume block by block (a swapped axis or an ignored output breaks it)
+    from types import SimpleNamespace
+
+    from cryosam.volume.binning import block_mean
+
+    def darkness_tokens(pixel_values, **_):
+        x = pixel_values[:, 0]
+        n, hp, wp = x.shape
+        p = enc.patch
+        patches = x.reshape(n, hp // p, p, wp // p, p).mean(dim=(2, 4)).reshape(n, -1)
+        tokens = torch.zeros(n, 1 + patches.shape[1], enc.hidden)
+        tokens[:, 1:, 0] = patches
+        return SimpleNamespace(last_hidden_state=tokens)
+
+    enc.model.forward = darkness_tokens
+    rng = np.random.default_rng(1)
+    from scipy import ndimage
+
+    blobs = ndimage.gaussian_filter(rng.normal(size=(24, 40, 48)), 3).astype(np.float32)
+    feats = enc.encode(blobs, diameter_px=16.0)
+    dark = -block_mean(blobs[: feats.shape[0] * s, : feats.shape[1] * s, : feats.shape[2] * s], s)
+    for view in range(3):
+        channel = feats.data[view * 8].astype(np.float64)
+        r = np.corrcoef(channel.ravel(), dark.ravel())[0, 1]
+        assert abs(r) > 0.8, ("zyx"[view], r)
 
 
 def test_encoder_identity_follows_the_weights_not_their_file_stamps(tmp_path):

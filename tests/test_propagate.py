@@ -66,7 +66,14 @@ def test_union_contains_vote_and_axes_are_respected(sim):
     assert set(masks["union", "z"].slices) == {"z"}
     assert set(masks["union", "zyx"].slices) == {"z", "y", "x"}
     u, v = masks["union", "zyx"].mask, masks["vote", "zyx"].mask
-    assert v.sum() > 0 and u.sum() >= v.sum()
+    assert v.sum() > 0 and not (v & ~u).any()  # the vote lies inside the union
+    assert not (masks["union", "z"].mask & ~u).any()  # one axis's stack is part of the union
+    assert u.sum() > masks["union", "z"].mask.sum()  # the other axes add to it
+    m = masks["union", "zyx"]
+    full = np.zeros(vol.shape, bool)
+    full[m.box()] = m.mask
+    truth = sim.scene.instances == o["instance"]
+    assert (full & truth).sum() > 0.5 * truth.sum() and (full & truth).sum() > 0.5 * full.sum()
 
 
 def test_bound_stops_a_prompt_on_a_membrane_from_flooding(sim):
