@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,6 +14,9 @@ from cryosam.io.picks import Picks, read_picks_csv, write_picks_csv
 from cryosam.io.star import read_star, write_star
 
 SHAPE = (200, 400, 380)
+
+
+DATA = Path(__file__).parent / "data"
 
 
 def make_picks(n=5, seed=0, angles=True):
@@ -129,6 +133,25 @@ def test_copick_round_trip(tmp_path):
     assert back.tomogram == "TS_01"
     with pytest.raises(CryosamError, match="one object"):
         write_copick_json(tmp_path / "x.json", make_picks(), voxel_size=1.0)
+
+
+def test_copick_position_adds_the_transformation_translation():
+    """copick's position of a point is its location plus the translation of its 4 x 4
+    ``transformation_`` (copick adds it when it reads and writes other formats). The file
+    is in copick's schema: a point at rest, the same location moved by (20, -30, 40) Å
+    (x, y, z) with a rotation, and a point without a transformation."""
+    back = read_copick_json(DATA / "copick_picks_with_transforms.json", voxel_size=10.0)
+    np.testing.assert_allclose(back.zyx, [[30, 40, 50], [34, 37, 52], [5, 20, 10]])
+    assert list(back.class_name) == ["ribosome"] * 3 and back.tomogram == "TS_01"
+
+
+def test_a_broken_copick_transformation_is_refused(tmp_path):
+    data = json.loads((DATA / "copick_picks_with_transforms.json").read_text())
+    data["points"][1]["transformation_"] = [[1, 0, 0], [0, 1, 0]]
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    with pytest.raises(CryosamError, match="point 1: transformation_"):
+        read_copick_json(bad, voxel_size=10.0)
 
 
 def test_coordinate_conversions_both_ways():

@@ -1,5 +1,9 @@
 """copick pick files (JSON, Å): ``points[].location.{x, y, z}``.
 
+A point's position is its ``location`` plus the translation column of its 4 x 4
+``transformation_`` (copick's own readers and writers add it, e.g. in its STAR handler:
+"their translations are added to the positions"); cryosam writes identity transforms.
+
 This module reads and writes the JSON file format directly so that copick
 projects work without the optional ``copick`` package; project-level access
 (runs, voxel spacings, segmentations) lives in the copick integration.
@@ -71,6 +75,19 @@ def write_copick_json(
     return write_text_atomic(path, json.dumps(content, indent=2), overwrite)
 
 
+def _translation(matrix, path, i: int) -> np.ndarray:
+    """The translation (Å, x y z) of a point's 4 x 4 ``transformation_`` (none: zero)."""
+    if matrix is None:
+        return np.zeros(3)
+    try:
+        m = np.asarray(matrix, dtype=np.float64)
+    except (TypeError, ValueError):
+        m = np.zeros(0)
+    if m.shape != (4, 4) or not np.isfinite(m).all():
+        raise CryosamError(f"{path}: point {i}: transformation_ is not a finite 4 x 4 matrix")
+    return m[:3, 3]
+
+
 def read_copick_json(path: str | os.PathLike, voxel_size: float) -> Picks:
     """Read a copick picks JSON; locations in Å are converted with ``voxel_size``."""
     path = Path(path)
@@ -93,6 +110,7 @@ def read_copick_json(path: str | os.PathLike, voxel_size: float) -> Picks:
             xyz.append([float(loc["x"]), float(loc["y"]), float(loc["z"])])
         except (KeyError, TypeError, ValueError) as exc:
             raise CryosamError(f"{path}: point {i} has no numeric location.x/y/z") from exc
+        xyz[-1] = list(np.add(xyz[-1], _translation(point.get("transformation_"), path, i)))
         score.append(float(point.get("score", np.nan)))
         inst.append(int(point.get("instance_id", i + 1)))
     arr = np.asarray(xyz, dtype=np.float64).reshape(-1, 3)
