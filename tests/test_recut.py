@@ -131,3 +131,20 @@ def test_a_pick_without_a_population_warns_and_names_recut():
     said = [w for w in run.warnings if "no population of their own" in w]
     assert said and "cryosam recut" in said[0]
     assert run.outcome.reports[0].separation < 2.25
+
+
+def test_a_cut_by_mass_count_still_says_it_is_a_guess():
+    """The mass count keeps more candidates where shape could not separate them; the warning
+    reports the separation by shape (the mass count's own rejected tail is narrower and
+    would hide it) and says how the cut was made."""
+    from cryosam.app.pick import weak_cut_warnings
+    from cryosam.method.cut import CutRule
+    from cryosam.method.pick import ClassReport
+
+    rep = ClassReport("ribosome", 1, 25.0, 1, cut=0.14, verified=True, separation=1.8)
+    rep.cut_method = CutRule.SHAPE_MASS_COUNT.value
+    (said,) = weak_cut_warnings([rep], "picks")
+    assert "1.8 robust spreads" in said and "class's mass" in said
+    assert "cryosam recut picks --min-score S" in said
+    rep.separation = 3.0
+    assert weak_cut_warnings([rep], "picks") == []

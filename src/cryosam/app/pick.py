@@ -144,9 +144,15 @@ def weak_cut_warnings(reports, out) -> list[str]:
     folder = out if out is not None else "OUT"
     by_mass = CutRule.SHAPE_MASS_COUNT.value
     return [
-        f"{r.name}: the accepted candidates stand only {r.separation:.1f} robust spreads above "
-        f"the rejected (no population of their own): the cut at {r.cut:.3f} is a guess"
-        + (" (as many kept as have the class's mass)" if r.cut_method == by_mass else "")
+        (
+            f"{r.name}: by shape the matches stand only {r.separation:.1f} robust spreads above "
+            f"the rest (no population of their own): the cut at {r.cut:.3f} keeps as many as "
+            "have the class's mass, a guess"
+            if r.cut_method == by_mass
+            else f"{r.name}: the accepted candidates stand only {r.separation:.1f} robust "
+            f"spreads above the rejected (no population of their own): the cut at "
+            f"{r.cut:.3f} is a guess"
+        )
         + f"; judge it in gallery.png and move it with 'cryosam recut {folder} --min-score S'"
         for r in reports
         if r.verified and r.separation < WEAK_SEPARATION
