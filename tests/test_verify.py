@@ -204,6 +204,11 @@ def test_mass_ranks_a_lighter_particle_of_the_same_shape_lower():
     ok = of_class_mass(mass, [14, 15, 12], 0.25)
     assert ok[~light].all() and not ok[light].any()
     assert of_class_mass(mass, [], 0.25) is None and of_class_mass(mass, [14], 0.0) is None
+    # known matches whose masses spread as widely as their median (a ring near its
+    # background's mass) count nothing
+    wide = np.array([0.02, 0.0, 0.05, 0.01, 0.04, 0.03])
+    assert of_class_mass(wide, np.arange(6), 0.25) is None
+    assert of_class_mass(wide + 0.3, np.arange(6), 0.25).all()
 
 
 def test_verify_candidates_merges_duplicates_and_honours_negatives():

@@ -402,13 +402,26 @@ def mass_adjusted(score, mass, free, known, tolerance: float) -> np.ndarray:
     return score - max(s_spread, 1e-9) * excess
 
 
+MASS_COUNT_SPREAD = 0.6
+"""The known matches' masses count particles only while their robust spread is at most this
+fraction of their median: a hollow double ring (TRiC) has a mass near its background's, and
+its known matches' spread (dev1: 1.1 of the median) says nothing about which candidates have
+it (crowded ribosome on dev2/dev3: 0.17-0.53)."""
+
+
 def of_class_mass(mass, known, tolerance: float) -> np.ndarray | None:
     """Per candidate, whether its mass lies within the class's window (:func:`class_mass`);
-    ``None`` when the class has no mass window."""
+    ``None`` when the class has no mass window, or when the known matches' masses spread
+    more than :data:`MASS_COUNT_SPREAD` of their median (their mass is then no measure)."""
     window = class_mass(mass, known, tolerance)
     if window is None:
         return None
-    return np.abs(np.asarray(mass, np.float64) - window[0]) <= window[1]
+    m_ref, spread = window
+    known = np.asarray(known, int)
+    own = 1.4826 * float(np.median(np.abs(mass[known] - m_ref)))
+    if own > MASS_COUNT_SPREAD * m_ref:
+        return None
+    return np.abs(np.asarray(mass, np.float64) - m_ref) <= spread
 
 
 def _known_matches(score, st, n_top: int | None, with_prompts: bool = True) -> np.ndarray:
