@@ -1,0 +1,123 @@
+"""Breaks the code on purpose and reports which tests catch each break (#17: a test that
+cannot fail is no test).
+
+    python benchmarks/break_check.py              # every break (a few minutes)
+    python benchmarks/break_check.py --only copick-translation
+
+Each break is one textual change to one source file (applied to the working tree, and always
+restored, also on Ctrl-C); the tests named with it run with ``pytest -x -q``. A break that no
+test catches is printed as MISSED and the script exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SRC = ROOT / "src" / "cryosam"
+
+
+@dataclass(frozen=True)
+class Break:
+    name: str
+    path: str
+    old: str
+    new: str
+    tests: tuple[str, ...]
+
+
+BREAKS = (
+    Break(
+        "segmenter-returns-nothing",
+        "models/classical.py",
+        "        return SliceResult(mask, logits, float(np.clip(contrast * 2, 0, 1)))",
+        "        return SliceResult(np.zeros_like(mask), np.full_like(logits, -1.0), 0.0)",
+        ("tests/test_propagate.py",),
+    ),
+    Break(
+        "relion3-axes-swapped",
+        "io/coords.py",
+        "    return _zyx(zyx)[:, ::-1].copy()",
+        "    return _zyx(zyx).copy()",
+        ("tests/test_io_picks.py",),
+    ),
+    Break(
+        "relion5-centre-sign",
+        "io/coords.py",
+        "    return ((_zyx(zyx) - centre) * vs)[:, ::-1].copy()",
+        "    return ((_zyx(zyx) + centre) * vs)[:, ::-1].copy()",
+        ("tests/test_io_picks.py",),
+    ),
+    Break(
+        "copick-translation-ignored",
+        "io/copick_json.py",
+        "        xyz[-1] = list(np.add(xyz[-1], "
+        '_translation(point.get("transformation_"), path, i)))',
+        "",
+        ("tests/test_io_picks.py",),
+    ),
+    Break(
+        "dino-output-ignored",
+        "models/dino.py",
+        "        patches = tokens[:, n_extra:, :].float().cpu().numpy()",
+        "        patches = np.zeros(tokens[:, n_extra:, :].shape, np.float32)",
+        ("tests/test_foundation_path.py",),
+    ),
+    Break(
+        "encoder-identity-by-name",
+        "method/queries.py",
+        '    return f"{encoder.name}@{hashlib.sha256(sig.encode()).hexdigest()[:12]}"',
+        '    return f"{encoder.name}@0"',
+        ("tests/test_foundation_path.py",),
+    ),
+    Break(
+        "mass-count-off",
+        "method/cut.py",
+        "    if value >= cut.value:\n        return cut\n"
+        "    return Cut(value, CutRule.SHAPE_MASS_COUNT)",
+        "    return cut",
+        ("tests/test_stages.py",),
+    ),
+)
+
+
+def run(b: Break) -> tuple[bool, str]:
+    """Apply ``b``, run its tests, restore; ``(caught, last line of pytest)``."""
+    path = SRC / b.path
+    text = path.read_text()
+    if b.old not in text:
+        return False, f"the text to break is gone from {b.path}: update this script"
+    try:
+        path.write_text(text.replace(b.old, b.new, 1))
+        proc = subprocess.run(
+            [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *b.tests],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
+    finally:
+        path.write_text(text)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
+    return proc.returncode != 0, lines[-1] if lines else proc.stderr.strip()[-200:]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--only", action="append", default=[], help="a break's name (repeatable)")
+    args = ap.parse_args(argv)
+    chosen = [b for b in BREAKS if not args.only or b.name in args.only]
+    missed = 0
+    print("| break | tests run | caught | pytest says |\n|---|---|---|---|")
+    for b in chosen:
+        caught, said = run(b)
+        missed += not caught
+        print(f"| {b.name} | {' '.join(b.tests)} | {'yes' if caught else 'MISSED'} | {said} |")
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
