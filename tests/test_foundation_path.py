@@ -25,18 +25,13 @@ def tiny_models(tmp_path_factory):
     return root
 
 
-def test_dino_encoder_grid_matches_the_feature_grid(tiny_models):
-    enc = DinoSliceEncoder(model=str(tiny_models / "dino"), device="cpu", channels_per_view=8)
-    vol = np.random.default_rng(0).normal(size=(24, 40, 48)).astype(np.float32)
-    vol[8:16, 16:24, 20:28] += 5.0
-    feats = enc.encode(vol, diameter_px=16.0)
-    s = feature_stride(16.0)
-    assert feats.stride == s and feats.shape == (24 // s, 40 // s, 48 // s)
-    assert feats.data.shape[0] == 3 * 8 and feats.data.dtype == np.float16
-    # the model's output reaches each cell of the grid where its patch lies: a model whose
-    # token is its patch's mean darkness gives, in every view, features that follow the
-    # darkness of the volume block by block (a swapped axis or an ignored output breaks it)
+def assert_output_reaches_its_cell(enc, s: int) -> None:
+    """The model's output reaches each cell of the grid where its patch lies: a model whose
+    token is its patch's mean darkness gives, in every view, features that follow the
+    darkness of the volume block by block (a swapped axis or an ignored output breaks it)."""
     from types import SimpleNamespace
+
+    from scipy import ndimage
 
     from cryosam.volume.binning import block_mean
 
@@ -51,15 +46,24 @@ def test_dino_encoder_grid_matches_the_feature_grid(tiny_models):
 
     enc.model.forward = darkness_tokens
     rng = np.random.default_rng(1)
-    from scipy import ndimage
-
     blobs = ndimage.gaussian_filter(rng.normal(size=(24, 40, 48)), 3).astype(np.float32)
     feats = enc.encode(blobs, diameter_px=16.0)
     dark = -block_mean(blobs[: feats.shape[0] * s, : feats.shape[1] * s, : feats.shape[2] * s], s)
     for view in range(3):
-        channel = feats.data[view * 8].astype(np.float64)
+        channel = feats.data[view * enc.k].astype(np.float64)
         r = np.corrcoef(channel.ravel(), dark.ravel())[0, 1]
         assert abs(r) > 0.8, ("zyx"[view], r)
+
+
+def test_dino_encoder_grid_matches_the_feature_grid(tiny_models):
+    enc = DinoSliceEncoder(model=str(tiny_models / "dino"), device="cpu", channels_per_view=8)
+    vol = np.random.default_rng(0).normal(size=(24, 40, 48)).astype(np.float32)
+    vol[8:16, 16:24, 20:28] += 5.0
+    feats = enc.encode(vol, diameter_px=16.0)
+    s = feature_stride(16.0)
+    assert feats.stride == s and feats.shape == (24 // s, 40 // s, 48 // s)
+    assert feats.data.shape[0] == 3 * 8 and feats.data.dtype == np.float16
+    assert_output_reaches_its_cell(enc, s)
 
 
 def ribosome_tomogram(folder, seed: int) -> tuple[str, str]:
@@ -172,33 +176,7 @@ def test_dinov3_checkpoint_works_as_encoder(tmp_path):
     feats = enc.encode(vol, diameter_px=16.0)
     s = feature_stride(16.0)
     assert feats.shape == (24 // s, 40 // s, 48 // s) and feats.data.shape[0] == 24
-    # the model's output reaches each cell of the grid where its patch lies: a model whose
-    # token is its patch's mean darkness gives, in every view, features that follow the
-    # darkness of the volume block by block (a swapped axis or an ignored output breaks it)
-    from types import SimpleNamespace
-
-    from cryosam.volume.binning import block_mean
-
-    def darkness_tokens(pixel_values, **_):
-        x = pixel_values[:, 0]
-        n, hp, wp = x.shape
-        p = enc.patch
-        patches = x.reshape(n, hp // p, p, wp // p, p).mean(dim=(2, 4)).reshape(n, -1)
-        tokens = torch.zeros(n, 1 + patches.shape[1], enc.hidden)
-        tokens[:, 1:, 0] = patches
-        return SimpleNamespace(last_hidden_state=tokens)
-
-    enc.model.forward = darkness_tokens
-    rng = np.random.default_rng(1)
-    from scipy import ndimage
-
-    blobs = ndimage.gaussian_filter(rng.normal(size=(24, 40, 48)), 3).astype(np.float32)
-    feats = enc.encode(blobs, diameter_px=16.0)
-    dark = -block_mean(blobs[: feats.shape[0] * s, : feats.shape[1] * s, : feats.shape[2] * s], s)
-    for view in range(3):
-        channel = feats.data[view * 8].astype(np.float64)
-        r = np.corrcoef(channel.ravel(), dark.ravel())[0, 1]
-        assert abs(r) > 0.8, ("zyx"[view], r)
+    assert_output_reaches_its_cell(enc, s)
 
 
 def test_encoder_identity_follows_the_weights_not_their_file_stamps(tmp_path):
