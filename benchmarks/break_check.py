@@ -55,9 +55,8 @@ BREAKS = (
     Break(
         "copick-translation-ignored",
         "io/copick_json.py",
-        "        xyz[-1] = list(np.add(xyz[-1], "
-        '_translation(point.get("transformation_"), path, i)))',
-        "",
+        '        shifts.append(_translation(point.get("transformation_"), path, i))',
+        "        shifts.append(np.zeros(3))",
         ("tests/test_io_picks.py",),
     ),
     Break(

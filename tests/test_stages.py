@@ -97,22 +97,26 @@ def test_a_cut_that_is_a_guess_counts_the_particles_by_mass():
     true = np.r_[np.ones(100, bool), np.zeros(400, bool)]
     scores = np.where(true, rng.normal(0.30, 0.04, 500), rng.normal(0.22, 0.04, 500))
     of_mass = np.where(true, rng.random(500) < 0.9, rng.random(500) < 0.1)  # ~130 in all
+
+    def by_mass(x, given, ok, **kw):  # the rule, told the separation at the cut it is given
+        return mass_count_cut(x, given, ok, separation(x, given.value), **kw)
+
     knee = shape_cut(scores)
     assert separation(scores, knee.value) < 2.25 and (scores >= knee.value).sum() < 60
-    cut = mass_count_cut(scores, knee, of_mass)
+    cut = by_mass(scores, knee, of_mass)
     assert cut.rule is CutRule.SHAPE_MASS_COUNT
     kept = scores >= cut.value
     assert kept.sum() == of_mass.sum()
     f1 = lambda k: 2 * (k & true).sum() / (k.sum() + true.sum())  # noqa: E731
     assert f1(kept) > f1(scores >= knee.value) + 0.1
     # never above the cut it is given, never below the floor, nothing without masses
-    assert mass_count_cut(scores, Cut(0.0, CutRule.SHAPE_KNEE), of_mass).value == 0.0
-    assert mass_count_cut(scores, knee, of_mass, floor=cut.value + 0.01).value == cut.value + 0.01
-    assert mass_count_cut(scores, knee, None) == knee
+    assert by_mass(scores, Cut(0.0, CutRule.SHAPE_KNEE), of_mass).value == 0.0
+    assert by_mass(scores, knee, of_mass, floor=cut.value + 0.01).value == cut.value + 0.01
+    assert by_mass(scores, knee, None) == knee
     # a cut the matches stand well above (a sparse cell) is kept as it is
     clear = np.where(true, rng.normal(0.6, 0.04, 500), rng.normal(0.2, 0.04, 500))
     gap = shape_cut(clear)
-    assert mass_count_cut(clear, gap, of_mass) == gap
+    assert by_mass(clear, gap, of_mass) == gap
 
 
 def test_negatives_do_not_move_the_cut_into_the_matches():

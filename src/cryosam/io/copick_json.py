@@ -103,17 +103,17 @@ def read_copick_json(path: str | os.PathLike, voxel_size: float) -> Picks:
     if unit not in ("angstrom", "å", "a"):
         raise CryosamError(f"{path}: unit {unit!r} is not supported; copick picks are in angstrom")
     name = check_class_name(data.get("pickable_object_name") or "particle", str(path))
-    xyz, score, inst = [], [], []
+    xyz, shifts, score, inst = [], [], [], []
     for i, point in enumerate(data["points"]):
         try:
             loc = point["location"]
             xyz.append([float(loc["x"]), float(loc["y"]), float(loc["z"])])
         except (KeyError, TypeError, ValueError) as exc:
             raise CryosamError(f"{path}: point {i} has no numeric location.x/y/z") from exc
-        xyz[-1] = list(np.add(xyz[-1], _translation(point.get("transformation_"), path, i)))
+        shifts.append(_translation(point.get("transformation_"), path, i))
         score.append(float(point.get("score", np.nan)))
         inst.append(int(point.get("instance_id", i + 1)))
-    arr = np.asarray(xyz, dtype=np.float64).reshape(-1, 3)
+    arr = (np.asarray(xyz, dtype=np.float64) + np.asarray(shifts)).reshape(-1, 3)
     if not np.isfinite(arr).all():
         raise CryosamError(f"{path}: NaN or infinite locations")
     zyx = coords.angstrom_xyz_to_zyx(arr, voxel_size)

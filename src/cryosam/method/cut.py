@@ -230,19 +230,18 @@ def background_level(
     return float(np.quantile(similarity(flat[:, idx], np.asarray(query)[None]), q))
 
 
-def mass_count_cut(scores, cut: Cut, of_class_mass, floor: float = 0.0) -> Cut:
+def mass_count_cut(scores, cut: Cut, of_class_mass, sep: float, floor: float = 0.0) -> Cut:
     """``cut``, or lower when it is a guess: when the candidates it accepts stand fewer than
-    :data:`WEAK_SEPARATION` robust spreads above the rejected (:func:`separation`: crowded
-    cells, where shape correlation cannot tell a ribosome from an 80S or a mitoribosome and
-    the knee of the ranked scores falls among the first few dozen matches), the particles
-    are counted by their mass instead: the best-scoring candidates are kept, as many as
-    have the class's mass (``of_class_mass``, per candidate, from
-    :func:`~cryosam.method.verify.of_class_mass`). Never above ``cut`` (a cut that already
-    keeps that many stays), never below ``floor``."""
+    :data:`WEAK_SEPARATION` robust spreads above the rejected (``sep``, the
+    :func:`separation` of ``scores`` at ``cut``: crowded cells, where shape correlation cannot
+    tell a ribosome from an 80S or a mitoribosome and the knee of the ranked scores falls
+    among the first few dozen matches), the particles are counted by their mass instead: the
+    best-scoring candidates are kept, as many as have the class's mass (``of_class_mass``,
+    per candidate, from :func:`~cryosam.method.verify.of_class_mass`). Never above ``cut``
+    (a cut that already keeps that many stays), never below ``floor``."""
     x = np.asarray(scores, np.float64)
     if of_class_mass is None or _too_few(x):
         return cut
-    sep = separation(x, cut.value)
     n = int(np.count_nonzero(of_class_mass))
     if not np.isfinite(sep) or sep >= WEAK_SEPARATION or n < MIN_DISTRIBUTION:
         return cut

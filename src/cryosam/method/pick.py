@@ -294,20 +294,19 @@ def score_and_cut(
         cands = Candidates(v.zyx, v.score, v.status, columns=columns)
         pool = cands.cut_pool
         cut = shape_cut(cands.score[pool], v.floor, columns["similarity"][pool], rep.background)
-        ok = None if v.mass_ok is None else v.mass_ok[pool]
-        # how far the matches stood apart by shape: the mass count below (which keeps more,
-        # and so leaves a narrower rejected tail) must not hide that the cut is a guess
-        rep.separation = separation(cands.score[pool], cut.value)
-        cut = mass_count_cut(cands.score[pool], cut, ok, v.floor)
     else:
         cut = feature_cut(cands.score[cands.cut_pool], config.tau_sim, rep.background)
+    # how far the matches stand apart at the cut their scores gave: the mass count below
+    # (which keeps more, and so leaves a narrower rejected tail) must not hide a guess
+    rep.separation = separation(cands.score[cands.cut_pool], cut.value)
+    if verify and v.mass_ok is not None:
+        ok = v.mass_ok[cands.cut_pool]
+        cut = mass_count_cut(cands.score[cands.cut_pool], cut, ok, rep.separation, v.floor)
     _apply_cut(cands, cut, rep)
     return cands
 
 
 def _apply_cut(cands: Candidates, cut: Cut, rep: ClassReport) -> None:
-    if cut.rule is not CutRule.SHAPE_MASS_COUNT:
-        rep.separation = separation(cands.score[cands.cut_pool], cut.value)
     cands.cut_at(cut.value)
     rep.cut, rep.cut_method, rep.n_candidates = cut.value, cut.how, len(cands)
 

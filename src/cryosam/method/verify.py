@@ -369,19 +369,21 @@ def combined_score(correlation, similarity, free, weight: float) -> np.ndarray:
     return c + weight * (f - float(np.median(f[free]))) * spread
 
 
-def class_mass(mass, known, tolerance: float) -> tuple[float, float] | None:
-    """``(median, spread)`` of the class's mass: the median mass of the ``known`` candidates
-    (indices: the prompts and the confident matches) and their robust spread, but at least
-    ``tolerance`` of the median (mass is measured noisily, and the best matches are the
-    heaviest, so their own spread is too narrow). ``None`` without known candidates, with
-    ``tolerance`` 0 or a non-positive median."""
+def class_mass(mass, known, tolerance: float) -> tuple[float, float, float] | None:
+    """``(median, robust spread, window)`` of the class's mass: the median mass of the
+    ``known`` candidates (indices: the prompts and the confident matches), their robust
+    spread (1.4826 MAD), and the window's half-width: that spread, but at least ``tolerance``
+    of the median (mass is measured noisily, and the best matches are the heaviest, so their
+    own spread is too narrow). ``None`` without known candidates, with ``tolerance`` 0 or a
+    non-positive median."""
     known = np.asarray(known, int)
     if not tolerance or not len(known):
         return None
     m_ref = float(np.median(mass[known]))
     if m_ref <= 0:
         return None
-    return m_ref, max(1.4826 * float(np.median(np.abs(mass[known] - m_ref))), tolerance * m_ref)
+    robust = 1.4826 * float(np.median(np.abs(mass[known] - m_ref)))
+    return m_ref, robust, max(robust, tolerance * m_ref)
 
 
 def mass_adjusted(score, mass, free, known, tolerance: float) -> np.ndarray:
@@ -395,7 +397,7 @@ def mass_adjusted(score, mass, free, known, tolerance: float) -> np.ndarray:
     window = class_mass(mass, known, tolerance)
     if window is None or free.sum() < 5:
         return score
-    m_ref, spread = window
+    m_ref, _, spread = window
     excess = np.clip(np.abs(mass - m_ref) / spread - 1.0, 0.0, None)
     s_free = score[free]
     s_spread = 1.4826 * float(np.median(np.abs(s_free - np.median(s_free))))
@@ -416,10 +418,8 @@ def of_class_mass(mass, known, tolerance: float) -> np.ndarray | None:
     window = class_mass(mass, known, tolerance)
     if window is None:
         return None
-    m_ref, spread = window
-    known = np.asarray(known, int)
-    own = 1.4826 * float(np.median(np.abs(mass[known] - m_ref)))
-    if own > MASS_COUNT_SPREAD * m_ref:
+    m_ref, robust, spread = window
+    if robust > MASS_COUNT_SPREAD * m_ref:
         return None
     return np.abs(np.asarray(mass, np.float64) - m_ref) <= spread
 
