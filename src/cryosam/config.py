@@ -153,6 +153,11 @@ class Config:
     verify_typical_fraction: float = _p(
         0.5, "A match must score at least this fraction of its reference's typical score."
     )
+    reject_fiducials: bool = _p(
+        True,
+        "Candidates within 20 nm of a gold fiducial (voxels denser than 5 times the densest "
+        "protein) are rejected as near_fiducial, unless the class's own prompts lie there.",
+    )
 
     # --- extended structures (membranes, filaments; cryosam's own) ---
     extended_seed_z: float = _p(

@@ -105,6 +105,7 @@ def pick(
             cache=feature_cache(cache),
             input_sha256=checksum,
             queries=queries,
+            voxel_size=tomogram.voxel_size,
         )
     outcome.picks.tomogram = tomogram.name
     rec = {
@@ -285,6 +286,7 @@ def class_queries(
         config,
         feature_cache(cache),
         tomogram_checksum(tomogram),
+        tomogram.voxel_size,
     )
 
 

@@ -158,6 +158,7 @@ def recut(
             {n: Cut(s, CutRule.USER) for n, s in scores.items()},
             queries,  # the prompted classes' own are not used: setup keeps the others
             progress,
+            tomo.voxel_size,
         )
     outcome.picks.tomogram = tomo.name
     rec = {

@@ -35,6 +35,8 @@ class Status(str, Enum):
     """A better candidate of another class holds the same particle."""
     SIZE_MISMATCH = "size_mismatch"
     """Its mask volume is far from the prompted masks'."""
+    NEAR_FIDUCIAL = "near_fiducial"
+    """It lies on or beside a gold fiducial (a bead, its elongation or its streaks)."""
 
     def __str__(self) -> str:
         return self.value

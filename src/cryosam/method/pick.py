@@ -9,7 +9,9 @@
 4. :func:`match_candidates`: hierarchical matching, 3D NMS and top-K (raised to what the
    tomogram can hold), with query expansion (the query re-averaged with its best matches).
 5. :func:`mark_candidates`: candidates on a prompt, or closer to a negative prompt's
-   features than to their class's (without verification), are marked.
+   features than to their class's (without verification), are marked;
+   :func:`mark_fiducials`: so are those on or beside a gold fiducial
+   (:mod:`cryosam.volume.fiducials`), before they can shape the reference.
 6. :func:`score_and_cut`: shape verification (:mod:`cryosam.method.verify`, on by default)
    re-centres and re-scores every candidate against a reference from the prompted particles,
    and the class's cut is decided once (:mod:`cryosam.method.cut`).
@@ -56,6 +58,13 @@ from cryosam.models import build_encoder, build_segmenter
 from cryosam.models.cache import FeatureCache, cache_key
 from cryosam.models.features import FeatureVolume
 from cryosam.timing import Timer
+from cryosam.volume.fiducials import (
+    count_beads,
+    erase_zone,
+    find_gold,
+    gold_reach_px,
+    near_gold,
+)
 from cryosam.volume.prepare import prepare_volume
 
 
@@ -73,6 +82,7 @@ class ClassReport:
     cut_method: str = ""
     background: float = float("nan")
     separation: float = float("nan")
+    n_near_fiducial: int = 0
     comparisons: list[int] = field(default_factory=list)
     feature_cache: str = "off"
     verified: bool = False
@@ -120,6 +130,9 @@ class Setup:
     segmenter: object
     encoder: object
     seg: SegmentOutcome
+    voxel_size: float | None = None
+    gold: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), int), repr=False)
+    """Gold-fiducial voxels erased from ``prepared`` (:func:`find_fiducials`)."""
     features: dict[float, FeatureVolume] = field(default_factory=dict)
 
     @property
@@ -142,7 +155,9 @@ class Setup:
         return [p for p in self.prompts if p.negative and p.class_name in (None, cls)]
 
 
-def setup(volume, prompts, diameters_px, config: Config, queries=None, timer=None) -> Setup:
+def setup(
+    volume, prompts, diameters_px, config: Config, queries=None, timer=None, voxel_size=None
+) -> Setup:
     """Stage 1: classes, contrast, the prepared volume and the prompted instances."""
     timer = timer or Timer()
     positives = [p for p in prompts if not p.negative]
@@ -158,6 +173,8 @@ def setup(volume, prompts, diameters_px, config: Config, queries=None, timer=Non
         d_min = min(diameters_px[c] for c in own + list(external))
         points = np.array([p.zyx for p in positives]) if own else None
         prepared, inverted = prepare_volume(volume, config.invert, d_min, points)
+    with timer.stage("fiducials"):
+        gold, said = find_fiducials(prepared, config, voxel_size, diameters_px, points)
     segmenter, encoder = build_segmenter(config), build_encoder(config)
     with timer.stage("segment_prompts"):
         if own:
@@ -166,6 +183,7 @@ def setup(volume, prompts, diameters_px, config: Config, queries=None, timer=Non
             )
         else:
             seg = SegmentOutcome([], [], np.zeros((1, 1, 1), np.uint8), inverted)
+    seg.warnings[:0] = said
     return Setup(
         config,
         list(prompts),
@@ -177,7 +195,37 @@ def setup(volume, prompts, diameters_px, config: Config, queries=None, timer=Non
         segmenter,
         encoder,
         seg,
+        voxel_size,
+        gold,
     )
+
+
+def find_fiducials(
+    prepared, config: Config, voxel_size, diameters_px, points
+) -> tuple[np.ndarray, list[str]]:
+    """The gold-fiducial voxels of ``prepared`` (:mod:`cryosam.volume.fiducials`), erased
+    from it, and what to tell the user. None found, or none looked for: with
+    ``reject_fiducials`` off, or when a positive prompt lies within reach of gold (the user
+    then asked for what is there)."""
+    if not config.reject_fiducials:
+        return np.zeros((0, 3), int), []
+    gold = find_gold(prepared, voxel_size)
+    if not len(gold):
+        return gold, []
+    if points is not None and len(points):
+        reach = gold_reach_px(max(diameters_px.values()), voxel_size)
+        if near_gold(points, gold, reach).any():
+            return np.zeros((0, 3), int), [
+                "a prompt lies on or beside a gold fiducial: fiducials are left in and "
+                "candidates beside them kept"
+            ]
+    prepared.erase(erase_zone(gold, prepared.shape, voxel_size))
+    n = count_beads(gold)
+    return gold, [
+        f"found {n} gold fiducial{'s' if n > 1 else ''}: erased, and candidates on or beside "
+        "them rejected (near_fiducial in candidates.csv; --set reject_fiducials=false keeps "
+        "them)"
+    ]
 
 
 def class_features(
@@ -190,7 +238,10 @@ def class_features(
         if cache is None or input_sha256 is None:
             s.features[key] = s.encoder.encode(s.prepared, key)
         else:
-            ck = cache_key(input_sha256, s.encoder.signature(), key, s.inverted)
+            sig = s.encoder.signature()
+            if len(s.gold):  # features of a volume with its fiducials erased
+                sig = {**sig, "gold_erased": int(len(s.gold))}
+            ck = cache_key(input_sha256, sig, key, s.inverted)
             info = {"input_sha256": input_sha256, "encoder": s.encoder.name}
             s.features[key], hit = cache.get_or_compute(
                 ck, lambda: s.encoder.encode(s.prepared, key), info, warn=s.seg.warnings.append
@@ -256,6 +307,14 @@ def mark_candidates(
         cands.status[dist.min(axis=1) < s.config.nms_radius_factor * d] = Status.PROMPT
 
 
+def mark_fiducials(s: Setup, cls: str, cands: Candidates) -> None:
+    """Free candidates on or beside a gold fiducial (:attr:`Setup.gold`) become
+    ``NEAR_FIDUCIAL``."""
+    if len(cands) and len(s.gold):
+        reach = gold_reach_px(s.diameters_px[cls], s.voxel_size)
+        cands.status[cands.free & near_gold(cands.zyx, s.gold, reach)] = Status.NEAR_FIDUCIAL
+
+
 def score_and_cut(
     s: Setup, cls: str, cands: Candidates, feats: FeatureVolume, rep: ClassReport, timer: Timer
 ) -> Candidates:
@@ -292,10 +351,12 @@ def score_and_cut(
             rep.query.reference, rep.verified = v.reference, True
         columns = {"correlation": v.correlation, "similarity": cands.score, "mass": v.mass}
         cands = Candidates(v.zyx, v.score, v.status, columns=columns)
+        mark_fiducials(s, cls, cands)  # centring may have moved one beside a bead
         pool = cands.cut_pool
         cut = shape_cut(cands.score[pool], v.floor, columns["similarity"][pool], rep.background)
     else:
         cut = feature_cut(cands.score[cands.cut_pool], config.tau_sim, rep.background)
+    rep.n_near_fiducial = int(np.sum(cands.status == Status.NEAR_FIDUCIAL))
     # how far the matches stand apart at the cut their scores gave: the mass count below
     # (which keeps more, and so leaves a narrower rejected tail) must not hide a guess
     rep.separation = separation(cands.score[cands.cut_pool], cut.value)
@@ -339,6 +400,7 @@ def search_class(
         cands, rep.comparisons = match_candidates(feats, q, d, s.config, s.prepared.shape, naive)
     verify = bool(s.config.verify and len(cands) and (not ext or ext.reference is not None))
     mark_candidates(s, cls, cands, feats, q, d, verify)
+    mark_fiducials(s, cls, cands)
     cands = score_and_cut(s, cls, cands, feats, rep, timer)
     return rep, cands.label(cls, d)
 
@@ -427,6 +489,7 @@ def pick_particles(
     cache: FeatureCache | None = None,
     input_sha256: str | None = None,
     queries: dict[str, ClassQuery] | None = None,
+    voxel_size: float | None = None,
 ) -> PickOutcome:
     """Find every particle like the prompted ones (the stages of the module docstring).
 
@@ -441,10 +504,11 @@ def pick_particles(
         queries: class -> :class:`ClassQuery` from other tomograms, used for the classes
             that have no positive prompt here (``cryosam batch``). With queries, the
             prompt list may be empty and the result may hold no picks.
+        voxel_size: Å per voxel (sizes the gold-fiducial search; 10 Å when unknown).
     """
     timer = Timer()
     say = progress or (lambda stage: None)
-    s = setup(volume, prompts, diameters_px, config or Config(), queries, timer)
+    s = setup(volume, prompts, diameters_px, config or Config(), queries, timer, voxel_size)
     say("prompts segmented")
     class_ids = {c: i + 1 for i, c in enumerate(s.classes)}
     found = [
@@ -506,16 +570,17 @@ def recut(
     cuts: dict[str, Cut],
     queries: dict[str, ClassQuery] | None = None,
     progress=None,
+    voxel_size: float | None = None,
 ) -> PickOutcome:
     """A finished pick with other cuts: ``table`` (every class's scored candidates, as
     ``candidates.csv`` holds them) is cut again for the classes in ``cuts``, the others keep
     their report's cut; then stages 7-9 run as in :func:`pick_particles`. Nothing before
     the cut is computed again, but the prompts are segmented again (stage 1) and the newly
     accepted candidates segmented. ``queries``: the classes searched with another
-    tomogram's query (``cryosam batch``)."""
+    tomogram's query (``cryosam batch``); ``voxel_size`` as for :func:`pick_particles`."""
     timer = Timer()
     say = progress or (lambda stage: None)
-    s = setup(volume, prompts, diameters_px, config, queries, timer)
+    s = setup(volume, prompts, diameters_px, config, queries, timer, voxel_size)
     say("prompts segmented")
     table.status = np.array(
         [Status.CANDIDATE if Status(st) in REDECIDED else Status(st) for st in table.status],
@@ -535,11 +600,12 @@ def prompt_queries(
     config: Config | None = None,
     cache: FeatureCache | None = None,
     input_sha256: str | None = None,
+    voxel_size: float | None = None,
 ) -> dict[str, ClassQuery]:
     """Each prompted class's query, without searching the tomogram (for ``cryosam batch``:
     queries from prompted tomograms search the others). Features go through ``cache``, so a
     later :func:`pick_particles` on the same tomogram reuses them."""
-    s = setup(volume, prompts, diameters_px, config or Config())
+    s = setup(volume, prompts, diameters_px, config or Config(), voxel_size=voxel_size)
     out = {}
     for cls in s.own:
         points, masks = s.prompted(cls)

@@ -30,7 +30,8 @@ class PreparedVolume:
     """A standardised, protein-bright view of a volume, computed block by block.
 
     ``view[key]`` returns float32 ``(raw[key] - mean) / std`` (negated when inverted), the
-    same numbers :func:`standardise` gives for the whole volume."""
+    same numbers :func:`standardise` gives for the whole volume; voxels :meth:`erase` was
+    given read as 0 (the mean: gold fiducials, see :mod:`cryosam.volume.fiducials`)."""
 
     dtype = np.dtype(np.float32)
     ndim = 3
@@ -41,11 +42,26 @@ class PreparedVolume:
         self.mean, self.std = _moments(raw)
         self.shape = tuple(int(s) for s in raw.shape)
         self.size = int(np.prod(self.shape))
+        self.erased: np.ndarray | None = None
+
+    def erase(self, zyx: np.ndarray) -> None:
+        """From now on the voxels ``zyx`` (``(N, 3)`` indices) read as 0."""
+        if not len(zyx):
+            return
+        if self.erased is None:
+            self.erased = np.zeros(self.shape, bool)
+        self.erased[tuple(np.asarray(zyx, int).T)] = True
 
     def __getitem__(self, key) -> np.ndarray:
         block = np.asarray(self.raw[key], dtype=np.float32)
         out = (block - np.float32(self.mean)) / np.float32(self.std)
-        return -out if self.invert else out
+        out = -out if self.invert else out
+        if self.erased is not None:
+            erased = self.erased[key]
+            if np.ndim(out) == 0:  # one voxel
+                return np.float32(0.0) if erased else out
+            out[erased] = 0.0
+        return out
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         full = self[...]
