@@ -106,3 +106,50 @@ def test_duplicate_prompts_merge_into_one_with_a_warning():
     assert [p.class_name for p in kept] == ["particle", "particle", "b"]  # classes apart
     assert len(warnings) == 1 and "2 prompt(s)" in warnings[0]
     assert merge_duplicate_prompts(kept, {"particle": 20.0, "b": 20.0}, 0.5) == (kept, [])
+
+
+def test_thousands_of_prompts_merge_as_one_by_one_would():
+    """Merging is a greedy pass in prompt order (a prompt joins an earlier kept one of its
+    class closer than the radius); done with a tree it must keep exactly the same prompts."""
+    import numpy as np
+
+    from cryosam.io.prompts import Prompt
+    from cryosam.method.instances import merge_duplicate_prompts
+
+    rng = np.random.default_rng(0)
+    ps = [
+        Prompt(tuple(p), "a" if i % 3 else "b") for i, p in enumerate(rng.uniform(0, 40, (600, 3)))
+    ]
+    d = {"a": 8.0, "b": 6.0}
+    kept, _ = merge_duplicate_prompts(ps, d, 0.5)
+    slow = []
+    for p in ps:
+        r = 0.5 * d[p.class_name]
+        if not any(
+            q.class_name == p.class_name and np.linalg.norm(np.subtract(q.zyx, p.zyx)) < r
+            for q in slow
+        ):
+            slow.append(p)
+    assert kept == slow and 100 < len(kept) < 600
+
+
+def test_thousands_of_prompts_vote_on_the_contrast_through_a_sample(monkeypatch):
+    """Each voting prompt band-passes its own block: 10,000 prompts read a sample, not all."""
+    import numpy as np
+
+    from cryosam.volume import contrast
+
+    rng = np.random.default_rng(1)
+    vol = rng.normal(0, 1, (32, 48, 48)).astype(np.float32)
+    zz, yy, xx = np.indices(vol.shape)
+    pts = rng.uniform(4, [28, 44, 44], (10_000, 3))
+    for c in pts[:: len(pts) // 40]:
+        vol[(zz - c[0]) ** 2 + (yy - c[1]) ** 2 + (xx - c[2]) ** 2 <= 4] -= 3.0
+    calls = []
+    real = contrast._bandpass
+    monkeypatch.setattr(contrast, "_bandpass", lambda b, d: calls.append(1) or real(b, d))
+    dark, _ = contrast.protein_is_dark(vol, 5.0, pts[:: len(pts) // 40])
+    assert dark and len(calls) <= contrast.MAX_VOTERS
+    calls.clear()
+    contrast.protein_is_dark(vol, 5.0, pts)
+    assert 0 < len(calls) <= contrast.MAX_VOTERS

@@ -270,3 +270,21 @@ def test_gallery_writes_rows_of_crops(tmp_path):
     rows = [("best", pts[:2], np.array([0.9, 0.8])), ("rejected", pts[2:], np.array([0.1]))]
     path = write_gallery(tmp_path / "g.png", vol, rows, 12.0, "t", 10.0, per_row=3)
     assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_many_prompts_say_how_far_their_segmentation_has_come():
+    """Thousands of prompts are segmented one by one before the search: the user hears the
+    count every tenth, not silence for minutes."""
+    from cryosam.method.pick import pick_particles
+
+    sim = small_sim((32, 96, 96), {"ball": 0.08}, snr=2.0, seed=5)
+    balls = sim.centres("ball")
+    assert len(balls) >= 20
+    said = []
+    pick_particles(
+        sim.tomogram, [Prompt(tuple(b), "ball") for b in balls[:20]], {"ball": 12.0},
+        progress=said.append,
+    )  # fmt: skip
+    counts = [s for s in said if s.startswith("prompts segmented: ")]
+    assert counts[0] == "prompts segmented: 2 / 20" and counts[-1] == "prompts segmented: 18 / 20"
+    assert len(counts) == 9

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 from cryosam.config import Config
 from cryosam.errors import CryosamError
@@ -139,19 +140,18 @@ def merge_duplicate_prompts(
     """Positive prompts of one class closer than the NMS radius (``radius_factor`` diameters)
     are one particle: the first is kept, and a warning says how many were merged (without
     this, three clicks on one particle give three identical picks and two empty instances)."""
-    kept: list[Prompt] = []
-    merged = 0
-    for p in positives:
-        r = radius_factor * diameters_px[p.class_name]
-        if any(
-            q.class_name == p.class_name and np.linalg.norm(np.subtract(q.zyx, p.zyx)) < r
-            for q in kept
-        ):
-            merged += 1
-        else:
-            kept.append(p)
+    keep = np.ones(len(positives), bool)
+    for cls in dict.fromkeys(p.class_name for p in positives):
+        idx = [i for i, p in enumerate(positives) if p.class_name == cls]
+        zyx = np.array([positives[i].zyx for i in idx], np.float64)
+        r = radius_factor * diameters_px[cls]
+        near = cKDTree(zyx).query_ball_point(zyx, np.nextafter(r, 0))  # closer than r
+        for k, i in enumerate(idx):  # in order: merged into an earlier kept prompt
+            keep[i] = not any(keep[idx[j]] for j in near[k] if j < k)
+    merged = int((~keep).sum())
     if not merged:
         return positives, []
+    kept = [p for p, k in zip(positives, keep) if k]
     return kept, [
         f"{merged} prompt(s) lie within {radius_factor:g} diameters of an earlier prompt of "
         "their class and were merged into it (one particle, one pick)"

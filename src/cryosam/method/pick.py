@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 from cryosam.config import Config
 from cryosam.errors import CryosamError
@@ -156,9 +157,17 @@ class Setup:
 
 
 def setup(
-    volume, prompts, diameters_px, config: Config, queries=None, timer=None, voxel_size=None
+    volume,
+    prompts,
+    diameters_px,
+    config: Config,
+    queries=None,
+    timer=None,
+    voxel_size=None,
+    say=None,
 ) -> Setup:
-    """Stage 1: classes, contrast, the prepared volume and the prompted instances."""
+    """Stage 1: classes, contrast, the prepared volume and the prompted instances (with many
+    prompts, ``say`` hears how many are segmented, every tenth of them)."""
     timer = timer or Timer()
     positives = [p for p in prompts if not p.negative]
     own = list(dict.fromkeys(p.class_name for p in positives))
@@ -179,7 +188,13 @@ def setup(
     with timer.stage("segment_prompts"):
         if own:
             seg = segment_prompts(
-                volume, prompts, diameters_px, config, segmenter, prepared=(prepared, inverted)
+                volume,
+                prompts,
+                diameters_px,
+                config,
+                segmenter,
+                progress=_counter(len(positives), "prompts segmented", say),
+                prepared=(prepared, inverted),
             )
         else:
             seg = SegmentOutcome([], [], np.zeros((1, 1, 1), np.uint8), inverted)
@@ -198,6 +213,22 @@ def setup(
         voxel_size,
         gold,
     )
+
+
+def _counter(total: int, what: str, say, every: int = 10):
+    """A ``progress(n)`` callback that tells ``say`` ``what: k / total`` every
+    ``1 / every`` of ``total`` (nothing for fewer than 2 ``every`` items)."""
+    if say is None or total < 2 * every:
+        return None
+    done = [0]
+    marks = {int(round(total * k / every)) for k in range(1, every)}
+
+    def tick(n: int = 1) -> None:
+        done[0] += n
+        if done[0] in marks:
+            say(f"{what}: {done[0]} / {total}")
+
+    return tick
 
 
 def find_fiducials(
@@ -303,8 +334,8 @@ def mark_candidates(
         cands.status[similarity(feats.sample(cands.zyx).T, nq) > cands.score] = Status.NEGATIVE
     prompted, _ = s.prompted(cls)
     if len(cands) and len(prompted):
-        dist = np.linalg.norm(cands.zyx[:, None] - prompted[None], axis=2)
-        cands.status[dist.min(axis=1) < s.config.nms_radius_factor * d] = Status.PROMPT
+        dist = cKDTree(prompted).query(cands.zyx)[0]
+        cands.status[dist < s.config.nms_radius_factor * d] = Status.PROMPT
 
 
 def mark_fiducials(s: Setup, cls: str, cands: Candidates) -> None:
@@ -508,7 +539,7 @@ def pick_particles(
     """
     timer = Timer()
     say = progress or (lambda stage: None)
-    s = setup(volume, prompts, diameters_px, config or Config(), queries, timer, voxel_size)
+    s = setup(volume, prompts, diameters_px, config or Config(), queries, timer, voxel_size, say)
     say("prompts segmented")
     class_ids = {c: i + 1 for i, c in enumerate(s.classes)}
     found = [
@@ -580,7 +611,7 @@ def recut(
     tomogram's query (``cryosam batch``); ``voxel_size`` as for :func:`pick_particles`."""
     timer = Timer()
     say = progress or (lambda stage: None)
-    s = setup(volume, prompts, diameters_px, config, queries, timer, voxel_size)
+    s = setup(volume, prompts, diameters_px, config, queries, timer, voxel_size, say)
     say("prompts segmented")
     table.status = np.array(
         [Status.CANDIDATE if Status(st) in REDECIDED else Status(st) for st in table.status],
