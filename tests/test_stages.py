@@ -288,3 +288,8 @@ def test_many_prompts_say_how_far_their_segmentation_has_come():
     counts = [s for s in said if s.startswith("prompts segmented: ")]
     assert counts[0] == "prompts segmented: 2 / 20" and counts[-1] == "prompts segmented: 18 / 20"
     assert len(counts) == 9
+    # merged prompts (here every prompt given twice) are segmented, and counted, once
+    said.clear()
+    twice = [Prompt(tuple(b), "ball") for b in balls[:20] for _ in range(2)]
+    pick_particles(sim.tomogram, twice, {"ball": 12.0}, progress=said.append)
+    assert [s for s in said if s.startswith("prompts segmented: ")] == counts

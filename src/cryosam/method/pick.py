@@ -43,7 +43,12 @@ from cryosam.method.cut import (
     separation,
     shape_cut,
 )
-from cryosam.method.instances import SegmentOutcome, label_dtype, segment_prompts
+from cryosam.method.instances import (
+    SegmentOutcome,
+    label_dtype,
+    merge_duplicate_prompts,
+    segment_prompts,
+)
 from cryosam.method.matching import find_peaks, hierarchical_match, naive_match, similarity
 from cryosam.method.propagate import InstanceMask, propagate_instance
 from cryosam.method.queries import (
@@ -186,6 +191,9 @@ def setup(
         gold, said = find_fiducials(prepared, config, voxel_size, diameters_px, points)
     segmenter, encoder = build_segmenter(config), build_encoder(config)
     with timer.stage("segment_prompts"):
+        sized = all(p.class_name in diameters_px for p in positives)  # else refused below
+        factor = config.nms_radius_factor  # merged prompts are segmented once
+        n_segmented = len(merge_duplicate_prompts(positives, diameters_px, factor)[0]) * sized
         if own:
             seg = segment_prompts(
                 volume,
@@ -193,7 +201,7 @@ def setup(
                 diameters_px,
                 config,
                 segmenter,
-                progress=_counter(len(positives), "prompts segmented", say),
+                progress=_counter(n_segmented, "prompts segmented", say),
                 prepared=(prepared, inverted),
             )
         else:
