@@ -147,3 +147,57 @@ def test_overwrite_replaces_the_whole_set_and_nothing_else(tmp_path):
     files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
     assert files == [".cryosam-outputs", "masks/instances.mrc", "my_notes.txt", "picks.csv"]
     assert (out / "picks.csv").read_text() == "new"
+
+
+KILLED_AMONG_THE_MOVES = """
+import os, signal, sys
+from pathlib import Path
+from cryosam.io import outputs
+out = Path(sys.argv[1])
+moves, real = [0], os.replace
+def replace(a, b):
+    if Path(b).parent == out or out in Path(b).parents:
+        moves[0] += 1
+        if moves[0] == 4:  # the journal, then two files: killed before the third
+            os.kill(os.getpid(), signal.SIGKILL)
+    real(a, b)
+outputs.os.replace = replace
+with outputs.output_set(out, ["picks.csv"], overwrite=True) as staging:
+    for name in ("candidates.csv", "picks.csv", "run.json", "masks/semantic.mrc"):
+        (staging / name).parent.mkdir(parents=True, exist_ok=True)
+        (staging / name).write_text("new")
+"""
+
+
+def test_a_run_killed_among_its_final_moves_leaves_the_old_set_or_the_new(tmp_path):
+    """SIGKILL between the renames of a commit: the folder is mixed for a moment, but the
+    journal says what was decided, and the next cryosam to take the folder (a run, recut,
+    a batch resuming) finishes the commit: the new set whole, the old set's extra file gone,
+    the user's own file kept, no lock or staging left."""
+    import subprocess
+    import sys
+
+    from cryosam.io.outputs import JOURNAL, STAGING_PREFIX, clear_abandoned
+
+    out = tmp_path / "out"
+    with output_set(out) as staging:
+        for name in ("candidates.csv", "picks.csv", "run.json", "components.csv"):
+            (staging / name).write_text("old")
+    (out / "my_notes.txt").write_text("the user's own file")
+    done = subprocess.run([sys.executable, "-c", KILLED_AMONG_THE_MOVES, str(out)])
+    assert done.returncode == -9
+    assert (out / JOURNAL).exists() and (out / LOCK).exists()
+    texts = {p.name: p.read_text() for p in out.glob("*.csv")}
+    assert set(texts.values()) == {"old", "new"}  # mixed, until someone takes the folder
+    clear_abandoned(out)  # the writer is dead: its commit is finished
+    files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert files == [
+        ".cryosam-outputs",
+        "candidates.csv",
+        "masks/semantic.mrc",
+        "my_notes.txt",
+        "picks.csv",
+        "run.json",
+    ]
+    assert all((out / f).read_text() == "new" for f in files if f[0] != "." and "notes" not in f)
+    assert not list(out.glob(STAGING_PREFIX + "*")) and not (out / LOCK).exists()

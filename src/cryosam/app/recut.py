@@ -21,6 +21,7 @@ from cryosam.app.pick import PickRun, cut_record, write_pick_outputs
 from cryosam.app.record import input_record, tomogram_checksum
 from cryosam.config import Config
 from cryosam.errors import CryosamError
+from cryosam.io.outputs import clear_abandoned
 from cryosam.io.prompts import Prompt
 from cryosam.io.tomogram import Tomogram, read_tomogram
 from cryosam.method.candidates import Candidates, Status
@@ -34,6 +35,8 @@ def read_pick_folder(out: Path) -> tuple[dict, pd.DataFrame]:
     """``(run.json, candidates.csv)`` of a finished ``cryosam pick`` folder, or a one-line
     error saying what is missing."""
     out = Path(out)
+    if out.is_dir():
+        clear_abandoned(out)  # a commit a killed run left half done is finished first
     if not (out / "run.json").is_file():
         raise CryosamError(f"{out}: no run.json here; give the --out folder of a cryosam pick")
     try:

@@ -5,11 +5,18 @@ folder and moved into place only when the whole run succeeded. An error, Ctrl-C
 or a kill leaves no partial result under the final names (at most the staging
 folder, which the next run cleans). A lock file stops two cryosam processes from
 writing the same folder at once; a lock left by a dead process is taken over.
+
+The moves themselves are many renames, so the commit is journalled: a journal naming
+the staging folder and the new set is put in place with one atomic rename, and only
+then are the files moved. A run killed among the moves leaves the journal; whoever
+next takes the folder (a run, ``recut``, a batch resuming) first finishes that commit
+(:func:`roll_forward`), so the folder holds the old set or the new one, never a mix.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
@@ -22,6 +29,8 @@ LOCK = ".cryosam.lock"
 STAGING_PREFIX = ".cryosam-staging-"
 MANIFEST = ".cryosam-outputs"
 """The files of the last committed set, one relative path per line."""
+JOURNAL = ".cryosam-commit"
+"""A commit under way: its staging folder and the new set (JSON)."""
 
 
 def _alive(pid: int) -> bool:
@@ -46,8 +55,46 @@ def clear_abandoned(folder: Path) -> None:
     if lock.exists() and (not pid or not _alive(pid)):
         lock.unlink(missing_ok=True)
     if not lock.exists():
+        roll_forward(folder)
         for old in folder.glob(STAGING_PREFIX + "*"):
             shutil.rmtree(old, ignore_errors=True)
+
+
+def roll_forward(folder: Path) -> bool:
+    """Finish a commit a killed run left half done (its journal is there): the old set's
+    files the new set lacks go, the staged files still waiting are moved in, the journal
+    goes. Safe to repeat (each step skips what is done). Call it holding the folder's lock,
+    or when the lock's holder is dead. Returns whether there was one."""
+    folder = Path(folder)
+    journal = folder / JOURNAL
+    try:
+        entry = json.loads(journal.read_text())
+        staging, new = folder / entry["staging"], list(entry["files"])
+    except FileNotFoundError:
+        return False
+    except (OSError, ValueError, KeyError, TypeError):
+        journal.unlink(missing_ok=True)  # not ours, or unreadable: nothing to finish
+        return False
+    for name in sorted(set(read_manifest(folder)) - set(new)):
+        with contextlib.suppress(OSError):
+            (folder / name).unlink()  # the old set's file the new set lacks
+    for rel in [*new, MANIFEST]:
+        src, dest = staging / rel, folder / rel
+        if src.is_file():
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, dest)
+    journal.unlink(missing_ok=True)
+    shutil.rmtree(staging, ignore_errors=True)
+    return True
+
+
+def _commit(folder: Path, staging: Path, new: list[str]) -> None:
+    """Journal the commit (one atomic rename decides it), then carry it out."""
+    (staging / MANIFEST).write_text("".join(f"{n}\n" for n in new))
+    pending = staging / (JOURNAL + ".tmp")
+    pending.write_text(json.dumps({"staging": staging.name, "files": new}))
+    os.replace(pending, folder / JOURNAL)
+    roll_forward(folder)
 
 
 def acquire_lock(folder: Path) -> Path:
@@ -115,6 +162,7 @@ def output_set(
     committed = False
     staging = None
     try:
+        roll_forward(out_dir)  # a commit a killed run left half done
         existing = [n for n in names if (out_dir / n).exists()]
         if existing and not overwrite:
             raise CryosamError(
@@ -126,14 +174,7 @@ def output_set(
         staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out_dir))
         yield staging
         new = sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file())
-        for name in sorted(set(read_manifest(out_dir)) - set(new)):
-            with contextlib.suppress(OSError):
-                (out_dir / name).unlink()  # the old set's file the new set lacks
-        (staging / MANIFEST).write_text("".join(f"{n}\n" for n in new))
-        for rel in [*new, MANIFEST]:
-            dest = out_dir / rel
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staging / rel, dest)
+        _commit(out_dir, staging, new)
         committed = True
     finally:
         if staging is not None:
