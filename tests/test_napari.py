@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -74,10 +75,16 @@ def test_widget_find_all_filter_and_export(app, sim_file, tmp_path):
     assert {POSITIVE, NEGATIVE} <= {layer.name for layer in viewer.layers}
     viewer.layers[POSITIVE].add(_central(sim))  # data coordinates = voxels of the image
     assert list(viewer.layers[POSITIVE].features["class"]) == ["ribosome"]
-    widget.run("find_all")
-    assert widget.busy  # the viewer is not blocked while it runs
-    _wait(widget, app)
+    stages = []
+    widget._relay.said.connect(stages.append)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        widget.run("find_all")
+        assert widget.busy and widget.cancel_btn.isEnabled()  # the viewer is not blocked
+        _wait(widget, app)
     assert widget.last_error is None, widget.last_error
+    assert "matched" in stages and "prompts segmented" in stages  # the user sees the stages
+    assert not [w for w in caught if "out_of_slice_display" in str(w.message)]
     picks_layer = viewer.layers["cryosam picks"]
     masks = viewer.layers["cryosam masks"]
     assert masks.data.shape == sim.tomogram.shape and masks.data.max() >= 5
@@ -94,6 +101,11 @@ def test_widget_find_all_filter_and_export(app, sim_file, tmp_path):
     assert len(pd.read_csv(tmp_path / "picks.csv")) == shown
     widget.export_picks(tmp_path / "picks.star")
     assert len(read_star(tmp_path / "picks.star")) == shown
+    widget.export_picks(tmp_path / "picks5.star", relion5=True)
+    assert "rlnCenteredCoordinateXAngst" in (tmp_path / "picks5.star").read_text()
+    star5 = read_star(tmp_path / "picks5.star", sim.tomogram.shape, 10.0)
+    star3 = read_star(tmp_path / "picks.star")
+    assert np.allclose(star5.zyx, star3.zyx, atol=0.01)  # the same picks, either convention
     widget.export_masks(tmp_path / "masks.mrc")
     import mrcfile
 
@@ -142,3 +154,26 @@ def test_the_napari_extra_installs_a_viewer_that_starts():
     extra = meta["project"]["optional-dependencies"]["napari"]
     bindings = ("[pyqt5]", "[pyqt6]", "[pyside2]", "[pyside6]", "[all]", "pyqt5", "pyside")
     assert any(b in req.lower() for req in extra for b in bindings), extra
+
+
+def test_cancel_stops_the_run_and_changes_nothing(app, sim_file):
+    viewer, sim = _viewer_with(sim_file)
+    widget = CryosamWidget(viewer)
+    widget.diameter.setValue(290.0)
+    widget.add_prompt_layers()
+    viewer.layers[POSITIVE].add(_central(sim))
+    widget.run("find_all")
+    widget.cancel()
+    _wait(widget, app)
+    assert widget.last_error == "cancelled" and "cancelled" in widget.status.text()
+    assert "cryosam picks" not in viewer.layers and not widget.cancel_btn.isEnabled()
+
+
+def test_each_class_can_have_its_own_diameter():
+    from cryosam.io.prompts import Prompt
+    from cryosam.napari._core import _diameters
+
+    prompts = [Prompt((1, 2, 3), "ribosome"), Prompt((4, 5, 6), "proteasome")]
+    assert _diameters(prompts, 250.0, 10.0) == {"ribosome": 25.0, "proteasome": 25.0}
+    both = _diameters(prompts, 250.0, 10.0, "proteasome=160")
+    assert both == {"ribosome": 25.0, "proteasome": 16.0}

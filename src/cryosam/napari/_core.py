@@ -8,16 +8,15 @@ from pathlib import Path
 import numpy as np
 
 from cryosam.app.extended import pick_extended
-from cryosam.app.inputs import positive_classes
+from cryosam.app.inputs import parse_diameters, positive_classes
 from cryosam.app.pick import in_memory, pick
 from cryosam.app.segment import segment
 from cryosam.config import Config
 from cryosam.errors import CryosamError
-from cryosam.io.coords import diameter_to_voxels
 from cryosam.io.copick_json import write_copick_json
 from cryosam.io.picks import Picks, write_picks_csv
 from cryosam.io.prompts import Prompt
-from cryosam.io.star import RELION3, write_star
+from cryosam.io.star import RELION3, RELION5, write_star
 from cryosam.io.tomogram import write_volume
 
 POSITIVE, NEGATIVE = "cryosam positive", "cryosam negative"
@@ -72,13 +71,23 @@ class Result:
     message: str = ""
 
 
-def _diameters(prompts, diameter_angst: float, voxel_size: float) -> dict[str, float]:
-    """The widget's one diameter, in voxels, for every prompted class (at least one)."""
+class Cancelled(CryosamError):
+    """The user pressed Cancel: the run stopped at its next stage."""
+
+
+def _diameters(
+    prompts, diameter_angst: float, voxel_size: float, per_class: str = ""
+) -> dict[str, float]:
+    """Every prompted class's diameter in voxels: ``per_class`` (``"ribosome=250,
+    proteasome=160"``, as ``--diameter`` takes them) where it names the class, else the
+    widget's one diameter."""
     classes = positive_classes(prompts)
     if not classes:
         raise CryosamError("add at least one point to the 'cryosam positive' layer")
-    d = diameter_to_voxels(diameter_angst, voxel_size)
-    return {c: d for c in classes}
+    items = [f"{diameter_angst:g}"] + [
+        t for t in per_class.replace(";", ",").split(",") if t.strip()
+    ]
+    return parse_diameters(items, classes, voxel_size)
 
 
 def run_segment(
@@ -89,12 +98,13 @@ def run_segment(
     config: Config,
     extended=False,
     name: str = "napari",
+    per_class: str = "",
+    progress=None,
 ):
     """Segment the particle (or membrane) under each positive prompt."""
-    diameters = {} if extended else _diameters(prompts, diameter_angst, voxel_size)
-    run = segment(
-        in_memory(volume, voxel_size, name), prompts, diameters, config, extended=extended
-    )
+    diameters = {} if extended else _diameters(prompts, diameter_angst, voxel_size, per_class)
+    tomogram = in_memory(volume, voxel_size, name)
+    run = segment(tomogram, prompts, diameters, config, extended=extended, progress=progress)
     if extended:
         return Result("segment", run.labels, message=f"{run.n_ok} structure(s)")
     msg = f"segmented {run.n_ok}/{len(run.rows)} prompts"
@@ -111,32 +121,45 @@ def run_find_all(
     config: Config,
     extended=False,
     name: str = "napari",
+    per_class: str = "",
+    progress=None,
 ):
     """Every particle (or membrane) like the prompted ones, through the one pick path (the
-    features are cached by the volume's checksum, so a second press reuses them)."""
+    features are cached by the volume's checksum, so a second press reuses them);
+    ``progress(stage)`` hears each stage (and may raise :class:`Cancelled` to stop)."""
     tomogram = in_memory(volume, voxel_size, name)
     if extended:
-        res = pick_extended(tomogram, prompts, {}, config)
+        res = pick_extended(tomogram, prompts, {}, config, progress=progress)
         n = int(res.instances.max())
         return Result(
             "extended", res.instances, res.semantic, message=f"{n} connected structure(s)"
         )
-    out = pick(tomogram, prompts, _diameters(prompts, diameter_angst, voxel_size), config).outcome
+    diameters = _diameters(prompts, diameter_angst, voxel_size, per_class)
+    out = pick(tomogram, prompts, diameters, config, progress=progress).outcome
     cuts = {r.name: r.cut for r in out.reports}
     msg = ", ".join(f"{r.name}: {r.n_accepted} picks" for r in out.reports)
     return Result("pick", out.instances, out.semantic, out.picks, cuts, msg)
 
 
-def export_picks(picks: Picks, path, shape, voxel_size: float, tomogram: str | None = None):
-    """Write picks as CSV, RELION STAR (.star) or copick JSON (.json, one class)."""
+def export_picks(
+    picks: Picks,
+    path,
+    shape,
+    voxel_size: float,
+    tomogram: str | None = None,
+    relion5: bool = False,
+):
+    """Write picks as CSV, RELION STAR (.star: RELION 3 pixels, or with ``relion5`` RELION
+    5's centred Å) or copick JSON (.json, one class)."""
     path = Path(path)
     suffix = path.suffix.lower()
     picks.tomogram = tomogram
     if suffix == ".csv":
         return write_picks_csv(path, picks, overwrite=True)
     if suffix == ".star":
+        dialect = RELION5 if relion5 else RELION3
         return write_star(
-            path, picks, RELION3, shape, voxel_size, tomogram=tomogram, overwrite=True
+            path, picks, dialect, shape, voxel_size, tomogram=tomogram, overwrite=True
         )
     if suffix == ".json":
         return write_copick_json(path, picks, voxel_size, overwrite=True)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
-from napari.layers import Image
+from napari.layers import Image, Points
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error
-from qtpy.QtCore import Qt
+from qtpy.QtCore import QObject, Qt, Signal
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -28,6 +30,27 @@ from cryosam.io.figures import class_colour
 from cryosam.napari import _core
 from cryosam.napari._core import NEGATIVE, POSITIVE
 
+PICK_FILTERS = (
+    "Picks as CSV (*.csv)",
+    "RELION 3 STAR, pixels (*.star)",
+    "RELION 5 STAR, centred Å (*.star)",
+    "copick JSON (*.json)",
+)
+
+
+class _Relay(QObject):
+    """Carries the worker thread's stage lines to the widget (Qt queues them across threads)."""
+
+    said = Signal(str)
+
+
+def _across_slices() -> dict:
+    """How a points layer shows a particle beyond its own slice: a circle shrinking away from
+    its centre (napari >= 0.9: ``projection_mode``; before, ``out_of_slice_display``)."""
+    if "projection_mode" in inspect.signature(Points.__init__).parameters:
+        return {"projection_mode": "rescale_spherical"}
+    return {"out_of_slice_display": True}
+
 
 class CryosamWidget(QWidget):
     """Click particles, segment one or find all like them, filter by score, export.
@@ -35,9 +58,10 @@ class CryosamWidget(QWidget):
     1. choose the tomogram, press *Add prompt layers*, click points on particles in the
        'cryosam positive' layer (the class field names the class of new points) and,
        optionally, on things you do not want in 'cryosam negative';
-    2. *Segment this particle* or *Find all like these* (runs in the background);
-    3. move the score slider to hide weak picks; export picks (CSV, STAR, copick JSON)
-       and masks (MRC).
+    2. *Segment this particle* or *Find all like these* (runs in the background; the status
+       line follows its stages, *Cancel* stops it at the next one);
+    3. move the score slider to hide weak picks; export picks (CSV, RELION 3 or RELION 5
+       STAR, copick JSON) and masks (MRC).
     """
 
     def __init__(self, napari_viewer):
@@ -52,6 +76,11 @@ class CryosamWidget(QWidget):
         self.class_edit = QLineEdit("particle")
         self.diameter = QDoubleSpinBox(minimum=5.0, maximum=10000.0, value=250.0, suffix=" Å")
         self.diameter.setToolTip("Approximate particle diameter (±30 % is fine).")
+        self.per_class = QLineEdit("")
+        self.per_class.setPlaceholderText("e.g. ribosome=250, proteasome=160")
+        self.per_class.setToolTip(
+            "Diameters (Å) of some classes, when they differ from the one above"
+        )
         self.voxel_size = QDoubleSpinBox(minimum=0.0, maximum=1000.0, value=0.0, suffix=" Å")
         self.voxel_size.setSpecialValueText("from file")
         self.invert = QComboBox()
@@ -61,6 +90,12 @@ class CryosamWidget(QWidget):
         self.add_btn = QPushButton("Add prompt layers")
         self.segment_btn = QPushButton("Segment this particle")
         self.find_btn = QPushButton("Find all like these")
+        self.cancel_btn = QPushButton("Cancel")
+        self.cancel_btn.setEnabled(False)
+        self.cancel_btn.setToolTip("Stop the run at its next stage")
+        self._cancel = False
+        self._relay = _Relay()
+        self._relay.said.connect(self._stage)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1)
         self.status = QLabel("")
@@ -75,12 +110,20 @@ class CryosamWidget(QWidget):
         form.addRow("tomogram", self.image_box)
         form.addRow("class of new points", self.class_edit)
         form.addRow("diameter", self.diameter)
+        form.addRow("per class", self.per_class)
         form.addRow("voxel size", self.voxel_size)
         form.addRow("protein dark", self.invert)
         form.addRow(self.extended)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
-        for w in (self.add_btn, self.segment_btn, self.find_btn, self.progress, self.status):
+        for w in (
+            self.add_btn,
+            self.segment_btn,
+            self.find_btn,
+            self.cancel_btn,
+            self.progress,
+            self.status,
+        ):
             layout.addWidget(w)
         row = QHBoxLayout()
         row.addWidget(self.slider)
@@ -95,6 +138,7 @@ class CryosamWidget(QWidget):
         self.add_btn.clicked.connect(self.add_prompt_layers)
         self.segment_btn.clicked.connect(lambda: self.run("segment"))
         self.find_btn.clicked.connect(lambda: self.run("find_all"))
+        self.cancel_btn.clicked.connect(self.cancel)
         self.slider.valueChanged.connect(self._filter_by_score)
         self.class_edit.textChanged.connect(self._set_class_default)
         self.export_picks_btn.clicked.connect(lambda: self._export_dialog("picks"))
@@ -160,15 +204,15 @@ class CryosamWidget(QWidget):
                 "no prompt: press 'Add prompt layers' and click a particle in 'cryosam positive'"
             )
         config = Config(invert=self.invert.currentText())
-        volume = np.asarray(image.data, dtype=np.float32)
-        return (
-            volume,
+        return (  # the volume is read in the worker: a large one must not stall the viewer
+            image.data,
             vs,
             prompts,
             self.diameter.value(),
             config,
             self.extended.isChecked(),
             image.name,
+            self.per_class.text(),
         )
 
     def run(self, what: str):
@@ -181,16 +225,32 @@ class CryosamWidget(QWidget):
             self._error(exc)
             return
         fn = _core.run_segment if what == "segment" else _core.run_find_all
-        self.busy, self.last_error = True, None
+        self.busy, self.last_error, self._cancel = True, None, False
         self.progress.setRange(0, 0)  # busy
         self.status.setText("segmenting…" if what == "segment" else "finding all…")
         for b in (self.segment_btn, self.find_btn):
             b.setEnabled(False)
-        self.worker = create_worker(fn, *args)
-        self.worker.returned.connect(self._show)
-        self.worker.errored.connect(self._error)
-        self.worker.finished.connect(self._done)
-        self.worker.start()
+        self.cancel_btn.setEnabled(True)
+        # errors go to the widget (left to the worker, they are raised in the viewer's thread)
+        slots = {"returned": self._show, "errored": self._error, "finished": self._done}
+        self.worker = create_worker(fn, *args, progress=self._heard, _connect=slots)
+
+    def _heard(self, stage="") -> None:
+        """The run's progress callback (worker thread): relay the stage, or stop the run
+        when Cancel was pressed."""
+        if self._cancel:
+            raise _core.Cancelled("cancelled")
+        if isinstance(stage, str) and stage:
+            self._relay.said.emit(stage)
+
+    def _stage(self, stage: str) -> None:
+        self.status.setText(f"{stage}…")
+
+    def cancel(self):
+        """Stop the running search at its next stage (nothing is shown of it)."""
+        if self.busy:
+            self._cancel = True
+            self.status.setText("cancelling at the next stage…")
 
     def _done(self):
         self.busy = False
@@ -198,8 +258,13 @@ class CryosamWidget(QWidget):
         self.progress.setValue(1)
         for b in (self.segment_btn, self.find_btn):
             b.setEnabled(True)
+        self.cancel_btn.setEnabled(False)
 
     def _error(self, exc):
+        if isinstance(exc, _core.Cancelled):
+            self.last_error = "cancelled"
+            self.status.setText("cancelled: nothing was changed")
+            return
         self.last_error = str(exc)
         self.status.setText(f"error: {exc}")
         show_error(f"cryosam: {exc}")
@@ -236,7 +301,7 @@ class CryosamWidget(QWidget):
             face_color="transparent",
             border_color=colours,
             border_width=0.08,
-            out_of_slice_display=True,
+            **_across_slices(),
         )
         self._filter_by_score(self.slider.value())
 
@@ -256,10 +321,11 @@ class CryosamWidget(QWidget):
             raise _core.CryosamError("nothing to export yet: run 'Find all like these'")
         return picks.select(np.asarray(picks.score) >= self.threshold())
 
-    def export_picks(self, path):
+    def export_picks(self, path, relion5: bool = False):
         image = self.image_layer()
         vs = self.voxel_size.value() or _core.voxel_size_of(image)
-        return _core.export_picks(self.shown_picks(), path, image.data.shape, vs, image.name)
+        picks = self.shown_picks()
+        return _core.export_picks(picks, path, image.data.shape, vs, image.name, relion5)
 
     def export_masks(self, path):
         if self.result is None:
@@ -269,12 +335,15 @@ class CryosamWidget(QWidget):
         return _core.export_masks(self.result.labels, path, vs)
 
     def _export_dialog(self, what):
-        filters = "Picks (*.csv *.star *.json)" if what == "picks" else "MRC (*.mrc)"
-        path, _ = QFileDialog.getSaveFileName(self, f"Export {what}", "", filters)
+        filters = ";;".join(PICK_FILTERS) if what == "picks" else "MRC (*.mrc)"
+        path, chosen = QFileDialog.getSaveFileName(self, f"Export {what}", "", filters)
         if not path:
             return
         try:
-            written = self.export_picks(path) if what == "picks" else self.export_masks(path)
+            if what == "picks":
+                written = self.export_picks(path, relion5=chosen == PICK_FILTERS[2])
+            else:
+                written = self.export_masks(path)
             self.status.setText(f"wrote {written}")
         except Exception as exc:
             self._error(exc)
