@@ -189,3 +189,27 @@ def test_segment_extended_with_a_sam_checkpoint(vesicles, tmp_path):
     inst = mrcfile.read(out / "masks" / "instances.mrc")
     # never a flood of the background: no slice mask beyond 40 % of its plane
     assert max((inst[z] > 0).mean() for z in range(inst.shape[0])) <= 0.41
+
+
+def test_particle_picks_are_not_centred_on_membranes(vesicles):
+    """Membranes are found without prompts (as --extended finds them) and a particle pick
+    rejects the candidates centred on one, unless its own prompt lies on a membrane."""
+    from cryosam.io.prompts import Prompt
+    from cryosam.method.candidates import Status
+    from cryosam.method.extended import in_zone, membrane_zone
+    from cryosam.method.pick import pick_particles
+    from cryosam.volume.prepare import prepare_volume
+
+    _, sim, membrane, _ = vesicles
+    zone = membrane_zone(prepare_volume(sim.tomogram, "auto", 25.0)[0], 10.0)
+    assert in_zone(zone, np.argwhere(membrane)).mean() > 0.5
+    ribos = sim.centres("ribosome")
+    assert in_zone(zone, ribos).mean() < 0.1  # particles beside a membrane are not on it
+    prompt = ribos[np.argmin(np.linalg.norm(ribos - np.array(sim.tomogram.shape) / 2, axis=1))]
+    out = pick_particles(sim.tomogram, [Prompt(tuple(prompt), "ribosome")], {"ribosome": 25.0})
+    status = np.array(out.candidate_status)
+    assert (status == str(Status.ON_MEMBRANE)).any() and out.reports[0].n_on_membrane > 0
+    assert not in_zone(zone, out.picks.zyx).any()
+    on = _prompt_on(sim, _vesicle_ids(sim)[0])
+    out = pick_particles(sim.tomogram, [Prompt(on, "receptor")], {"receptor": 10.0})
+    assert str(Status.ON_MEMBRANE) not in set(out.candidate_status)

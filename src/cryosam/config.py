@@ -153,6 +153,12 @@ class Config:
     verify_typical_fraction: float = _p(
         0.5, "A match must score at least this fraction of its reference's typical score."
     )
+    reject_membranes: bool = _p(
+        True,
+        "Candidates whose centre lies on a membrane (within 6 nm of a sheet found as "
+        "--extended finds them) are rejected as on_membrane, unless the class's own prompts "
+        "lie on one.",
+    )
     reject_fiducials: bool = _p(
         True,
         "Candidates within 20 nm of a gold fiducial (voxels denser than 5 times the densest "

@@ -233,11 +233,8 @@ def segment_extended(
             )
         box = _near(p, b, z.shape)
         seeds[box] |= z[box] > grow_z
-    grown = z > grow_z
-    labels, n = ndimage.label(grown)
-    has_seed = np.zeros(n + 1, bool)
-    has_seed[np.unique(labels[seeds & grown])] = True
-    sizes = np.bincount(labels.ravel(), minlength=n + 1)
+    labels, has_seed, sizes = _seeded_components(z, seeds, grow_z)
+    n = len(sizes) - 1
     prompted = np.zeros(n + 1, bool)
     for p in pts:
         prompted[np.unique(labels[_near(p, b, z.shape)])] = True
@@ -249,7 +246,7 @@ def segment_extended(
         keep[np.unique(labels[_near(q, b, z.shape)])] = False
     keep[0] = False
     kept_cells = keep[labels]
-    del labels, grown, seeds
+    del labels, seeds
     mask = _to_full(kept_cells, z, b, volume.shape, grow_z)
     say("mask")
     comps, n_comp = ndimage.label(mask, structure=np.ones((3, 3, 3), bool))
@@ -264,6 +261,58 @@ def segment_extended(
     return ExtendedOutcome(
         mask, comps, kind, float(sigma), b, [float(a) for a in at], table, warnings
     )
+
+
+def _seeded_components(z: np.ndarray, seeds: np.ndarray, grow_z: float):
+    """Hysteresis: the connected components of ``z > grow_z``, ``(labels, whether each
+    holds a seed, its size in cells)`` (index 0: the background)."""
+    grown = z > grow_z
+    labels, n = ndimage.label(grown)
+    has_seed = np.zeros(n + 1, bool)
+    has_seed[np.unique(labels[seeds & grown])] = True
+    return labels, has_seed, np.bincount(labels.ravel(), minlength=n + 1)
+
+
+MEMBRANE_SCALE_ANGST = 30.0
+"""The sheet scale of :func:`membrane_zone` (a lipid bilayer is 40-50 Å thick)."""
+MEMBRANE_MARGIN_ANGST = 60.0
+"""How far around a found membrane a particle's centre is taken to lie on it (a
+membrane-bound ribosome's centre lies ~120-150 Å from its membrane's)."""
+
+
+def membrane_zone(volume, voxel_size: float | None, config: Config | None = None):
+    """Where membranes are, without prompts: ``(mask, b)``, a boolean mask on the grid binned
+    by ``b``, of the sheets of the :data:`MEMBRANE_SCALE_ANGST` ridge response that are
+    seeded above ``extended_seed_z``, grown through ``extended_grow_z`` and larger than a
+    membrane patch (as ``cryosam pick --extended`` finds them), widened by
+    :data:`MEMBRANE_MARGIN_ANGST`. ``volume`` is prepared (protein bright); ``voxel_size``
+    in Å (10 when unknown)."""
+    config = config or Config()
+    vs = voxel_size or 10.0
+    sigma = MEMBRANE_SCALE_ANGST / vs
+    b = max(1, int(round(sigma / 1.5)))
+    z = robust_z(response(bin_volume(volume, b), sigma / b, "sheet"))
+    labels, has_seed, sizes = _seeded_components(
+        z, z > config.extended_seed_z, config.extended_grow_z
+    )
+    del z
+    keep = has_seed & (sizes >= _min_voxels("sheet", sigma, b))
+    keep[0] = False
+    if not keep.any():
+        return np.zeros((0, 0, 0), bool), b
+    mask = keep[labels]
+    margin = int(round(MEMBRANE_MARGIN_ANGST / (b * vs)))
+    return (ndimage.binary_dilation(mask, iterations=margin) if margin else mask), b
+
+
+def in_zone(zone: tuple[np.ndarray, int], zyx) -> np.ndarray:
+    """Per point, whether it lies in a :func:`membrane_zone`."""
+    mask, b = zone
+    zyx = np.asarray(zyx, np.float64).reshape(-1, 3)
+    if not mask.size or not len(zyx):
+        return np.zeros(len(zyx), bool)
+    c = np.clip(np.floor(zyx / b).astype(int), 0, np.asarray(mask.shape) - 1)
+    return mask[tuple(c.T)]
 
 
 def _to_full(kept_cells: np.ndarray, z: np.ndarray, b: int, shape, level: float) -> np.ndarray:

@@ -10,8 +10,9 @@
    tomogram can hold), with query expansion (the query re-averaged with its best matches).
 5. :func:`mark_candidates`: candidates on a prompt, or closer to a negative prompt's
    features than to their class's (without verification), are marked;
-   :func:`mark_fiducials`: so are those on or beside a gold fiducial
-   (:mod:`cryosam.volume.fiducials`), before they can shape the reference.
+   :func:`mark_not_particles`: so are those on or beside a gold fiducial
+   (:mod:`cryosam.volume.fiducials`) or centred on a membrane
+   (:func:`~cryosam.method.extended.membrane_zone`), before they can shape the reference.
 6. :func:`score_and_cut`: shape verification (:mod:`cryosam.method.verify`, on by default)
    re-centres and re-scores every candidate against a reference from the prompted particles,
    and the class's cut is decided once (:mod:`cryosam.method.cut`).
@@ -43,6 +44,7 @@ from cryosam.method.cut import (
     separation,
     shape_cut,
 )
+from cryosam.method.extended import in_zone, membrane_zone
 from cryosam.method.instances import (
     SegmentOutcome,
     label_dtype,
@@ -89,6 +91,7 @@ class ClassReport:
     background: float = float("nan")
     separation: float = float("nan")
     n_near_fiducial: int = 0
+    n_on_membrane: int = 0
     comparisons: list[int] = field(default_factory=list)
     feature_cache: str = "off"
     verified: bool = False
@@ -139,6 +142,8 @@ class Setup:
     voxel_size: float | None = None
     gold: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), int), repr=False)
     """Gold-fiducial voxels erased from ``prepared`` (:func:`find_fiducials`)."""
+    membranes: tuple | None = field(default=None, repr=False)
+    """Where membranes lie (:func:`~cryosam.method.extended.membrane_zone`), or None."""
     features: dict[float, FeatureVolume] = field(default_factory=dict)
 
     @property
@@ -207,6 +212,10 @@ def setup(
         else:
             seg = SegmentOutcome([], [], np.zeros((1, 1, 1), np.uint8), inverted)
     seg.warnings[:0] = said
+    membranes = None
+    if config.reject_membranes:
+        with timer.stage("membranes"):
+            membranes = membrane_zone(prepared, voxel_size, config)
     return Setup(
         config,
         list(prompts),
@@ -220,6 +229,7 @@ def setup(
         seg,
         voxel_size,
         gold,
+        membranes,
     )
 
 
@@ -346,12 +356,18 @@ def mark_candidates(
         cands.status[dist < s.config.nms_radius_factor * d] = Status.PROMPT
 
 
-def mark_fiducials(s: Setup, cls: str, cands: Candidates) -> None:
+def mark_not_particles(s: Setup, cls: str, cands: Candidates) -> None:
     """Free candidates on or beside a gold fiducial (:attr:`Setup.gold`) become
-    ``NEAR_FIDUCIAL``."""
-    if len(cands) and len(s.gold):
+    ``NEAR_FIDUCIAL``, those centred on a membrane (:attr:`Setup.membranes`) ``ON_MEMBRANE``
+    (not when one of the class's own prompts lies on one: the class is then a membrane
+    protein)."""
+    if not len(cands):
+        return
+    if len(s.gold):
         reach = gold_reach_px(s.diameters_px[cls], s.voxel_size)
         cands.status[cands.free & near_gold(cands.zyx, s.gold, reach)] = Status.NEAR_FIDUCIAL
+    if s.membranes is not None and not in_zone(s.membranes, s.prompted(cls)[0]).any():
+        cands.status[cands.free & in_zone(s.membranes, cands.zyx)] = Status.ON_MEMBRANE
 
 
 def score_and_cut(
@@ -390,12 +406,13 @@ def score_and_cut(
             rep.query.reference, rep.verified = v.reference, True
         columns = {"correlation": v.correlation, "similarity": cands.score, "mass": v.mass}
         cands = Candidates(v.zyx, v.score, v.status, columns=columns)
-        mark_fiducials(s, cls, cands)  # centring may have moved one beside a bead
+        mark_not_particles(s, cls, cands)  # centring may have moved one there
         pool = cands.cut_pool
         cut = shape_cut(cands.score[pool], v.floor, columns["similarity"][pool], rep.background)
     else:
         cut = feature_cut(cands.score[cands.cut_pool], config.tau_sim, rep.background)
     rep.n_near_fiducial = int(np.sum(cands.status == Status.NEAR_FIDUCIAL))
+    rep.n_on_membrane = int(np.sum(cands.status == Status.ON_MEMBRANE))
     # how far the matches stand apart at the cut their scores gave: the mass count below
     # (which keeps more, and so leaves a narrower rejected tail) must not hide a guess
     rep.separation = separation(cands.score[cands.cut_pool], cut.value)
@@ -439,7 +456,7 @@ def search_class(
         cands, rep.comparisons = match_candidates(feats, q, d, s.config, s.prepared.shape, naive)
     verify = bool(s.config.verify and len(cands) and (not ext or ext.reference is not None))
     mark_candidates(s, cls, cands, feats, q, d, verify)
-    mark_fiducials(s, cls, cands)
+    mark_not_particles(s, cls, cands)
     cands = score_and_cut(s, cls, cands, feats, rep, timer)
     return rep, cands.label(cls, d)
 

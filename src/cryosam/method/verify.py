@@ -404,11 +404,15 @@ def mass_adjusted(score, mass, free, known, tolerance: float) -> np.ndarray:
     return score - max(s_spread, 1e-9) * excess
 
 
-MASS_COUNT_SPREAD = 0.6
+MASS_COUNT_SPREAD = 0.8
 """The known matches' masses count particles only while their robust spread is at most this
 fraction of their median: a hollow double ring (TRiC) has a mass near its background's, and
 its known matches' spread (dev1: 1.1 of the median) says nothing about which candidates have
-it (crowded ribosome on dev2/dev3: 0.17-0.53)."""
+it; where counting by mass helped, the spread was 0.17-0.65 (crowded ribosome on dev2/dev3:
+dev3 click 2 lies at 0.60-0.65 depending on which candidates the membranes remove; the real
+tomogram 0.54-0.62). 0.8 lies between the two, near their geometric mean (0.85): 0.6, set
+before the widest ribosome clicks were seen, let one rejected membrane candidate turn the
+count off (dev3 click 2: F1 0.38 -> 0.08)."""
 
 
 def of_class_mass(mass, known, tolerance: float) -> np.ndarray | None:

@@ -106,6 +106,22 @@ class CryosamWidget(QWidget):
         self.export_picks_btn = QPushButton("Export picks…")
         self.export_masks_btn = QPushButton("Export masks…")
 
+        self._lay_out()
+
+        self.add_btn.clicked.connect(self.add_prompt_layers)
+        self.segment_btn.clicked.connect(lambda: self.run("segment"))
+        self.find_btn.clicked.connect(lambda: self.run("find_all"))
+        self.cancel_btn.clicked.connect(self.cancel)
+        self.slider.valueChanged.connect(self._filter_by_score)
+        self.class_edit.textChanged.connect(self._set_class_default)
+        self.export_picks_btn.clicked.connect(lambda: self._export_dialog("picks"))
+        self.export_masks_btn.clicked.connect(lambda: self._export_dialog("masks"))
+        self.viewer.layers.events.inserted.connect(self._refresh_images)
+        self.viewer.layers.events.removed.connect(self._refresh_images)
+        self._refresh_images()
+
+    def _lay_out(self):
+        """The form, the buttons, the score slider and the export row, top to bottom."""
         form = QFormLayout()
         form.addRow("tomogram", self.image_box)
         form.addRow("class of new points", self.class_edit)
@@ -134,18 +150,6 @@ class CryosamWidget(QWidget):
         row.addWidget(self.export_masks_btn)
         layout.addLayout(row)
         layout.addStretch()
-
-        self.add_btn.clicked.connect(self.add_prompt_layers)
-        self.segment_btn.clicked.connect(lambda: self.run("segment"))
-        self.find_btn.clicked.connect(lambda: self.run("find_all"))
-        self.cancel_btn.clicked.connect(self.cancel)
-        self.slider.valueChanged.connect(self._filter_by_score)
-        self.class_edit.textChanged.connect(self._set_class_default)
-        self.export_picks_btn.clicked.connect(lambda: self._export_dialog("picks"))
-        self.export_masks_btn.clicked.connect(lambda: self._export_dialog("masks"))
-        self.viewer.layers.events.inserted.connect(self._refresh_images)
-        self.viewer.layers.events.removed.connect(self._refresh_images)
-        self._refresh_images()
 
     # --- layers ---------------------------------------------------------------------
     def _images(self):
