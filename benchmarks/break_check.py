@@ -92,7 +92,7 @@ BREAKS = (
     Break(
         "membranes-kept",
         "method/pick.py",
-        "        cands.status[cands.free & in_zone(s.membranes, cands.zyx)] = Status.ON_MEMBRANE",
+        "        cands.status[cands.free & in_zone(zone, cands.zyx)] = Status.ON_MEMBRANE",
         "        pass",
         ("tests/test_extended.py",),
     ),

@@ -142,9 +142,8 @@ class Setup:
     voxel_size: float | None = None
     gold: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), int), repr=False)
     """Gold-fiducial voxels erased from ``prepared`` (:func:`find_fiducials`)."""
-    membranes: tuple | None = field(default=None, repr=False)
-    """Where membranes lie (:func:`~cryosam.method.extended.membrane_zone`), or None."""
     features: dict[float, FeatureVolume] = field(default_factory=dict)
+    _membranes: tuple | None = field(default=None, repr=False)
 
     @property
     def encoder_id(self) -> str:
@@ -164,6 +163,15 @@ class Setup:
     def negatives(self, cls: str) -> list[Prompt]:
         """Negative prompts that apply to ``cls`` (their own class, or none)."""
         return [p for p in self.prompts if p.negative and p.class_name in (None, cls)]
+
+    def membranes(self, timer: Timer) -> tuple | None:
+        """Where membranes lie (:func:`~cryosam.method.extended.membrane_zone`), found on
+        first use (only a search needs them, not ``recut`` or a batch's queries); None with
+        ``reject_membranes`` off."""
+        if self._membranes is None and self.config.reject_membranes:
+            with timer.stage("membranes"):
+                self._membranes = membrane_zone(self.prepared, self.voxel_size, self.config)
+        return self._membranes
 
 
 def setup(
@@ -212,10 +220,6 @@ def setup(
         else:
             seg = SegmentOutcome([], [], np.zeros((1, 1, 1), np.uint8), inverted)
     seg.warnings[:0] = said
-    membranes = None
-    if config.reject_membranes:
-        with timer.stage("membranes"):
-            membranes = membrane_zone(prepared, voxel_size, config)
     return Setup(
         config,
         list(prompts),
@@ -229,7 +233,6 @@ def setup(
         seg,
         voxel_size,
         gold,
-        membranes,
     )
 
 
@@ -356,9 +359,9 @@ def mark_candidates(
         cands.status[dist < s.config.nms_radius_factor * d] = Status.PROMPT
 
 
-def mark_not_particles(s: Setup, cls: str, cands: Candidates) -> None:
+def mark_not_particles(s: Setup, cls: str, cands: Candidates, timer: Timer) -> None:
     """Free candidates on or beside a gold fiducial (:attr:`Setup.gold`) become
-    ``NEAR_FIDUCIAL``, those centred on a membrane (:attr:`Setup.membranes`) ``ON_MEMBRANE``
+    ``NEAR_FIDUCIAL``, those centred on a membrane (:meth:`Setup.membranes`) ``ON_MEMBRANE``
     (not when one of the class's own prompts lies on one: the class is then a membrane
     protein)."""
     if not len(cands):
@@ -366,8 +369,9 @@ def mark_not_particles(s: Setup, cls: str, cands: Candidates) -> None:
     if len(s.gold):
         reach = gold_reach_px(s.diameters_px[cls], s.voxel_size)
         cands.status[cands.free & near_gold(cands.zyx, s.gold, reach)] = Status.NEAR_FIDUCIAL
-    if s.membranes is not None and not in_zone(s.membranes, s.prompted(cls)[0]).any():
-        cands.status[cands.free & in_zone(s.membranes, cands.zyx)] = Status.ON_MEMBRANE
+    zone = s.membranes(timer)
+    if zone is not None and not in_zone(zone, s.prompted(cls)[0]).any():
+        cands.status[cands.free & in_zone(zone, cands.zyx)] = Status.ON_MEMBRANE
 
 
 def score_and_cut(
@@ -406,7 +410,7 @@ def score_and_cut(
             rep.query.reference, rep.verified = v.reference, True
         columns = {"correlation": v.correlation, "similarity": cands.score, "mass": v.mass}
         cands = Candidates(v.zyx, v.score, v.status, columns=columns)
-        mark_not_particles(s, cls, cands)  # centring may have moved one there
+        mark_not_particles(s, cls, cands, timer)  # centring may have moved one there
         pool = cands.cut_pool
         cut = shape_cut(cands.score[pool], v.floor, columns["similarity"][pool], rep.background)
     else:
@@ -456,7 +460,7 @@ def search_class(
         cands, rep.comparisons = match_candidates(feats, q, d, s.config, s.prepared.shape, naive)
     verify = bool(s.config.verify and len(cands) and (not ext or ext.reference is not None))
     mark_candidates(s, cls, cands, feats, q, d, verify)
-    mark_not_particles(s, cls, cands)
+    mark_not_particles(s, cls, cands, timer)
     cands = score_and_cut(s, cls, cands, feats, rep, timer)
     return rep, cands.label(cls, d)
 
