@@ -32,6 +32,20 @@ class Break:
 
 BREAKS = (
     Break(
+        "relion-origin-shift-ignored",
+        "io/star.py",
+        "        return shift[:, ::-1]",
+        "        return np.zeros((n, 3))",
+        ("tests/test_golden_files.py",),
+    ),
+    Break(
+        "relion-euler-not-transposed",
+        "io/coords.py",
+        '    return Rotation.from_euler("ZYZ", angles, degrees=True).as_matrix().transpose(0, 2, 1)',
+        '    return Rotation.from_euler("ZYZ", angles, degrees=True).as_matrix()',
+        ("tests/test_golden_files.py",),
+    ),
+    Break(
         "segmenter-returns-nothing",
         "models/classical.py",
         "        return SliceResult(mask, logits, float(np.clip(contrast * 2, 0, 1)))",

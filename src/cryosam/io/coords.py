@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from scipy.spatial.transform import Rotation
+
 from cryosam.errors import CryosamError
 
 
@@ -56,6 +58,27 @@ def relion5_xyz_angst_to_zyx(xyz_angst, shape_zyx, voxel_size: float) -> np.ndar
     vs = _positive(voxel_size, "RELION 5 coordinates")
     centre = np.asarray(shape_zyx, dtype=np.float64) / 2.0
     return _zyx(xyz_angst)[:, ::-1] / vs + centre
+
+
+def relion_euler_matrices(rot_tilt_psi) -> np.ndarray:
+    """RELION's ``Euler_angles2matrix(rot, tilt, psi)`` for each row, ``(N, 3, 3)`` on ``(x, y, z)``.
+
+    RELION builds ``Rz(psi) Ry(tilt) Rz(rot)`` from passive rotations; that is the
+    transpose of the active intrinsic ZYZ rotation with the same angles."""
+    angles = np.asarray(rot_tilt_psi, dtype=np.float64).reshape(-1, 3)
+    return Rotation.from_euler("ZYZ", angles, degrees=True).as_matrix().transpose(0, 2, 1)
+
+
+def relion_origin_shift_xyz(origin_xyz_angst, subtomo_rot_tilt_psi=None) -> np.ndarray:
+    """The shift in Å that RELION subtracts from a particle's coordinate: its
+    ``rlnOriginX/Y/ZAngst``, turned into the tomogram's frame by the subtomogram's own
+    orientation (``rlnTomoSubtomogramRot/Tilt/Psi``) when there is one, as RELION 5's
+    ``ParticleSet::getPosition`` does (``pos -= A_subtomogram * offset``)."""
+    origin = np.asarray(origin_xyz_angst, dtype=np.float64).reshape(-1, 3)
+    if subtomo_rot_tilt_psi is None:
+        return origin
+    mats = relion_euler_matrices(subtomo_rot_tilt_psi)
+    return np.einsum("nij,nj->ni", mats, origin)
 
 
 def zyx_to_angstrom_xyz(zyx, voxel_size: float) -> np.ndarray:

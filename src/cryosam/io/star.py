@@ -32,6 +32,9 @@ R5_COLS = (
     "rlnCenteredCoordinateZAngst",
 )
 ANGLE_COLS = ("rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi")
+ORIGIN_COLS = ("rlnOriginXAngst", "rlnOriginYAngst", "rlnOriginZAngst")
+ORIGIN_PX_COLS = ("rlnOriginX", "rlnOriginY", "rlnOriginZ")  # RELION 3.0, pixels
+SUBTOMO_COLS = ("rlnTomoSubtomogramRot", "rlnTomoSubtomogramTilt", "rlnTomoSubtomogramPsi")
 CLASS_BLOCK = "cryosam_classes"
 
 
@@ -171,9 +174,13 @@ def _particles(blocks: dict, path: Path) -> tuple[pd.DataFrame, str]:
 
 
 def _positions(table, dialect, path, shape_zyx, voxel_size) -> np.ndarray:
-    """Voxel ``(z, y, x)`` of every row (RELION 5 needs the tomogram's shape and voxel size)."""
+    """Voxel ``(z, y, x)`` of every row (RELION 5 needs the tomogram's shape and voxel size).
+
+    A refined particle's position is its coordinate minus its origin shift (RELION's
+    ``rlnOriginX/Y/ZAngst``, in the subtomogram's frame when it has one)."""
     if dialect != RELION5:
-        return coords.relion3_xyz_to_zyx(_numeric(table, R3_COLS, path))
+        zyx = coords.relion3_xyz_to_zyx(_numeric(table, R3_COLS, path))
+        return zyx - _origin_shift_zyx(table, path, voxel_size)
     if shape_zyx is None:
         raise CryosamError(
             f"{path}: RELION 5 coordinates are relative to the tomogram centre; "
@@ -189,7 +196,29 @@ def _positions(table, dialect, path, shape_zyx, voxel_size) -> np.ndarray:
                 "disagree by more than a voxel (a different voxel size or tomogram size?); "
                 "keep one set of columns"
             )
-    return zyx
+    return zyx - _origin_shift_zyx(table, path, voxel_size)
+
+
+def _origin_shift_zyx(table, path, voxel_size) -> np.ndarray:
+    """Origin shifts in voxels ``(z, y, x)``; zero when the file has none."""
+    n = len(table)
+    if all(c in table for c in ORIGIN_COLS):
+        origin = _numeric(table, ORIGIN_COLS, path)
+        if not origin.any():
+            return np.zeros((n, 3))
+        subtomo = (
+            _numeric(table, SUBTOMO_COLS, path) if all(c in table for c in SUBTOMO_COLS) else None
+        )
+        if voxel_size is None:
+            raise CryosamError(
+                f"{path}: particles carry origin shifts in Å (rlnOriginXAngst...); "
+                "pass --voxel-size (or the tomogram) so they can be applied"
+            )
+        shift = coords.relion_origin_shift_xyz(origin, subtomo) / float(voxel_size)
+        return shift[:, ::-1]
+    if all(c in table for c in ORIGIN_PX_COLS):
+        return _numeric(table, ORIGIN_PX_COLS, path)[:, ::-1]
+    return np.zeros((n, 3))
 
 
 def _class_names(table, extra, path) -> list[str] | None:

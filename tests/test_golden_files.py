@@ -1,0 +1,60 @@
+"""Pick files written by RELION (and Warp via RELION 3.1), read through our readers.
+
+A round trip through our own writer passes when writer and reader are wrong the same
+way; these files were written by the programs that own the conventions
+(tests/data/golden/README.md says where each comes from)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cryosam.errors import CryosamError
+from cryosam.io import coords
+from cryosam.io.readers import read_any_picks
+from cryosam.io.star import read_star
+
+GOLDEN = Path(__file__).parent / "data" / "golden"
+
+
+def test_relion5_refine3d_positions_apply_origin_shifts():
+    # RELION 5: position = centred coordinate - origin shift (Å), centre at size / 2
+    shape_zyx, vs = (100, 600, 400), 3.105
+    picks = read_star(GOLDEN / "relion5_refine3d_data.star", shape_zyx=shape_zyx, voxel_size=vs)
+    assert len(picks) == 4
+    # first particle: centred (-176.94, 765.48005, 11.16) Å, origin (-2.41904, 2.498456, -6.78404) Å
+    x = (-176.94 + 2.41904) / vs + 200
+    y = (765.48005 - 2.498456) / vs + 300
+    z = (11.16 + 6.78404) / vs + 50
+    np.testing.assert_allclose(picks.zyx[0], [z, y, x], atol=1e-6)
+    np.testing.assert_allclose(picks.angles[0], [-126.27895, 65.873044, 99.174441])
+    assert picks.tomogram == "TS_01"
+    only_ts02 = read_star(
+        GOLDEN / "relion5_refine3d_data.star", shape_zyx=shape_zyx, voxel_size=vs, tomogram="TS_02"
+    )
+    assert len(only_ts02) == 1
+
+
+def test_relion31_warp_positions_in_pixels_minus_origin():
+    path = GOLDEN / "relion31_warp_subtomo.star"
+    picks = read_any_picks(path, voxel_size=2.446)
+    # first particle: (915.549, 1480.63, 938.008) px, origin (-0.25289, -2.69889, 7.24711) Å
+    expected_xyz = (
+        np.array([915.549, 1480.63, 938.008]) - np.array([-0.25289, -2.69889, 7.24711]) / 2.446
+    )
+    np.testing.assert_allclose(picks.zyx[0], expected_xyz[::-1], atol=1e-6)
+    assert len(read_star(path, voxel_size=2.446, tomogram="0003_12.23Apx.mrc")) == 2
+    with pytest.raises(CryosamError, match="voxel-size"):
+        read_star(path)  # non-zero origins in Å need the pixel size
+
+
+def test_relion_euler_matrix_is_relions_passive_convention():
+    # RELION's Euler_angles2matrix(rot=90, 0, 0) = passive Rz(90): x -> -y
+    a = coords.relion_euler_matrices([90.0, 0.0, 0.0])[0]
+    np.testing.assert_allclose(a @ [1.0, 0.0, 0.0], [0.0, -1.0, 0.0], atol=1e-12)
+    # tilt=90 alone: passive Ry(90) sends x to +z
+    b = coords.relion_euler_matrices([0.0, 90.0, 0.0])[0]
+    np.testing.assert_allclose(b @ [1.0, 0.0, 0.0], [0.0, 0.0, 1.0], atol=1e-12)
+    # the subtomogram's frame turns the origin shift, as RELION 5's getPosition does
+    shift = coords.relion_origin_shift_xyz([[1.0, 0.0, 0.0]], [[90.0, 0.0, 0.0]])
+    np.testing.assert_allclose(shift[0], [0.0, -1.0, 0.0], atol=1e-12)
