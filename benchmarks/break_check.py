@@ -41,8 +41,8 @@ BREAKS = (
     Break(
         "relion-euler-not-transposed",
         "io/coords.py",
-        '    return Rotation.from_euler("ZYZ", angles, degrees=True).as_matrix().transpose(0, 2, 1)',
-        '    return Rotation.from_euler("ZYZ", angles, degrees=True).as_matrix()',
+        "degrees=True).as_matrix().transpose(0, 2, 1)",
+        "degrees=True).as_matrix()",
         ("tests/test_golden_files.py",),
     ),
     Break(

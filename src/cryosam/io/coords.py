@@ -13,7 +13,6 @@ centre of voxel ``i`` is at ``i``). Files speak their own convention:
 from __future__ import annotations
 
 import numpy as np
-
 from scipy.spatial.transform import Rotation
 
 from cryosam.errors import CryosamError
@@ -61,7 +60,7 @@ def relion5_xyz_angst_to_zyx(xyz_angst, shape_zyx, voxel_size: float) -> np.ndar
 
 
 def relion_euler_matrices(rot_tilt_psi) -> np.ndarray:
-    """RELION's ``Euler_angles2matrix(rot, tilt, psi)`` for each row, ``(N, 3, 3)`` on ``(x, y, z)``.
+    """RELION's ``Euler_angles2matrix(rot, tilt, psi)`` per row: ``(N, 3, 3)`` on ``(x, y, z)``.
 
     RELION builds ``Rz(psi) Ry(tilt) Rz(rot)`` from passive rotations; that is the
     transpose of the active intrinsic ZYZ rotation with the same angles."""
