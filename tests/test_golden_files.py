@@ -58,3 +58,24 @@ def test_relion_euler_matrix_is_relions_passive_convention():
     # the subtomogram's frame turns the origin shift, as RELION 5's getPosition does
     shift = coords.relion_origin_shift_xyz([[1.0, 0.0, 0.0]], [[90.0, 0.0, 0.0]])
     np.testing.assert_allclose(shift[0], [0.0, -1.0, 0.0], atol=1e-12)
+
+
+def test_emdb_map_reads_with_its_voxel_size():
+    from cryosam.io.tomogram import read_tomogram
+
+    vol = read_tomogram(GOLDEN / "EMD-3197.map")  # EMDB subtomogram average, nxstart -2
+    assert vol.shape == (20, 20, 20)
+    assert vol.voxel_size == pytest.approx(11.4, abs=1e-4)
+    assert vol.mode == 2 and np.isfinite(vol.data).all() and vol.data.std() > 0
+
+
+def test_emdb_map_with_permuted_axes_reads_as_zyx():
+    from cryosam.io.tomogram import header_info, read_tomogram
+
+    path = GOLDEN / "EMD-3001.map.bz2"  # mapc=3 mapr=1 maps=2: columns are z, rows x, sections y
+    with pytest.raises(CryosamError, match="anisotropic"):
+        read_tomogram(path)  # 0.448 / 0.393 / 0.459 Å: refused in one line
+    vol = read_tomogram(path, voxel_size=0.45)
+    assert vol.shape == (73, 25, 43) == header_info(path, 0.45)[0]
+    # the file's brightest voxel sits at (section 9, row 24, column 15) = (y 9, x 24, z 15)
+    assert np.unravel_index(np.argmax(vol.data), vol.shape) == (15, 9, 24)

@@ -152,6 +152,9 @@ def read_tomogram(
             raw = raw[np.newaxis]
         if raw.ndim != 3:
             raise CryosamError(f"{path}: expected a 3D volume, got {raw.ndim} dimensions")
+        order = _zyx_order(mrc.header)
+        if order != (0, 1, 2):  # columns/rows/sections are not x/y/z (EMDB maps may do this)
+            raw = np.ascontiguousarray(raw.transpose(order))
         if min(raw.shape) < 1:
             raise CryosamError(f"{path}: the volume is empty (shape {raw.shape})")
         # --voxel-size overrides the header, an anisotropic one included (the user said so)
@@ -200,7 +203,8 @@ def header_info(
             warnings.simplefilter("ignore")
             with mrcfile.open(path, mode="r", header_only=True) as mrc:
                 h = mrc.header
-                shape = (int(h.nz), int(h.ny), int(h.nx))
+                order = _zyx_order(h)
+                shape = tuple((int(h.nz), int(h.ny), int(h.nx))[i] for i in order)
                 return shape, voxel_size or _header_voxel_size(mrc, path), int(h.mode)
     except CryosamError:
         raise
@@ -233,6 +237,15 @@ def _open_mrc(path: Path):
     if _compressed(path):
         return mrcfile.open(path, mode="r")
     return mrcfile.mmap(path, mode="r")
+
+
+def _zyx_order(header) -> tuple[int, int, int]:
+    """Axes of the file's ``(section, row, column)`` array that hold ``(z, y, x)``, from
+    ``maps, mapr, mapc`` (1 = x, 2 = y, 3 = z); the identity when they are not a permutation."""
+    axes = (int(header.maps), int(header.mapr), int(header.mapc))
+    if sorted(axes) != [1, 2, 3]:
+        return (0, 1, 2)
+    return tuple(axes.index(a) for a in (3, 2, 1))
 
 
 def _header_voxel_size(mrc, path: Path) -> float | None:
