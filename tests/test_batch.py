@@ -177,6 +177,19 @@ def test_batch_on_a_local_cluster_with_a_broken_input(tomos, capsys, monkeypatch
         run = json.loads((out / name / "run.json").read_text())
         assert run["batch"]["pooled_classes"] == ([] if name == "t1" else ["ribosome"])
     assert "1 failed" in capsys.readouterr().out
+    # every finished tomogram's picks in one STAR file and one Dynamo table
+    import dynamotable
+    import starfile
+
+    merged = starfile.read(out / "particles.star")["particles"]
+    counts = merged["rlnMicrographName"].value_counts()
+    for name in ("t1", "t2", "t3"):
+        assert counts[f"{name}.mrc"] == len(pd.read_csv(out / name / "picks.csv"))
+    tbl = dynamotable.read(str(out / "particles.tbl"))
+    assert sorted(set(tbl["tomo"])) == [1, 2, 3] and len(tbl) == len(merged)
+    doc = (out / "particles.doc").read_text().splitlines()
+    assert [line.split()[1].rsplit("/", 1)[-1] for line in doc] == ["t1.mrc", "t2.mrc", "t3.mrc"]
+    assert not (out / "relion5_import.star").exists()  # RELION 3 files: no RELION 5 index
     # rerun: everything finished is skipped, nothing is recomputed
     mtime = (out / "t2" / "picks.csv").stat().st_mtime_ns
     argv_ok = argv[:-1] + ["0"]  # in this process this time

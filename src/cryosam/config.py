@@ -150,6 +150,11 @@ class Config:
     verify_shift: int = _p(
         1, "Binned voxels searched around each centred candidate when it is scored."
     )
+    orient_angle_step: float = _p(
+        30.0,
+        "Each pick's orientation: every rotation this many degrees apart is tried against its "
+        "class's reference, then refined locally to 1/24 of it.",
+    )
     verify_typical_fraction: float = _p(
         0.5, "A match must score at least this fraction of its reference's typical score."
     )
@@ -238,8 +243,9 @@ class Config:
                 "background_quantile must be in (0, 1) and background_samples >= 100",
             ),
             (
-                1.0 <= self.verify_angle_step <= 180.0,
-                f"verify_angle_step must be in [1, 180], got {self.verify_angle_step}",
+                1.0 <= self.verify_angle_step <= 180.0 and 2.0 <= self.orient_angle_step <= 90.0,
+                f"verify_angle_step must be in [1, 180] and orient_angle_step in [2, 90], got "
+                f"{self.verify_angle_step} and {self.orient_angle_step}",
             ),
             (
                 self.verify_bin_px >= 4

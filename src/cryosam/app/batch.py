@@ -2,7 +2,12 @@
 
 Each input gets its own output folder ``OUT/<input name without extensions>/`` with
 exactly what ``cryosam pick`` writes there, plus ``OUT/summary.csv`` (one row per
-input: status, picks per class, seconds).
+input: status, picks per class, seconds) and every tomogram's picks in one file each for the
+averaging programs: ``OUT/particles.star`` (RELION 3, or 5 with ``--relion5``, then also
+``OUT/relion5_import.star``, the index RELION 5's Import -> Coordinates takes) and
+``OUT/particles.tbl`` (Dynamo, tomogram index k = the k-th input, named in
+``OUT/particles.doc``). ``--tomo-name`` names each tomogram in the STAR files (a template:
+``{stem}.tomostar`` for Warp).
 
 Prompts: a prompt row goes to the tomogram it names (CSV column ``tomogram``, STAR
 ``rlnMicrographName``/``rlnTomoName``); rows that name none and ``--point`` /
@@ -35,15 +40,19 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import starfile
+
 from cryosam.app.inputs import parse_diameters
-from cryosam.app.pick import PICK_OUTPUTS, class_queries, pick
+from cryosam.app.pick import PICK_OUTPUTS, RELION5_INDEX, class_queries, pick
 from cryosam.app.resources import available_bytes, check_fits, estimate_run_bytes
 from cryosam.app.runner import Runner, pick_in_two_rounds
 from cryosam.config import Config
 from cryosam.errors import CryosamError
 from cryosam.io.atomic import write_text_atomic
+from cryosam.io.dynamo import merge_dynamo_tables
 from cryosam.io.outputs import acquire_lock, check_outputs, clear_abandoned
 from cryosam.io.prompts import Prompt, parse_point, read_prompt_file, validate_prompts
+from cryosam.io.star import merge_star, write_relion5_index
 from cryosam.io.tomogram import (
     is_tomogram_name,
     maps_float32,
@@ -135,6 +144,7 @@ class BatchSettings:
     use_cache: bool = True
     overwrite: bool = False
     command_line: str | None = None
+    tomo_name: str | None = None
 
 
 def plan_jobs(
@@ -210,6 +220,7 @@ def batch_key(job: Job, settings: BatchSettings, sources: dict[str, list[str]]) 
             "diameters": settings.diameters,
             "voxel_size": settings.voxel_size,
             "relion5": settings.relion5,
+            "tomo_name": settings.tomo_name,
             "prompts": [p.__dict__ for p in job.prompts],
             "sources": sources_prompts,
         }
@@ -313,6 +324,7 @@ def _run_job(job, settings, queries, key, query_only, t0):
         cache=settings.use_cache,
         queries=ext,
         command_line=settings.command_line,
+        tomo_name=settings.tomo_name,
         record={"batch": {"key": key, "pooled_classes": sorted(ext)}},
     )
     row = _row(
@@ -320,6 +332,32 @@ def _run_job(job, settings, queries, key, query_only, t0):
     )
     row["queries"] = {c: q.to_dict() for c, q in run.outcome.queries.items()}
     return row
+
+
+DONE = ("done", "skipped")
+MERGED = ("particles.star", "particles.tbl", "particles.doc", RELION5_INDEX)
+"""The batch's files with every tomogram's picks (rewritten after each batch)."""
+
+
+def write_merged(out: Path, jobs: list[Job]) -> None:
+    """Every finished tomogram's picks in one STAR file and one Dynamo table, and with RELION 5
+    STAR files the index for RELION 5's import (each tomogram's own picks.star)."""
+    jobs = [j for j in jobs if (j.out / "picks.star").exists()]
+    for name in MERGED:
+        (out / name).unlink(missing_ok=True)  # no stale merge of an earlier batch
+    if not jobs:
+        return
+    merge_star(out / "particles.star", [j.out / "picks.star" for j in jobs])
+    tables = [j.out / "picks.tbl" for j in jobs]
+    if all(t.exists() for t in tables):
+        merge_dynamo_tables(out / "particles.tbl", tables)
+    index = {}
+    for j in jobs:
+        particles = starfile.read(j.out / "picks.star", always_dict=True).get("particles")
+        if particles is not None and "rlnTomoName" in particles and len(particles):
+            index[str(particles["rlnTomoName"].iloc[0])] = j.out / "picks.star"
+    if index:
+        write_relion5_index(out / RELION5_INDEX, index)
 
 
 def write_summary(path: Path, rows: list[dict], classes: list[str]) -> None:
@@ -417,6 +455,7 @@ def run_batch(
             record(row)
             if row["status"] != "queried":
                 tick(row)
+        write_merged(out, [j for j in jobs if rows.get(j.name, {}).get("status") in DONE])
     finally:
         own_workers = runner.client is None or runner.cluster is not None
         runner.close()

@@ -23,6 +23,7 @@ from cryosam.app.runner import Runner, pick_in_two_rounds
 from cryosam.config import Config
 from cryosam.errors import CryosamError
 from cryosam.io import coords
+from cryosam.io.copick_json import copick_transforms, has_angles
 from cryosam.io.prompts import Prompt
 from cryosam.method.queries import ClassQuery
 
@@ -175,7 +176,8 @@ def write_results(run, voxel_size, picks, semantic, class_ids, user_id, session_
         xyz = coords.zyx_to_angstrom_xyz(sel.zyx, voxel_size)
         obj = run.new_picks(cls, session_id=session_id, user_id=user_id, exist_ok=overwrite)
         scores = np.nan_to_num(np.asarray(sel.score, dtype=np.float64), nan=1.0)
-        obj.from_numpy(xyz, scores=scores)
+        obj.meta.trust_orientation = has_angles(sel)  # stored by from_numpy
+        obj.from_numpy(xyz, transforms=copick_transforms(sel), scores=scores)
     lut = np.zeros(max(class_ids.values()) + 1, dtype=np.uint8)
     for cls, i in class_ids.items():
         lut[i] = labels[cls]

@@ -21,7 +21,10 @@ from cryosam.io.tomogram import Tomogram, tomogram_stem
 from cryosam.method.extended import ExtendedResult, segment_extended_classes
 from cryosam.timing import Timer
 
-EXTENDED_OUTPUTS = [*(n for n in PICK_OUTPUTS if n != "gallery.png"), "components.csv"]
+EXTENDED_OUTPUTS = [
+    *(n for n in PICK_OUTPUTS if n not in ("gallery.png", "picks.tbl", "picks.doc")),
+    "components.csv",
+]
 COMPONENT_COLUMNS = ["class", "instance", "voxels", "z", "y", "x", "area_nm2", "length_nm"]
 
 

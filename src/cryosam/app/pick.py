@@ -14,12 +14,14 @@ import numpy as np
 
 from cryosam.app.record import input_record, tomogram_checksum, write_run_json
 from cryosam.config import Config
+from cryosam.errors import CryosamError
 from cryosam.io.atomic import atomic_path
-from cryosam.io.figures import write_gallery, write_pick_preview
+from cryosam.io.dynamo import write_dynamo_table
+from cryosam.io.figures import write_average_figure, write_gallery, write_pick_preview
 from cryosam.io.outputs import check_outputs, output_set
 from cryosam.io.picks import write_picks_csv
 from cryosam.io.prompts import Prompt
-from cryosam.io.star import RELION3, RELION5, write_star
+from cryosam.io.star import RELION3, RELION5, write_relion5_index, write_star
 from cryosam.io.tomogram import Tomogram, tomogram_stem, write_volume
 from cryosam.method.cut import WEAK_SEPARATION, CutRule
 from cryosam.method.pick import ClassQuery, PickOutcome, pick_particles, prompt_queries
@@ -30,13 +32,18 @@ PICK_OUTPUTS = [
     "picks.csv",
     "candidates.csv",
     "picks.star",
+    "picks.tbl",
+    "picks.doc",
     "masks/semantic.mrc",
     "masks/instances.mrc",
     "preview.png",
     "gallery.png",
     "run.json",
 ]
-"""Every file ``cryosam pick`` writes (one set: all of them or none)."""
+"""Every file ``cryosam pick`` always writes (one set: all of them or none); beside them
+``references/CLASS.mrc`` (and ``CLASS_mask.mrc``) per verified class and, with ``--relion5``,
+``relion5_import.star``."""
+RELION5_INDEX = "relion5_import.star"
 
 
 @dataclass
@@ -72,6 +79,7 @@ def pick(
     progress=None,
     command_line: str | None = None,
     record: dict | None = None,
+    tomo_name: str | None = None,
 ) -> PickRun:
     """Find every particle like the prompted ones in ``tomogram``.
 
@@ -87,6 +95,9 @@ def pick(
         queries: class -> query from other tomograms, for classes without prompts here.
         progress: ``progress(stage: str)`` between stages.
         command_line: what ran it, for ``run.json``; ``record``: more entries for it.
+        tomo_name: the tomogram's name in the particle files (``rlnTomoName``,
+            ``rlnMicrographName``): a template where ``{stem}`` and ``{name}`` stand for the
+            file's stem and name (default: RELION 5 the stem, RELION 3 the name).
     """
     config = config or Config()
     if out is not None:
@@ -118,6 +129,7 @@ def pick(
         "diameters_px_given": diameters_px,
         **cut_record(outcome),
         "star_dialect": "relion5" if relion5 else "relion3",
+        "tomo_name": particle_tomo_name(tomo_name, tomogram.name),
         **(record or {}),
     }
     said = list(outcome.prompt_outcome.warnings) + weak_cut_warnings(outcome.reports, out)
@@ -128,6 +140,22 @@ def pick(
         )
     rec["timings_s"] = {**outcome.timings, **timer.seconds, "total": timer.total()}
     return run
+
+
+def particle_tomo_name(template: str | None, file_name: str) -> str | None:
+    """``template`` with ``{stem}`` and ``{name}`` filled from the tomogram's file name
+    (``None`` without a template). The result must be one word: it goes into STAR columns."""
+    if not template:
+        return None
+    try:
+        name = template.format(stem=tomogram_stem(file_name), name=file_name)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise CryosamError(
+            f"--tomo-name {template!r}: only {{stem}} and {{name}} may be filled in ({exc})"
+        ) from exc
+    if not name or any(c.isspace() for c in name) or '"' in name:
+        raise CryosamError(f"--tomo-name {template!r} gives {name!r}: use one word, no spaces")
+    return name
 
 
 def cut_record(outcome: PickOutcome) -> dict:
@@ -180,21 +208,63 @@ def write_pick_outputs(
             cand[name] = values
         with atomic_path(staging / "candidates.csv", overwrite=True) as tmp:
             cand.to_csv(tmp, index=False)
+        name = run.record.get("tomo_name")
         write_star(
             staging / "picks.star",
             picks,
             RELION5 if relion5 else RELION3,
             tomogram.shape,
             vs,
-            tomogram=tomogram.name,
+            tomogram=name or tomogram.name,
             overwrite=True,
+            exact_name=bool(name),
         )
+        if relion5:
+            write_relion5_index(
+                staging / RELION5_INDEX, {name or tomogram_stem(tomogram.name): out / "picks.star"}
+            )
+        source = str(tomogram.path.resolve()) if tomogram.path is not None else tomogram.name
+        write_dynamo_table(staging / "picks.tbl", picks, vs, source, overwrite=True)
+        write_references(staging / "references", outcome, vs)
+        write_averages(staging, outcome, vs)
         write_masks(staging, tomogram, outcome.semantic, outcome.instances)
         write_preview_of(staging / "preview.png", tomogram, outcome)
         write_gallery_of(staging / "gallery.png", tomogram, outcome)
         run.record["timings_s"] = {**outcome.timings, **timer.seconds, "total": timer.total()}
         write_run_json(staging / "run.json", run.record, command_line)
     return out
+
+
+def write_references(folder: Path, outcome: PickOutcome, voxel_size: float | None) -> None:
+    """Each class's shape reference (``CLASS.mrc``, bright protein, standardised) and its soft
+    mask (``CLASS_mask.mrc``) at the reference's own binned voxel size: the frame the picks'
+    angles are relative to."""
+    for name, query in outcome.queries.items():
+        ref = query.reference if query is not None else None
+        if ref is None:
+            continue
+        vs = voxel_size * ref.bin if voxel_size else None
+        write_volume(folder / f"{name}.mrc", ref.template, vs, overwrite=True)
+        write_volume(folder / f"{name}_mask.mrc", ref.weight, vs, overwrite=True)
+
+
+def average_name(outcome: PickOutcome, cls: str) -> str:
+    """``average.mrc`` for a one-class pick, ``average_CLASS.mrc`` for each of several."""
+    return "average.mrc" if len(outcome.class_ids) == 1 else f"average_{cls}.mrc"
+
+
+def write_averages(folder: Path, outcome: PickOutcome, voxel_size: float | None) -> None:
+    """Each class's aligned average of its picks (the tomogram's voxel size, protein bright)
+    and ``average.png``: its central sections beside the class reference's."""
+    if not outcome.averages:
+        return
+    rows = []
+    for cls, avg in outcome.averages.items():
+        write_volume(folder / average_name(outcome, cls), avg, voxel_size, overwrite=True)
+        query = outcome.queries.get(cls)
+        ref = query.reference.template if query is not None and query.reference else None
+        rows.append((cls, int(np.sum(outcome.picks.class_name == cls)), avg, ref))
+    write_average_figure(folder / "average.png", rows, overwrite=True)
 
 
 def write_masks(folder: Path, tomogram: Tomogram, semantic, instances) -> None:

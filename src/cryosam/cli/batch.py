@@ -24,6 +24,7 @@ from cryosam.cli.options import (
     SEGMENTER_OPT,
     SET_OPT,
     TAU_SIM_OPT,
+    TOMO_NAME_OPT,
     TOP_K_OPT,
     VOXEL_SIZE_OPT,
     method_config,
@@ -61,6 +62,7 @@ def batch(
     top_k: int = TOP_K_OPT,
     tau_sim: float = TAU_SIM_OPT,
     relion5: bool = RELION5_OPT,
+    tomo_name: str | None = TOMO_NAME_OPT,
     segmenter: str = SEGMENTER_OPT,
     model: str | None = MODEL_OPT,
     encoder: str = ENCODER_OPT,
@@ -84,6 +86,8 @@ def batch(
 
     Rerunning the same command skips tomograms that finished (same inputs and
     settings); a failing tomogram is reported in summary.csv and the others go on.
+    Every finished tomogram's picks are also merged into OUT/particles.star (with
+    --relion5 also OUT/relion5_import.star for RELION 5's import) and OUT/particles.tbl.
     Exit status 2 when any tomogram failed.
     """
     # the library is imported here, not at the top: `cryosam --help` stays instant
@@ -102,6 +106,7 @@ def batch(
     settings = BatchSettings(
         list(diameter), config, voxel_size, relion5, not no_cache, overwrite, cli_app.command_line
     )
+    settings.tomo_name = tomo_name
     n_prompted = sum(1 for j in jobs if j.classes)
     where = f" on {scheduler}" if scheduler else ""
     typer.echo(f"{len(jobs)} tomograms ({n_prompted} with prompts) -> {out}/{where}")

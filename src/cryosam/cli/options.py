@@ -56,6 +56,14 @@ TAU_SIM_OPT = config_option("tau_sim", "--tau-sim")
 RELION5_OPT = typer.Option(
     False, "--relion5", help="Write picks.star as RELION 5 (centred Å) instead of RELION 3."
 )
+TOMO_NAME_OPT = typer.Option(
+    None,
+    "--tomo-name",
+    help="The tomogram's name in the particle files (rlnTomoName with --relion5, else "
+    "rlnMicrographName), as the averaging program knows it: {stem} and {name} stand for the "
+    "file's stem and name, e.g. '{stem}.tomostar' for Warp, '{stem}' for a RELION 5 tomogram "
+    "set. Default: the stem (RELION 5) or the file name (RELION 3).",
+)
 NO_CACHE_OPT = typer.Option(
     False, "--no-cache", help="Do not read or write the feature cache ($CRYOSAM_CACHE)."
 )

@@ -24,6 +24,7 @@ from cryosam.cli.options import (
     SEGMENTER_OPT,
     SET_OPT,
     TAU_SIM_OPT,
+    TOMO_NAME_OPT,
     TOMOGRAM_ARG,
     TOP_K_OPT,
     VOXEL_SIZE_OPT,
@@ -52,6 +53,7 @@ def pick(
     top_k: int = TOP_K_OPT,
     tau_sim: float = TAU_SIM_OPT,
     relion5: bool = RELION5_OPT,
+    tomo_name: str | None = TOMO_NAME_OPT,
     segmenter: str = SEGMENTER_OPT,
     model: str | None = MODEL_OPT,
     encoder: str = ENCODER_OPT,
@@ -66,9 +68,12 @@ def pick(
     """Find every particle like the prompted ones: picks, masks and a preview.
 
     Click one particle (--point z,y,x) and give its approximate --diameter in Å. Writes
-    OUT/picks.csv (accepted picks: z,y,x,score,class,instance), OUT/candidates.csv (every
-    scored candidate and its status), OUT/picks.star, OUT/masks/semantic.mrc,
-    OUT/masks/instances.mrc, OUT/preview.png and OUT/run.json (config, cut, timings).
+    OUT/picks.csv (accepted picks: z,y,x,score,class,instance and their orientation
+    rot,tilt,psi: RELION's angles relative to OUT/references/CLASS.mrc), OUT/candidates.csv
+    (every scored candidate and its status), OUT/picks.star (RELION 3, or 5 with --relion5,
+    then also OUT/relion5_import.star for RELION 5's Import -> Coordinates), OUT/picks.tbl
+    (Dynamo), OUT/masks/semantic.mrc, OUT/masks/instances.mrc, OUT/preview.png,
+    OUT/gallery.png and OUT/run.json (config, cut, timings).
     """
     # the library is imported here, not at the top: `cryosam --help` stays instant
     from cryosam.app.extended import EXTENDED_OUTPUTS
@@ -92,6 +97,7 @@ def pick(
         return
     diam = parse_diameters(diameter, classes, tomo.voxel_size, tomo.shape)
     options = dict(out=out, overwrite=overwrite, relion5=relion5, naive=naive, cache=not no_cache)
+    options["tomo_name"] = tomo_name
     run = run_pick(
         tomo,
         all_prompts,

@@ -68,6 +68,13 @@ def relion_euler_matrices(rot_tilt_psi) -> np.ndarray:
     return Rotation.from_euler("ZYZ", angles, degrees=True).as_matrix().transpose(0, 2, 1)
 
 
+def relion_angles_of_matrices(matrices) -> np.ndarray:
+    """Inverse of :func:`relion_euler_matrices`: RELION ``(rot, tilt, psi)`` in degrees of
+    rotation matrices ``(N, 3, 3)`` on ``(x, y, z)``."""
+    A = np.asarray(matrices, dtype=np.float64).reshape(-1, 3, 3)
+    return Rotation.from_matrix(A.transpose(0, 2, 1)).as_euler("ZYZ", degrees=True)
+
+
 def relion_origin_shift_xyz(origin_xyz_angst, subtomo_rot_tilt_psi=None) -> np.ndarray:
     """The shift in Å that RELION subtracts from a particle's coordinate: its
     ``rlnOriginX/Y/ZAngst``, turned into the tomogram's frame by the subtomogram's own

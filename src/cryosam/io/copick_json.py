@@ -2,7 +2,11 @@
 
 A point's position is its ``location`` plus the translation column of its 4 x 4
 ``transformation_`` (copick's own readers and writers add it, e.g. in its STAR handler:
-"their translations are added to the positions"); cryosam writes identity transforms.
+"their translations are added to the positions"). Its rotation block is the pick's
+orientation as copick's RELION and Dynamo converters read it: RELION's
+``Euler_angles2matrix(rot, tilt, psi)`` (the rotation that turns the reference into the
+particle, in x, y, z). cryosam writes zero translations, and the rotation when the picks
+have angles (``trust_orientation`` true), else the identity.
 
 This module reads and writes the JSON file format directly so that copick
 projects work without the optional ``copick`` package; project-level access
@@ -22,8 +26,6 @@ from cryosam.io import coords
 from cryosam.io.atomic import write_text_atomic
 from cryosam.io.picks import Picks, check_class_name
 
-_IDENTITY = np.eye(4).tolist()
-
 
 def picks_to_copick_dict(
     picks: Picks,
@@ -35,11 +37,12 @@ def picks_to_copick_dict(
 ) -> dict:
     """copick ``CopickPicksFile`` content for the picks of one object (class)."""
     xyz = coords.zyx_to_angstrom_xyz(picks.zyx, voxel_size)
+    transforms = copick_transforms(picks)
     points = []
     for i in range(len(picks)):
         point = {
             "location": {"x": float(xyz[i, 0]), "y": float(xyz[i, 1]), "z": float(xyz[i, 2])},
-            "transformation_": _IDENTITY,
+            "transformation_": transforms[i].tolist(),
             "instance_id": int(picks.instance[i]),
         }
         if np.isfinite(picks.score[i]):
@@ -53,8 +56,22 @@ def picks_to_copick_dict(
         "voxel_spacing": float(voxel_size),
         "unit": "angstrom",
         "points": points,
-        "trust_orientation": False,
+        "trust_orientation": has_angles(picks),
     }
+
+
+def has_angles(picks: Picks) -> bool:
+    """Every pick has a finite orientation."""
+    return picks.angles is not None and bool(np.isfinite(picks.angles).all())
+
+
+def copick_transforms(picks: Picks) -> np.ndarray:
+    """``(N, 4, 4)`` copick transforms: the picks' rotations (identity without angles), no
+    translation."""
+    out = np.tile(np.eye(4), (len(picks), 1, 1))
+    if has_angles(picks):
+        out[:, :3, :3] = coords.relion_euler_matrices(picks.angles)
+    return out
 
 
 def write_copick_json(
@@ -75,17 +92,17 @@ def write_copick_json(
     return write_text_atomic(path, json.dumps(content, indent=2), overwrite)
 
 
-def _translation(matrix, path, i: int) -> np.ndarray:
-    """The translation (Å, x y z) of a point's 4 x 4 ``transformation_`` (none: zero)."""
+def _transform(matrix, path, i: int) -> np.ndarray:
+    """A point's 4 x 4 ``transformation_`` (none: the identity)."""
     if matrix is None:
-        return np.zeros(3)
+        return np.eye(4)
     try:
         m = np.asarray(matrix, dtype=np.float64)
     except (TypeError, ValueError):
         m = np.zeros(0)
     if m.shape != (4, 4) or not np.isfinite(m).all():
         raise CryosamError(f"{path}: point {i}: transformation_ is not a finite 4 x 4 matrix")
-    return m[:3, 3]
+    return m
 
 
 def read_copick_json(path: str | os.PathLike, voxel_size: float) -> Picks:
@@ -103,18 +120,25 @@ def read_copick_json(path: str | os.PathLike, voxel_size: float) -> Picks:
     if unit not in ("angstrom", "å", "a"):
         raise CryosamError(f"{path}: unit {unit!r} is not supported; copick picks are in angstrom")
     name = check_class_name(data.get("pickable_object_name") or "particle", str(path))
-    xyz, shifts, score, inst = [], [], [], []
+    xyz, transforms, score, inst = [], [], [], []
     for i, point in enumerate(data["points"]):
         try:
             loc = point["location"]
             xyz.append([float(loc["x"]), float(loc["y"]), float(loc["z"])])
         except (KeyError, TypeError, ValueError) as exc:
             raise CryosamError(f"{path}: point {i} has no numeric location.x/y/z") from exc
-        shifts.append(_translation(point.get("transformation_"), path, i))
+        transforms.append(_transform(point.get("transformation_"), path, i))
         score.append(float(point.get("score", np.nan)))
         inst.append(int(point.get("instance_id", i + 1)))
-    arr = (np.asarray(xyz, dtype=np.float64) + np.asarray(shifts)).reshape(-1, 3)
+    T = np.asarray(transforms, dtype=np.float64).reshape(-1, 4, 4)
+    arr = (np.asarray(xyz, dtype=np.float64) + T[:, :3, 3]).reshape(-1, 3)
     if not np.isfinite(arr).all():
         raise CryosamError(f"{path}: NaN or infinite locations")
     zyx = coords.angstrom_xyz_to_zyx(arr, voxel_size)
-    return Picks(zyx, score, [name] * len(zyx), inst, None, data.get("run_name"))
+    angles = None
+    if data.get("trust_orientation") and len(T):
+        try:
+            angles = coords.relion_angles_of_matrices(T[:, :3, :3])
+        except ValueError as exc:
+            raise CryosamError(f"{path}: a transformation_ is not a rotation ({exc})") from exc
+    return Picks(zyx, score, [name] * len(zyx), inst, angles, data.get("run_name"))

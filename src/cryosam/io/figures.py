@@ -336,3 +336,45 @@ def _crop_slab(volume, zyx, half_w: int, half_t: int, sigma: float) -> np.ndarra
         box[dst] = np.asarray(volume[src], np.float32)
     img = ndimage.gaussian_filter(box, sigma)[m : m + 2 * half_t + 1].mean(0)
     return img[m : m + 2 * half_w + 1, m : m + 2 * half_w + 1]
+
+
+def write_average_figure(
+    path: str | os.PathLike,
+    rows: list[tuple[str, int, np.ndarray, np.ndarray | None]],
+    overwrite: bool = False,
+) -> Path:
+    """Per class, the central xy, xz and yz sections (a slab a tenth of the box thick) of the
+    aligned average of its picks beside the same sections of its reference (the one-click
+    reference, refined by its best matches, at its own binned sampling, drawn over the same
+    extent). ``rows`` are ``(class, n picks, average, reference or None)``; bright protein."""
+    fig = Figure(figsize=(9.0, 1.8 * max(1, len(rows)) + 0.5))
+    axes = fig.subplots(max(1, len(rows)), 6, squeeze=False)
+    names = ("xy", "xz", "yz")
+    for r, (cls, n, avg, ref) in enumerate(rows):
+        for k, (vol, what) in enumerate(((avg, "average"), (ref, "reference"))):
+            for a in range(3):
+                ax = axes[r, 3 * k + a]
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if vol is None:
+                    ax.axis("off")
+                    continue
+                img = _central_section(vol, a)
+                lo, hi = _window(img)
+                ax.imshow(img, cmap="gray", vmin=lo, vmax=hi, extent=(0, 1, 1, 0))
+                ax.set_title(f"{what} {names[a]}", fontsize=8)
+        axes[r, 0].set_ylabel(f"{cls}\n{n} picks", fontsize=9)
+    fig.suptitle(
+        "aligned average of the picks vs the class reference (protein bright)", fontsize=10
+    )
+    fig.tight_layout()
+    return _save(fig, path, overwrite)
+
+
+def _central_section(vol: np.ndarray, axis: int) -> np.ndarray:
+    """Mean of the central slab (a tenth of the box, at least one voxel) across ``axis``
+    (0: an xy section, 1: xz, 2: yz)."""
+    n = vol.shape[axis]
+    t = max(1, n // 10)
+    lo = (n - t) // 2
+    return np.take(vol, range(lo, lo + t), axis=axis).mean(axis)

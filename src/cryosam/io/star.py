@@ -51,6 +51,7 @@ def write_star(
     voxel_size: float | None = None,
     tomogram: str | None = None,
     overwrite: bool = False,
+    exact_name: bool = False,
 ) -> Path:
     """Write picks as a RELION STAR file.
 
@@ -58,7 +59,8 @@ def write_star(
         dialect: ``'relion3'`` (``rlnCoordinateX/Y/Z`` pixels, ``rlnMicrographName``) or
             ``'relion5'`` (``rlnCenteredCoordinateX/Y/ZAngst``, ``rlnTomoName``; needs
             ``shape_zyx`` and ``voxel_size``).
-        tomogram: name written per row (defaults to ``picks.tomogram``).
+        tomogram: name written per row (defaults to ``picks.tomogram``); RELION 5 takes its
+            stem (``TS_01.mrc`` -> ``TS_01``) unless ``exact_name``.
     """
     name = tomogram or picks.tomogram or "tomogram"
     classes = picks.classes
@@ -71,32 +73,76 @@ def write_star(
     elif dialect == RELION5:
         if shape_zyx is None:
             raise CryosamError("RELION 5 STAR output needs the tomogram shape")
-        particles["rlnTomoName"] = [tomogram_stem(name)] * len(picks)
+        particles["rlnTomoName"] = [name if exact_name else tomogram_stem(name)] * len(picks)
         xyz = coords.zyx_to_relion5_xyz_angst(picks.zyx, shape_zyx, voxel_size)
         cols = R5_COLS
     else:
         raise CryosamError(f"unknown STAR dialect {dialect!r}; use relion3 or relion5")
     for i, col in enumerate(cols):
         particles[col] = _exact(xyz[:, i])
-    if picks.angles is not None:
+    if picks.angles is not None and np.isfinite(picks.angles).all():
         for i, col in enumerate(ANGLE_COLS):
             particles[col] = _exact(picks.angles[:, i])
     particles["rlnAutopickFigureOfMerit"] = _exact(picks.score)
     particles["rlnClassNumber"] = [number[c] for c in picks.class_name]
-    particles["rlnTomoParticleName"] = [f"{tomogram_stem(name)}/{int(i)}" for i in picks.instance]
+    stem = name if exact_name else tomogram_stem(name)
+    particles["rlnTomoParticleName"] = [f"{stem}/{int(i)}" for i in picks.instance]
     blocks = {
         "particles": pd.DataFrame(particles),
         CLASS_BLOCK: pd.DataFrame(
             {"rlnClassNumber": list(number.values()), "cryosamClassName": list(number)}
         ),
     }
+    return _write_blocks(path, blocks, overwrite)
+
+
+def _write_blocks(path, blocks: dict, overwrite: bool) -> Path:
+    """STAR ``blocks`` written atomically, with the same bytes every run (starfile stamps the
+    time; the stamp is replaced by cryosam's version)."""
     with atomic_path(path, overwrite) as tmp:
         starfile.write(blocks, tmp, overwrite=True)
-        # starfile stamps the time; a result should have the same bytes every run
         lines = tmp.read_text().splitlines(keepends=True)
         body = [ln for ln in lines if not ln.startswith("# Created by the starfile")]
         tmp.write_text(f"# Written by cryosam {__version__}\n" + "".join(body))
     return Path(path)
+
+
+def write_relion5_index(path: str | os.PathLike, files: dict, overwrite: bool = True) -> Path:
+    """The file RELION 5's Import -> Coordinates takes (``relion_tomo_import_particles --i``):
+    one row per tomogram, ``rlnTomoName`` and ``rlnTomoImportParticleFile`` (absolute paths,
+    as RELION opens them from its project folder). ``files``: tomogram name -> STAR file."""
+    table = pd.DataFrame({
+        "rlnTomoName": list(files),
+        "rlnTomoImportParticleFile": [str(Path(f).resolve()) for f in files.values()],
+    })  # fmt: skip
+    return _write_blocks(path, {"coordinates": table}, overwrite)
+
+
+def merge_star(path: str | os.PathLike, files: list, overwrite: bool = True) -> Path:
+    """One particle file from several of cryosam's (a batch's tomograms, one dialect): their
+    particle rows in order, class numbers renumbered by class name across the files."""
+    tables, names = [], {}
+    for f in files:
+        blocks = _read_blocks(Path(f))
+        table, _ = _particles(blocks, Path(f))
+        own = blocks.get(CLASS_BLOCK)
+        local = dict(zip(own["rlnClassNumber"], own["cryosamClassName"])) if own is not None else {}
+        cls = [str(local.get(n, n)) for n in table.get("rlnClassNumber", [])]
+        for c in cls:
+            names.setdefault(c, len(names) + 1)
+        table = table.copy()
+        if cls:
+            table["rlnClassNumber"] = [names[c] for c in cls]
+        tables.append(table)
+    if not tables:
+        raise CryosamError("no particle files to merge")
+    blocks = {
+        "particles": pd.concat(tables, ignore_index=True),
+        CLASS_BLOCK: pd.DataFrame(
+            {"rlnClassNumber": list(names.values()), "cryosamClassName": list(names)}
+        ),
+    }
+    return _write_blocks(path, blocks, overwrite)
 
 
 def detect_dialect(columns) -> str:

@@ -52,6 +52,7 @@ from cryosam.method.instances import (
     segment_prompts,
 )
 from cryosam.method.matching import find_peaks, hierarchical_match, naive_match, similarity
+from cryosam.method.orient import average, orient, relion_angles
 from cryosam.method.propagate import InstanceMask, propagate_instance
 from cryosam.method.queries import (
     ClassQuery,
@@ -118,6 +119,8 @@ class PickOutcome:
     timings: dict[str, float]
     queries: dict[str, ClassQuery] = field(default_factory=dict)
     candidate_columns: dict[str, np.ndarray] = field(default_factory=dict)
+    averages: dict[str, np.ndarray] = field(default_factory=dict)
+    """Class -> the aligned average of its picks (prepared contrast: bright protein)."""
     """More per-candidate values for ``candidates.csv`` (``correlation``, ``similarity``)."""
 
 
@@ -589,6 +592,9 @@ def finish(
         entries = segment_accepted(s, reports, table, kept)
     say("matches segmented")
     picks, semantic, instances = assemble(s, entries, reports)
+    with timer.stage("orient"):
+        picks.angles, averages = orient_picks(s, reports, picks)
+    say("picks oriented")
     for rep in reports:
         rep.n_accepted = int(np.sum(picks.class_name == rep.name))
     if not len(picks) and s.own:
@@ -613,7 +619,32 @@ def finish(
         {**timer.seconds, "total": timer.total()},
         {r.name: r.query for r in reports},
         table.columns,
+        averages,
     )
+
+
+def orient_picks(s: Setup, reports: list[ClassReport], picks: Picks):
+    """Stage 10: each pick's RELION ``(rot, tilt, psi)`` relative to its class's reference
+    (:mod:`cryosam.method.orient`; the verified reference, else one made from the class's
+    prompts; NaN for a class with neither), and each class's aligned average of its picks
+    (at the tomogram's sampling, a box of ``2 verify_box_factor`` diameters):
+    ``(angles, {class: average})``."""
+    angles = np.full((len(picks), 3), np.nan)
+    averages = {}
+    for rep in reports:
+        mine = np.flatnonzero(picks.class_name == rep.name)
+        ref = rep.query.reference if rep.query is not None else None
+        dv = s.diameters_px[rep.name]
+        if ref is None and rep.name in s.own:
+            points, masks = s.prompted(rep.name)
+            ref = prompt_reference(s.prepared, dv, s.config, points, masks, False)
+        if ref is None or not len(mine):
+            continue
+        M, _ = orient(s.prepared, picks.zyx[mine], ref, dv, s.config)
+        angles[mine] = relion_angles(M)
+        size = 2 * int(np.ceil(s.config.verify_box_factor * dv)) + 1
+        averages[rep.name] = average(s.prepared, picks.zyx[mine], M, size)
+    return angles, averages
 
 
 REDECIDED = {Status.ACCEPTED, Status.BELOW_CUT, Status.SIZE_MISMATCH, Status.OTHER_CLASS}

@@ -128,7 +128,7 @@ def binning(diameter_px: float, bin_px: float) -> int:
     return max(1, int(np.floor(diameter_px / bin_px)))
 
 
-def _rotate(box: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+def rotate_box(box: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     """``box`` sampled at ``matrix @ (x - c) + c`` (linear interpolation)."""
     c = (np.asarray(box.shape, np.float64) - 1) / 2.0
     return ndimage.affine_transform(box, matrix, offset=c - matrix @ c, order=1)
@@ -156,7 +156,14 @@ class ShapeVerifier:
             and ``verify_shift`` (binned voxels searched around each candidate).
     """
 
-    def __init__(self, volume, diameter_px: float, config: Config | None = None):
+    def __init__(
+        self,
+        volume,
+        diameter_px: float,
+        config: Config | None = None,
+        rotations: np.ndarray | None = None,
+        shift: int | None = None,
+    ):
         config = config or Config()
         self.volume = volume
         self.bin = binning(diameter_px, config.verify_bin_px)
@@ -165,11 +172,13 @@ class ShapeVerifier:
         self.n = 2 * self.half + 1
         g = np.indices((self.n,) * 3) - self.half
         self.sphere = np.sqrt((g**2).sum(0)) <= 0.5 * self.d + 0.5
-        self.rotations = rotation_grid(config.verify_angle_step)
-        self.matrices = self.rotations.as_matrix()
+        # ``rotations`` (K, 3, 3) replaces the grid: the orientation search's own sets
+        self.matrices = (
+            rotation_grid(config.verify_angle_step).as_matrix() if rotations is None else rotations
+        )
         # climbing only needs the shift: a coarser rotation set finds it at a third of the cost
         self.coarse = rotation_grid(COARSE_STEP * config.verify_angle_step).as_matrix()
-        self.shift = config.verify_shift
+        self.shift = config.verify_shift if shift is None else shift
         s = 2 * self.shift + 1
         self.offsets = np.stack(np.unravel_index(np.arange(s**3), (s, s, s)), 1)
         self.chunk = CHUNK
@@ -224,8 +233,8 @@ class ShapeVerifier:
         A, W = [], []
         for m in self.coarse if coarse else self.matrices:
             inv = m.T  # sample the reference at R^-1 x: the reference rotated by R
-            t = _rotate(ref.template, inv)[sel]
-            w = np.clip(_rotate(ref.weight, inv)[sel], 0.0, 1.0)
+            t = rotate_box(ref.template, inv)[sel]
+            w = np.clip(rotate_box(ref.weight, inv)[sel], 0.0, 1.0)
             tc = t - (w * t).sum() / max(w.sum(), 1e-6)
             a = w * tc
             A.append(a / np.sqrt(max(float((a * tc).sum()), 1e-12)))
@@ -246,10 +255,10 @@ class ShapeVerifier:
         size = self.n + 2 * self.shift
         for i0 in range(0, len(zyx), self.chunk):
             P = extract_boxes(self.volume, zyx[i0 : i0 + self.chunk], size, self.bin)
-            scores[i0 : i0 + len(P)], align[i0 : i0 + len(P)] = self._score_boxes(ref, P, coarse)
+            scores[i0 : i0 + len(P)], align[i0 : i0 + len(P)] = self.score_boxes(ref, P, coarse)
         return scores, align
 
-    def _score_boxes(self, ref: Reference, P: np.ndarray, coarse: bool = False):
+    def score_boxes(self, ref: Reference, P: np.ndarray, coarse: bool = False):
         """Best correlation of each ``(n + 2 shift)``-sided box with the reference."""
         A, W, wsum, _ = self._prepare(ref, coarse)
         n, sel = self.n, self.sphere
@@ -314,7 +323,7 @@ class ShapeVerifier:
         boxes = []
         for box, (r, k) in zip(P, np.asarray(align)[order]):
             a, b, c = self.offsets[k]
-            boxes.append(_rotate(box[a : a + n, b : b + n, c : c + n], self.matrices[r]))
+            boxes.append(rotate_box(box[a : a + n, b : b + n, c : c + n], self.matrices[r]))
         total = ref.n_particles + len(boxes)
         template = (ref.template * ref.n_particles + np.sum(boxes, 0)) / total
         return Reference(template.astype(np.float32), ref.weight, ref.bin, total, ref.typical)

@@ -1,0 +1,92 @@
+"""Orientations: each pick's rotation relative to its class's reference.
+
+Shape verification already finds each candidate's best rotation, but on a coarse grid over
+half of all rotations (what its score needs). For the picks that are kept this stage
+searches every rotation, then refines locally:
+
+1. **Global.** The reference rotated by every rotation of a full grid
+   ``orient_angle_step`` apart is correlated with each pick's binned box (the weighted
+   Pearson correlation of verification, under the rotated soft mask) at its centre.
+2. **Local.** Each box is turned back by its best rotation so far and correlated with the
+   reference turned by small rotations (a ball of rotation vectors half the step apart, then
+   a quarter), with shifts of ``verify_shift`` binned voxels; the best small rotation is
+   composed in. Three levels end at about an eighth of the step.
+
+A rotation ``M`` (acting on ``(z, y, x)`` vectors) says the pick is the reference turned by
+``M``: ``pick(x) = reference(M^T x)``, so turning the pick back by ``M`` and averaging
+reproduces the reference. :func:`relion_angles` writes ``M`` as RELION's ``(rot, tilt, psi)``
+(the rotation that turns the reference into the particle, in ``x, y, z``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from cryosam.config import Config
+from cryosam.io.coords import relion_angles_of_matrices
+from cryosam.method.rotations import local_grid, rotation_grid
+from cryosam.method.verify import Reference, ShapeVerifier, rotate_box
+from cryosam.volume.binning import extract_boxes
+
+LOCAL_LEVELS = (1 / 3, 1 / 6, 1 / 12, 1 / 24)
+"""The local searches' steps, as fractions of ``orient_angle_step`` (each reaching two steps:
+the first covers the global grid's largest gap, about two thirds of its step)."""
+
+
+def orient(volume, zyx, reference: Reference, diameter_px: float, config: Config):
+    """Each point's rotation relative to ``reference``: ``(matrices (N, 3, 3), correlation)``.
+
+    ``volume`` is the prepared (bright-protein) volume the reference was made from;
+    ``diameter_px`` the size it was made with (its box and binning follow from it)."""
+    zyx = np.asarray(zyx, np.float64).reshape(-1, 3)
+    if not len(zyx):
+        return np.zeros((0, 3, 3)), np.zeros(0)
+    grid = rotation_grid(config.orient_angle_step, full=True).as_matrix()
+    coarse = ShapeVerifier(volume, diameter_px, config, rotations=grid)
+    ref = coarse.fit(reference)
+    _, align = coarse.score(ref, zyx)
+    M = grid[align[:, 0]]
+    corr = np.full(len(zyx), -1.0)
+    n, s = coarse.n, config.verify_shift
+    boxes = extract_boxes(volume, zyx, n + 2 * s, coarse.bin)
+    for frac in LOCAL_LEVELS:
+        deltas = local_grid(frac * config.orient_angle_step)
+        fine = ShapeVerifier(volume, diameter_px, config, rotations=deltas)
+        turned = np.stack([rotate_box(b, m) for b, m in zip(boxes, M)])
+        corr, align = fine.score_boxes(ref, turned)
+        M = M @ deltas[align[:, 0]]
+    return M, corr
+
+
+def zyx_to_xyz_matrices(M) -> np.ndarray:
+    """Rotations acting on ``(z, y, x)`` vectors as the same rotations on ``(x, y, z)``."""
+    P = np.eye(3)[::-1]
+    return P @ np.asarray(M, np.float64) @ P
+
+
+def relion_angles(M) -> np.ndarray:
+    """RELION ``(rot, tilt, psi)`` in degrees of rotations ``M`` on ``(z, y, x)`` vectors.
+
+    RELION's ``Euler_angles2matrix(rot, tilt, psi)`` is the matrix ``A`` with
+    ``particle(x) = reference(A^T x)`` in ``x, y, z``; it equals the transpose of scipy's
+    intrinsic ``ZYZ`` matrix of the same angles (``io.coords.relion_euler_matrices``)."""
+    return relion_angles_of_matrices(zyx_to_xyz_matrices(M))
+
+
+def average(volume, zyx, matrices, size: int) -> np.ndarray:
+    """The aligned average of the particles at ``zyx`` (float voxel centres), each turned
+    back by its rotation ``M`` (``pick(x) = reference(M^T x)``): a ``size``-sided box at the
+    volume's sampling, in the reference's frame. Each particle is read with room for the
+    rotation's corners and sampled once (linear), its sub-voxel centre included."""
+    zyx = np.asarray(zyx, np.float64).reshape(-1, 3)
+    half = (size - 1) / 2.0
+    pad = int(np.ceil(half * np.sqrt(3))) + 2
+    total = np.zeros((size,) * 3, np.float64)
+    for p, M in zip(zyx, np.asarray(matrices, np.float64).reshape(-1, 3, 3)):
+        c = np.floor(p).astype(int)
+        box = extract_boxes(volume, [c], 2 * pad + 1)[0]  # centred on c: index pad + shift
+        centre = pad + (p - c)
+        offset = centre - M @ np.full(3, half)
+        total += ndimage.affine_transform(box, M, offset=offset, output_shape=(size,) * 3, order=1)
+    return (total / max(len(zyx), 1)).astype(np.float32)

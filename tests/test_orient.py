@@ -1,0 +1,216 @@
+"""Orientations: each pick's rotation relative to its class's reference, in RELION's angles,
+and the files that carry them (STAR, Dynamo, copick JSON)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import starfile
+from scipy.spatial.transform import Rotation
+
+from cryosam.config import Config
+from cryosam.errors import CryosamError
+from cryosam.io.coords import relion_angles_of_matrices, relion_euler_matrices
+from cryosam.io.copick_json import read_copick_json, write_copick_json
+from cryosam.io.dynamo import dynamo_to_relion_angles, relion_to_dynamo_angles, write_dynamo_table
+from cryosam.io.picks import Picks
+from cryosam.io.star import merge_star, read_star, write_relion5_index, write_star
+from cryosam.method.orient import average, orient, relion_angles
+from cryosam.method.rotations import rotation_grid
+from cryosam.method.verify import ShapeVerifier, rotate_box
+
+P = np.eye(3)[::-1]  # (z, y, x) <-> (x, y, z)
+N = 31
+CENTRES = [(20, 20, 20), (20, 20, 60), (20, 60, 20), (20, 60, 60), (52, 40, 40)]
+
+
+def _particle() -> np.ndarray:
+    """An asymmetric particle (a body and three knobs of different sizes), bright."""
+    g = np.indices((N,) * 3) - N // 2
+    out = np.zeros((N,) * 3, np.float32)
+    for c, s, a in [((0, 0, 0), 4.0, 1.0), ((6, 0, 0), 2.5, 0.9), ((0, 7, 2), 2.0, 0.8),
+                    ((-3, -4, 6), 2.0, 0.7)]:  # fmt: skip
+        out += a * np.exp(-((g - np.reshape(c, (3, 1, 1, 1))) ** 2).sum(0) / (2 * s * s))
+    return out
+
+
+def _scene(rotations_xyz, seed=0):
+    """A volume with the particle at ``CENTRES``, the k-th turned by RELION matrix
+    ``rotations_xyz[k]`` (``particle(x) = particle_0(A^T x)`` in x, y, z), light noise."""
+    rng = np.random.default_rng(seed)
+    vol = rng.normal(0, 0.1, (72, 80, 80)).astype(np.float32)
+    part = _particle()
+    for c, A in zip(CENTRES, rotations_xyz):
+        M = P @ A @ P  # the same rotation acting on (z, y, x)
+        sl = tuple(slice(ci - N // 2, ci + N // 2 + 1) for ci in c)
+        vol[sl] += rotate_box(part, M.T)  # sampled at M^T x: turned by M
+    return vol
+
+
+@pytest.fixture(scope="module")
+def oriented():
+    A = relion_euler_matrices([[0, 0, 0], [40, 70, -120], [-150, 100, 30], [75, 150, 160],
+                               [10, 35, -60]])  # fmt: skip
+    vol = _scene(A)
+    cfg = Config()
+    ref = ShapeVerifier(vol, 20, cfg).reference([CENTRES[0]])
+    M, corr = orient(vol, CENTRES, ref, 20, cfg)
+    return A, M, corr
+
+
+def test_orientations_recovered_as_relion_angles(oriented):
+    """Particles turned by known RELION angles come back with those angles (relative to the
+    first, which made the reference), in either lower or upper hemisphere of axes."""
+    A, M, corr = oriented
+    got = relion_euler_matrices(relion_angles(M))
+    err = np.degrees(Rotation.from_matrix(np.transpose(got, (0, 2, 1)) @ A).magnitude())
+    assert np.all(err < 8.0), err
+    assert np.all(corr > 0.8)
+
+
+def test_average_of_turned_back_picks_is_the_particle(oriented):
+    """Averaging the particles, each turned back by its found rotation, gives the particle as
+    it lies at the reference: its knobs (the particle less its central body) correlate with
+    the average; turned the wrong way, the knobs blur."""
+    A, M, _ = oriented
+    vol = _scene(A)
+    avg = average(vol, CENTRES, M, N)
+    wrong = average(vol, CENTRES, np.transpose(M, (0, 2, 1)), N)
+    g = np.indices((N,) * 3) - N // 2
+    knobs = _particle() - np.exp(-(g**2).sum(0) / (2 * 4.0**2))
+    r = lambda a: np.corrcoef(a.ravel(), knobs.ravel())[0, 1]  # noqa: E731
+    assert r(avg) > 0.65 and r(wrong) < r(avg) - 0.1, (r(avg), r(wrong))
+
+
+def test_full_grid_covers_every_rotation():
+    rots = Rotation.random(300, random_state=3)
+    for full, worst in ((True, 25.0), (False, 60.0)):
+        g = rotation_grid(30, full=full)
+        d = np.array([np.degrees((g * r.inv()).magnitude().min()) for r in rots])
+        assert (d.max() < worst) if full else (d.max() > worst)
+
+
+def test_relion_angles_round_trip():
+    ang = np.array([[10.0, 20.0, 30.0], [-170.0, 90.0, 45.0], [0.0, 135.0, -60.0]])
+    back = relion_angles_of_matrices(relion_euler_matrices(ang))
+    assert np.allclose(relion_euler_matrices(back), relion_euler_matrices(ang))
+    assert np.allclose(back, ang)
+
+
+def test_dynamo_angles_are_the_same_rotation():
+    """Dynamo's zxz (extrinsic, passive, as copick and eulerangles read it): tilt about x.
+    RELION (0, 90, 0) is a 90 degree tilt about y, Dynamo's (-90, 90, 90)."""
+    ang = np.array([[0.0, 90.0, 0.0], [30.0, 50.0, 70.0], [-120.0, 100.0, 10.0]])
+    dyn = relion_to_dynamo_angles(ang)
+    assert np.allclose(dynamo_to_relion_angles(dyn), ang)
+    assert np.allclose(dyn[0], [-90.0, 90.0, 90.0])
+    passive = Rotation.from_euler("zxz", dyn, degrees=True).inv().as_matrix()
+    assert np.allclose(passive, relion_euler_matrices(ang))
+
+
+def _picks():
+    ang = np.array([[10.0, 20.0, 30.0], [-100.0, 120.0, 45.0]])
+    return Picks(np.array([[5.0, 6.0, 7.0], [10.0, 11.0, 12.5]]), [0.9, 0.8],
+                 ["ribosome", "ribosome"], [1, 2], ang, "TS_01.mrc")  # fmt: skip
+
+
+def test_star_carries_angles_and_a_chosen_tomo_name(tmp_path):
+    p = _picks()
+    write_star(tmp_path / "p.star", p, "relion5", (20, 30, 40), 10.0, "TS_01.tomostar",
+               exact_name=True)  # fmt: skip
+    df = starfile.read(tmp_path / "p.star")["particles"]
+    assert list(df["rlnTomoName"]) == ["TS_01.tomostar"] * 2
+    assert np.allclose(df[["rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi"]], p.angles)
+    back = read_star(tmp_path / "p.star", shape_zyx=(20, 30, 40), voxel_size=10.0)
+    assert np.allclose(back.angles, p.angles) and np.allclose(back.zyx, p.zyx)
+    write_star(tmp_path / "q.star", p, "relion5", (20, 30, 40), 10.0, "TS_01.mrc")
+    assert set(starfile.read(tmp_path / "q.star")["particles"]["rlnTomoName"]) == {"TS_01"}
+
+
+def test_relion5_index_names_each_tomogram_and_its_file(tmp_path):
+    write_relion5_index(tmp_path / "idx.star", {"TS_01": tmp_path / "a" / "picks.star"})
+    df = starfile.read(tmp_path / "idx.star")
+    assert list(df["rlnTomoName"]) == ["TS_01"]
+    assert df["rlnTomoImportParticleFile"][0] == str((tmp_path / "a" / "picks.star").resolve())
+
+
+def test_merged_star_renumbers_classes_by_name(tmp_path):
+    a = Picks([[1.0, 2, 3], [4, 5, 6]], [0.9, 0.8], ["ribosome", "proteasome"], [1, 2])
+    b = Picks([[7.0, 8, 9]], [0.7], ["proteasome"], [1])
+    write_star(tmp_path / "a.star", a, tomogram="TS_01.mrc")
+    write_star(tmp_path / "b.star", b, tomogram="TS_02.mrc")
+    merge_star(tmp_path / "all.star", [tmp_path / "a.star", tmp_path / "b.star"])
+    merged = read_star(tmp_path / "all.star")
+    assert list(merged.class_name) == ["ribosome", "proteasome", "proteasome"]
+    df = starfile.read(tmp_path / "all.star")["particles"]
+    assert list(df["rlnMicrographName"]) == ["TS_01.mrc", "TS_01.mrc", "TS_02.mrc"]
+    assert list(df["rlnClassNumber"]) == [1, 2, 2]
+
+
+def test_dynamo_table_columns(tmp_path):
+    import dynamotable
+
+    p = _picks()
+    write_dynamo_table(tmp_path / "p.tbl", p, 10.0, "/data/TS_01.mrc")
+    df = dynamotable.read(str(tmp_path / "p.tbl"))
+    assert np.allclose(df[["x", "y", "z"]], p.zyx[:, ::-1])
+    assert np.allclose(df[["tdrot", "tilt", "narot"]], relion_to_dynamo_angles(p.angles))
+    assert list(df["tomo"]) == [1, 1] and np.allclose(df["cc"], p.score)
+    assert (tmp_path / "p.doc").read_text().split() == ["1", "/data/TS_01.mrc"]
+    with pytest.raises(CryosamError, match="already exists"):
+        write_dynamo_table(tmp_path / "p.tbl", p, 10.0)
+
+
+def test_copick_transforms_carry_the_rotation(tmp_path):
+    p = _picks()
+    write_copick_json(tmp_path / "p.json", p, 10.0)
+    data = json.loads((tmp_path / "p.json").read_text())
+    assert data["trust_orientation"] is True
+    T = np.array([pt["transformation_"] for pt in data["points"]])
+    assert np.allclose(T[:, :3, :3], relion_euler_matrices(p.angles))
+    assert np.allclose(T[:, :3, 3], 0.0)
+    back = read_copick_json(tmp_path / "p.json", 10.0)
+    assert np.allclose(relion_euler_matrices(back.angles), relion_euler_matrices(p.angles))
+    plain = Picks(p.zyx, p.score, p.class_name, p.instance)
+    write_copick_json(tmp_path / "q.json", plain, 10.0)
+    data = json.loads((tmp_path / "q.json").read_text())
+    assert data["trust_orientation"] is False
+    assert np.allclose(data["points"][0]["transformation_"], np.eye(4))
+    assert read_copick_json(tmp_path / "q.json", 10.0).angles is None
+
+
+def test_pick_writes_angles_references_and_particle_files(tmp_path):
+    """A pick's outputs: angles in picks.csv and the STAR file, the class reference in
+    references/, a Dynamo table, and with --relion5 the import index under --tomo-name."""
+    from cryosam.cli.main import main
+    from tests.conftest import write_mrc
+
+    A = relion_euler_matrices([[0, 0, 0], [40, 70, -120], [-150, 100, 30], [75, 150, 160],
+                               [10, 35, -60]])  # fmt: skip
+    vol = -_scene(A, seed=1)  # dark protein, as a raw tomogram
+    path = write_mrc(tmp_path / "TS_07.mrc", vol, voxel_size=10.0)
+    out = tmp_path / "out"
+    args = ["pick", str(path), "--point", "20,20,20:knob", "--diameter", "200", "--relion5",
+            "--tomo-name", "{stem}_10.00Apx", "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    picks = pd.read_csv(out / "picks.csv")
+    assert len(picks) == len(CENTRES)
+    for _, row in picks.iterrows():  # each pick turned as its particle was, within 15 degrees
+        k = np.argmin(
+            np.linalg.norm(np.asarray(CENTRES) - row[["z", "y", "x"]].to_numpy(float), axis=1)
+        )
+        got = relion_euler_matrices(row[["rot", "tilt", "psi"]].to_numpy(float))[0]
+        assert np.degrees(Rotation.from_matrix(got.T @ A[k]).magnitude()) < 15.0
+    star = starfile.read(out / "picks.star")["particles"]
+    assert set(star["rlnTomoName"]) == {"TS_07_10.00Apx"}
+    assert "rlnAngleTilt" in star
+    idx = starfile.read(out / "relion5_import.star")
+    assert list(idx["rlnTomoName"]) == ["TS_07_10.00Apx"]
+    assert idx["rlnTomoImportParticleFile"][0] == str((out / "picks.star").resolve())
+    assert (out / "references" / "knob.mrc").exists()
+    assert (out / "references" / "knob_mask.mrc").exists()
+    assert (out / "picks.tbl").exists() and (out / "picks.doc").exists()
+    assert (out / "average.mrc").exists() and (out / "average.png").exists()
