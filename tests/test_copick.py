@@ -71,7 +71,10 @@ def test_copick_project_prompts_in_picks_out(project, capsys):
     for name, sim in sims.items():
         picks, segs = _read(path, name)
         assert len(picks) == 1 and len(segs) == 1
-        xyz, _ = picks[0].numpy()
+        xyz, transforms = picks[0].numpy()
+        rot = np.asarray(transforms)[:, :3, :3]  # each pick's orientation, trusted
+        assert picks[0].trust_orientation and not np.allclose(rot, np.eye(3))
+        assert np.allclose(rot @ np.transpose(rot, (0, 2, 1)), np.eye(3), atol=1e-6)
         s = score_picks(np.asarray(xyz)[:, ::-1] / 10.0, sim.centres("ribosome"), 14.0)
         assert s.f1 > 0.7, (name, s.as_row())  # TS_02 had no prompt: the pooled query
         assert 0.0 < picks[0].scores().min() <= picks[0].scores().max() <= 1.0  # correlations
@@ -125,3 +128,31 @@ def test_copick_cli_plugin_forwards_to_cryosam(project):
     assert result.exit_code == 0, result.output
     picks, _ = _read(path, "TS_02", session="7")
     assert len(picks) == 1 and len(picks[0].numpy()[0]) > 5
+
+
+def test_our_particle_files_read_by_copicks_own_converters(tmp_path):
+    """copick's readers of RELION and Dynamo particle files give back the positions and the
+    rotations cryosam meant (RELION's Euler_angles2matrix of the angles)."""
+    from copick.util import formats
+
+    from cryosam.io.coords import relion_euler_matrices
+    from cryosam.io.dynamo import write_dynamo_table
+    from cryosam.io.picks import Picks
+    from cryosam.io.star import write_star
+
+    angles = np.array([[10.0, 20.0, 30.0], [-100.0, 120.0, 45.0], [170.0, 80.0, -60.0]])
+    zyx = np.array([[5.0, 6.0, 7.0], [10.0, 11.0, 12.5], [20.0, 3.0, 40.0]])
+    p = Picks(zyx, [0.9, 0.8, 0.7], ["ribosome"] * 3, [1, 2, 3], angles, "TS_01.mrc")
+    write_dynamo_table(tmp_path / "p.tbl", p, 10.0)
+    pos, eul, shifts, _ = formats.read_dynamo_table(str(tmp_path / "p.tbl"))
+    points, transforms = formats.dynamo_to_copick_transform(pos, eul, shifts, 10.0)
+    assert np.allclose(points + transforms[:, :3, 3], zyx[:, ::-1] * 10.0)
+    assert np.allclose(transforms[:, :3, :3], relion_euler_matrices(angles))
+    relion = pytest.importorskip("copick.util.relion")
+    if not hasattr(relion, "relion_rows_to_poses"):
+        pytest.skip("this copick has no relion_rows_to_poses")
+    write_star(tmp_path / "p.star", p, "relion5", (30, 40, 50), 10.0, "TS_01.mrc")
+    rotations, offsets = relion.relion_rows_to_poses(
+        formats.read_star_particles(str(tmp_path / "p.star"))
+    )
+    assert np.allclose(rotations, relion_euler_matrices(angles)) and np.allclose(offsets, 0.0)

@@ -115,7 +115,7 @@ def write_relion5_index(path: str | os.PathLike, files: dict, overwrite: bool = 
         "rlnTomoName": list(files),
         "rlnTomoImportParticleFile": [str(Path(f).resolve()) for f in files.values()],
     })  # fmt: skip
-    return _write_blocks(path, {"coordinates": table}, overwrite)
+    return _write_blocks(path, {"coordinate_files": table}, overwrite)
 
 
 def merge_star(path: str | os.PathLike, files: list, overwrite: bool = True) -> Path:
