@@ -29,19 +29,15 @@ from scipy.spatial.transform import Rotation
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.external import DATA, TARGETS, clicks, load  # noqa: E402
+from benchmarks.external import DATA, MAPS, TARGETS, TEMPLATES, clicks, load  # noqa: E402
 from cryosam.app.pick import in_memory, pick  # noqa: E402
 from cryosam.config import Config  # noqa: E402
 from cryosam.eval.tables import format_table  # noqa: E402
 from cryosam.io.coords import relion_euler_matrices  # noqa: E402
 from cryosam.io.prompts import Prompt  # noqa: E402
+from cryosam.io.tomogram import read_tomogram  # noqa: E402
 
-CODES = {
-    "ribosome": "pdb_4v4r",
-    "proteasome": "pdb_3j9i",
-    "tric": "pdb_4v94",
-    "rubisco": "pdb_1bxn",
-}
+CODES = {t: f"pdb_{code}" for t, code in MAPS.items()}  # the simulator's molecule codes
 
 
 def truth(tomo: str, target: str):
@@ -88,6 +84,9 @@ def main(argv=None) -> int:
     ap.add_argument("--targets", nargs="+", default=["ribosome"])
     ap.add_argument("--clicks", type=int, default=2)
     ap.add_argument("--set", action="append", default=[], help="NAME=VALUE config changes")
+    ap.add_argument("--map", action="store_true",
+                    help="also run with the target's own map (../shared/data/templates) as "
+                    "--reference: angles in the map's frame")  # fmt: skip
     args = ap.parse_args(argv)
     config = Config().with_overrides(args.set) if args.set else Config()
     rows = []
@@ -97,14 +96,19 @@ def main(argv=None) -> int:
             label, diameter = TARGETS[target]
             d_px = diameter / vs
             tz, tq = truth(tomo, target)
-            for k, click in enumerate(clicks(particles, label, d_px, volume.shape, args.clicks)):
+            maps = {"click": None}
+            if args.map:
+                maps["map"] = {target: read_tomogram(TEMPLATES / f"{MAPS[target]}.mrc")}
+            chosen = clicks(particles, label, d_px, volume.shape, args.clicks)
+            todo = [(k, c, ref) for k, c in enumerate(chosen) for ref in maps]
+            for k, click, ref in todo:
                 t0 = time.perf_counter()
                 run = pick(in_memory(volume, vs, tomo), [Prompt(tuple(click), target)],
-                           {target: d_px}, config)  # fmt: skip
+                           {target: d_px}, config, reference_maps=maps[ref])  # fmt: skip
                 secs = time.perf_counter() - t0
                 err = angular_errors(run.outcome.picks, tz, tq, d_px)
                 rows.append({
-                    "tomogram": tomo, "target": target, "click": k,
+                    "tomogram": tomo, "target": target, "click": k, "reference": ref,
                     "picks": len(run.outcome.picks), "paired": len(err),
                     "median°": _stat(np.median, err), "p90°": _stat(np.percentile, err, 90),
                     "≤15°": _stat(np.mean, err <= 15), "≤30°": _stat(np.mean, err <= 30),

@@ -214,3 +214,32 @@ def test_pick_writes_angles_references_and_particle_files(tmp_path):
     assert (out / "references" / "knob_mask.mrc").exists()
     assert (out / "picks.tbl").exists() and (out / "picks.doc").exists()
     assert (out / "average.mrc").exists() and (out / "average.png").exists()
+
+
+def test_reference_map_puts_the_angles_in_its_frame(tmp_path):
+    """With --reference MAP the angles are relative to the map, not to the clicked particle:
+    each pick comes back turned as it was made from the map (here at twice the tomogram's
+    voxel size, in a larger box), whichever particle was clicked."""
+    from cryosam.cli.main import main
+    from tests.conftest import write_mrc
+
+    A = relion_euler_matrices([[30, 40, 50], [40, 70, -120], [-150, 100, 30], [75, 150, 160],
+                               [10, 35, -60]])  # fmt: skip
+    path = write_mrc(tmp_path / "TS_08.mrc", -_scene(A, seed=2), voxel_size=10.0)
+    big = np.zeros((41, 41, 41), np.float32)
+    big[5:36, 5:36, 5:36] = _particle()
+    from scipy import ndimage
+
+    write_mrc(tmp_path / "map.mrc", ndimage.zoom(big, 0.5, order=1), voxel_size=20.0)
+    out = tmp_path / "out"
+    args = ["pick", str(path), "--point", "20,60,20:knob", "--diameter", "200",
+            "--reference", f"{tmp_path / 'map.mrc'}:knob", "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    picks = pd.read_csv(out / "picks.csv")
+    assert len(picks) == len(CENTRES)
+    for _, row in picks.iterrows():
+        zyx = row[["z", "y", "x"]].to_numpy(float)
+        k = np.argmin(np.linalg.norm(np.asarray(CENTRES) - zyx, axis=1))
+        got = relion_euler_matrices(row[["rot", "tilt", "psi"]].to_numpy(float))[0]
+        assert np.degrees(Rotation.from_matrix(got.T @ A[k]).magnitude()) < 15.0
+    assert main([*args[:-2], "--reference", "nothere.mrc", "--out", str(tmp_path / "o2")]) == 2

@@ -122,6 +122,11 @@ class Config:
         "(best over rotations, under their soft mask); the cut is then made on that score.",
     )
     verify_angle_step: float = _p(30.0, "Rotation sampling of the verification, in degrees.")
+    verify_all_rotations: bool = _p(
+        False,
+        "Search every rotation in verification (else the rotations whose axis lies in the "
+        "upper hemisphere: half the cost).",
+    )
     verify_bin_px: float = _p(
         12.0, "Boxes are binned so the particle spans about this many voxels."
     )

@@ -80,6 +80,7 @@ def pick(
     command_line: str | None = None,
     record: dict | None = None,
     tomo_name: str | None = None,
+    reference_maps: dict[str, Tomogram] | None = None,
 ) -> PickRun:
     """Find every particle like the prompted ones in ``tomogram``.
 
@@ -98,6 +99,8 @@ def pick(
         tomo_name: the tomogram's name in the particle files (``rlnTomoName``,
             ``rlnMicrographName``): a template where ``{stem}`` and ``{name}`` stand for the
             file's stem and name (default: RELION 5 the stem, RELION 3 the name).
+        reference_maps: class -> a known structure (a map read with ``read_tomogram``, its
+            voxel size known) to verify and orient that class against.
     """
     config = config or Config()
     if out is not None:
@@ -117,6 +120,9 @@ def pick(
             input_sha256=checksum,
             queries=queries,
             voxel_size=tomogram.voxel_size,
+            reference_maps={
+                c: (m.data, m.require_voxel_size()) for c, m in (reference_maps or {}).items()
+            },
         )
     outcome.picks.tomogram = tomogram.name
     rec = {
@@ -130,6 +136,10 @@ def pick(
         **cut_record(outcome),
         "star_dialect": "relion5" if relion5 else "relion3",
         "tomo_name": particle_tomo_name(tomo_name, tomogram.name),
+        "reference_maps": {
+            c: str(m.path) if m.path is not None else m.name
+            for c, m in (reference_maps or {}).items()
+        },
         **(record or {}),
     }
     said = list(outcome.prompt_outcome.warnings) + weak_cut_warnings(outcome.reports, out)

@@ -64,6 +64,15 @@ TOMO_NAME_OPT = typer.Option(
     "file's stem and name, e.g. '{stem}.tomostar' for Warp, '{stem}' for a RELION 5 tomogram "
     "set. Default: the stem (RELION 5) or the file name (RELION 3).",
 )
+REFERENCE_MAP_OPT = typer.Option(
+    [],
+    "--reference",
+    "--reference-map",
+    help="MAP.mrc[:CLASS]: a known structure (an EMDB map, a previous average.mrc; any voxel "
+    "size and box, density positive) that the class is verified against instead of its first "
+    "click; the picks' angles are then in the map's frame. Repeat per class; the class may "
+    "be left out when there is one. The click is still needed (it gives the feature search).",
+)
 NO_CACHE_OPT = typer.Option(
     False, "--no-cache", help="Do not read or write the feature cache ($CRYOSAM_CACHE)."
 )
@@ -104,6 +113,35 @@ def read_inputs(tomogram: Path, voxel_size, points, negatives, prompts_file, mem
     validate_prompts(prompts, tomo.shape)  # cheap checks before any work
     cli_app.warn_many_prompts(prompts)
     return tomo, prompts, positive_classes(prompts)
+
+
+def read_reference_maps(specs: list[str], classes: list[str]) -> dict:
+    """``--reference MAP[:CLASS]`` flags -> class -> the map read as a volume (its voxel size
+    from its header)."""
+    from cryosam.errors import CryosamError
+    from cryosam.io.tomogram import read_tomogram
+
+    out = {}
+    for spec in specs or []:
+        path, _, cls = spec.rpartition(":") if ":" in spec else (spec, "", "")
+        if not path:
+            path, cls = spec, ""
+        if not cls:
+            if len(classes) != 1:
+                raise CryosamError(
+                    f"--reference {spec}: say which class it is for (MAP.mrc:CLASS); "
+                    f"classes: {', '.join(classes)}"
+                )
+            cls = classes[0]
+        if cls not in classes:
+            raise CryosamError(
+                f"--reference {spec}: no prompted class {cls!r} (classes: {', '.join(classes)})"
+            )
+        m = read_tomogram(Path(path))
+        if m.voxel_size is None:
+            raise CryosamError(f"--reference {path}: its header has no voxel size; set it first")
+        out[cls] = m
+    return out
 
 
 def progress_bar(total: int, desc: str):

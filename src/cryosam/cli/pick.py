@@ -20,6 +20,7 @@ from cryosam.cli.options import (
     OVERWRITE_OPT,
     POINT_OPT,
     PROMPTS_OPT,
+    REFERENCE_MAP_OPT,
     RELION5_OPT,
     SEGMENTER_OPT,
     SET_OPT,
@@ -31,6 +32,7 @@ from cryosam.cli.options import (
     method_config,
     out_option,
     read_inputs,
+    read_reference_maps,
 )
 
 EXTENDED_HELP = (
@@ -54,6 +56,7 @@ def pick(
     tau_sim: float = TAU_SIM_OPT,
     relion5: bool = RELION5_OPT,
     tomo_name: str | None = TOMO_NAME_OPT,
+    reference: list[str] = REFERENCE_MAP_OPT,
     segmenter: str = SEGMENTER_OPT,
     model: str | None = MODEL_OPT,
     encoder: str = ENCODER_OPT,
@@ -98,6 +101,7 @@ def pick(
     diam = parse_diameters(diameter, classes, tomo.voxel_size, tomo.shape)
     options = dict(out=out, overwrite=overwrite, relion5=relion5, naive=naive, cache=not no_cache)
     options["tomo_name"] = tomo_name
+    options["reference_maps"] = read_reference_maps(reference, classes)
     run = run_pick(
         tomo,
         all_prompts,

@@ -62,7 +62,7 @@ from cryosam.method.queries import (
     pooled_features,
     same_encoder,
 )
-from cryosam.method.verify import prompt_reference, verify_candidates
+from cryosam.method.verify import map_reference, prompt_reference, verify_candidates
 from cryosam.models import build_encoder, build_segmenter
 from cryosam.models.cache import FeatureCache, cache_key
 from cryosam.models.features import FeatureVolume
@@ -146,6 +146,8 @@ class Setup:
     gold: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), int), repr=False)
     """Gold-fiducial voxels erased from ``prepared`` (:func:`find_fiducials`)."""
     features: dict[float, FeatureVolume] = field(default_factory=dict)
+    maps: dict[str, tuple[np.ndarray, float]] = field(default_factory=dict, repr=False)
+    """Class -> a known structure ``(density, voxel size Å)`` to verify and orient against."""
     _membranes: tuple | None = field(default=None, repr=False)
 
     @property
@@ -393,7 +395,9 @@ def score_and_cut(
         with timer.stage("verify"):
             dv = s.diameters_px[cls]  # the user's size (as for the features)
             prompted, masks = s.prompted(cls)
-            if reference is None:
+            if reference is None and cls in s.maps:  # a known structure, in its own frame
+                reference = class_map_reference(s, cls)
+            elif reference is None:
                 # the first prompt, bootstrapped from its best matches: averaging the other
                 # prompts in, each aligned to that one noisy particle, blurred it (dev1, 10 %
                 # of the ribosomes as prompts: F1 0.79; from the first alone 0.86)
@@ -428,6 +432,13 @@ def score_and_cut(
         cut = mass_count_cut(cands.score[cands.cut_pool], cut, ok, rep.separation, v.floor)
     _apply_cut(cands, cut, rep)
     return cands
+
+
+def class_map_reference(s: Setup, cls: str):
+    """The class's known structure as a reference (see :func:`map_reference`)."""
+    density, map_vs = s.maps[cls]
+    vs = s.voxel_size or 10.0
+    return map_reference(s.prepared, s.diameters_px[cls], s.config, density, map_vs, vs)
 
 
 def _apply_cut(cands: Candidates, cut: Cut, rep: ClassReport) -> None:
@@ -553,6 +564,7 @@ def pick_particles(
     input_sha256: str | None = None,
     queries: dict[str, ClassQuery] | None = None,
     voxel_size: float | None = None,
+    reference_maps: dict[str, tuple[np.ndarray, float]] | None = None,
 ) -> PickOutcome:
     """Find every particle like the prompted ones (the stages of the module docstring).
 
@@ -568,10 +580,14 @@ def pick_particles(
             that have no positive prompt here (``cryosam batch``). With queries, the
             prompt list may be empty and the result may hold no picks.
         voxel_size: Å per voxel (sizes the gold-fiducial search; 10 Å when unknown).
+        reference_maps: class -> ``(density, voxel size Å)`` of a known structure: the
+            class is verified against it (refined by its best matches) instead of its first
+            prompt, and its picks' angles are in the map's frame.
     """
     timer = Timer()
     say = progress or (lambda stage: None)
     s = setup(volume, prompts, diameters_px, config or Config(), queries, timer, voxel_size, say)
+    s.maps = dict(reference_maps or {})
     say("prompts segmented")
     class_ids = {c: i + 1 for i, c in enumerate(s.classes)}
     found = [
@@ -635,7 +651,9 @@ def orient_picks(s: Setup, reports: list[ClassReport], picks: Picks):
         mine = np.flatnonzero(picks.class_name == rep.name)
         ref = rep.query.reference if rep.query is not None else None
         dv = s.diameters_px[rep.name]
-        if ref is None and rep.name in s.own:
+        if rep.name in s.maps:  # the known structure itself: angles in its frame
+            ref = class_map_reference(s, rep.name)
+        elif ref is None and rep.name in s.own:
             points, masks = s.prompted(rep.name)
             ref = prompt_reference(s.prepared, dv, s.config, points, masks, False)
         if ref is None or not len(mine):

@@ -174,10 +174,14 @@ class ShapeVerifier:
         self.sphere = np.sqrt((g**2).sum(0)) <= 0.5 * self.d + 0.5
         # ``rotations`` (K, 3, 3) replaces the grid: the orientation search's own sets
         self.matrices = (
-            rotation_grid(config.verify_angle_step).as_matrix() if rotations is None else rotations
+            rotation_grid(config.verify_angle_step, config.verify_all_rotations).as_matrix()
+            if rotations is None
+            else rotations
         )
         # climbing only needs the shift: a coarser rotation set finds it at a third of the cost
-        self.coarse = rotation_grid(COARSE_STEP * config.verify_angle_step).as_matrix()
+        self.coarse = rotation_grid(
+            COARSE_STEP * config.verify_angle_step, config.verify_all_rotations
+        ).as_matrix()
         self.shift = config.verify_shift if shift is None else shift
         s = 2 * self.shift + 1
         self.offsets = np.stack(np.unravel_index(np.arange(s**3), (s, s, s)), 1)
@@ -340,6 +344,39 @@ def prompt_reference(
         c = m.centroid() if m is not None and not m.empty else p
         centres.append(c if np.linalg.norm(c - p) < 0.5 * diameter_px else p)
     return ShapeVerifier(volume, diameter_px, config).reference(centres, masks, average)
+
+
+def map_reference(
+    volume, diameter_px: float, config: Config, density: np.ndarray, map_voxel_size: float,
+    voxel_size: float,
+) -> Reference:  # fmt: skip
+    """A class's reference from a known structure (an EMDB map, a previous average): the map
+    resampled to the tomogram's voxel size, its box centre on the verifier's, binned as the
+    verifier bins; the soft weight is the map's own envelope (the binned map, blurred, above
+    a tenth of its maximum), so the correlation looks at the molecule. Density is taken as
+    positive (bright) protein, as maps are; the prepared tomogram is bright protein too.
+    Angles measured against it are in the map's frame."""
+    v = ShapeVerifier(volume, diameter_px, config)
+    m = np.asarray(density, np.float32)
+    if m.ndim != 3 or min(m.shape) < 2 or not np.isfinite(m).all():
+        raise ValueError("a reference map must be a finite 3D volume")
+    factor = float(map_voxel_size) / float(voxel_size)
+    if abs(factor - 1.0) > 1e-3:
+        m = ndimage.zoom(m, factor, order=1)
+    full = v.n * v.bin
+    box = np.zeros((full,) * 3, np.float32)
+    src = [slice(max(0, (a - full) // 2), max(0, (a - full) // 2) + min(a, full)) for a in m.shape]
+    dst = [slice(max(0, (full - a) // 2), max(0, (full - a) // 2) + min(a, full)) for a in m.shape]
+    box[tuple(dst)] = m[tuple(src)]
+    template = block_mean(box, v.bin)
+    template = (template - template.mean()) / max(float(template.std()), 1e-6)
+    blurred = ndimage.gaussian_filter(template, MASK_BLUR)
+    envelope = ndimage.gaussian_filter(
+        (blurred > blurred.min() + 0.1 * (blurred.max() - blurred.min())).astype(np.float32),
+        MASK_BLUR,
+    )
+    weight = np.clip(MASK_GAIN * envelope / max(float(envelope.max()), 1e-6), 0.0, 1.0)
+    return Reference(template.astype(np.float32), (weight * v.sphere).astype(np.float32), v.bin)
 
 
 @dataclass
