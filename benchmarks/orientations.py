@@ -49,18 +49,74 @@ def truth(tomo: str, target: str):
     return zyx, Rotation.from_quat(q).as_matrix()
 
 
+SYMMETRY = {"proteasome": 7}  # D7: the 20S proteasome's barrel
+
+
+def symmetry_ops(target: str) -> np.ndarray:
+    """``(K, 3, 3)`` rotations (x, y, z) of the target's map onto itself: the identity, or for
+    a Dn particle the n-fold turns about the map's long axis (its largest second moment)
+    times the identity and a two-fold turn about the perpendicular axis that best maps the
+    map onto itself (searched in 2 degree steps)."""
+    n = SYMMETRY.get(target)
+    if not n:
+        return np.eye(3)[None]
+    m = read_tomogram(TEMPLATES / f"{MAPS[target]}.mrc").data.astype(np.float64)
+    g = np.indices(m.shape).reshape(3, -1).T - (np.asarray(m.shape) - 1) / 2.0
+    w = m.ravel() / m.sum()
+    c = (w[:, None] * g).sum(0)
+    cov = np.einsum("n,ni,nj->ij", w, g - c, g - c)
+    axis = np.linalg.eigh(cov)[1][:, -1][::-1]  # zyx -> xyz
+    u = np.cross(axis, [1.0, 0, 0] if abs(axis[0]) < 0.9 else [0, 1.0, 0])
+    u /= np.linalg.norm(u)
+    best, two = -np.inf, None
+    for phi in np.deg2rad(np.arange(0, 180.0 / n, 2.0)):
+        b = Rotation.from_rotvec(phi * axis).apply(u)
+        F = Rotation.from_rotvec(np.pi * b).as_matrix()
+        r = np.corrcoef(m.ravel(), _turned(m, F).ravel())[0, 1]
+        if r > best:
+            best, two = r, F
+    turns = [Rotation.from_rotvec(2 * np.pi * k / n * axis).as_matrix() for k in range(n)]
+    return np.array([t @ f for t in turns for f in (np.eye(3), two)])
+
+
+def _turned(m: np.ndarray, F_xyz: np.ndarray) -> np.ndarray:
+    """The map turned by ``F`` (x, y, z) about its box centre: ``m(F^T x)``."""
+    from scipy import ndimage
+
+    P = np.eye(3)[::-1]
+    inv = P @ F_xyz.T @ P  # sampled at F^T x, in (z, y, x)
+    c = (np.asarray(m.shape) - 1) / 2.0
+    return ndimage.affine_transform(m, inv, offset=c - inv @ c, order=1)
+
+
 def robust_errors(G: np.ndarray) -> np.ndarray:
-    """Angles (degrees) of rotations ``G`` from their robust mean."""
-    R = Rotation.from_matrix(G)
-    mean = R.mean()
+    """Angles (degrees) of rotations ``G`` from their robust mean; ``G`` may be ``(N, K, 3,
+    3)``: K equivalent rotations per pick (symmetry), each pick's closest one counts."""
+    G = G if G.ndim == 4 else G[:, None]
+    best = None
+    for ref in G[: min(len(G), 20), 0]:  # a start on a good pick: the others lined up to it
+        err = np.degrees(_angle(G, ref).min(1))
+        if best is None or np.median(err) < np.median(best[0]):
+            best = (err, ref)
+    mean = best[1]
     for _ in range(3):
-        err = (R * mean.inv()).magnitude()
-        mean = R[err <= np.median(err)].mean()
-    return np.degrees((R * mean.inv()).magnitude())
+        d = _angle(G, mean)
+        pick = G[np.arange(len(G)), d.argmin(1)]
+        keep = d.min(1) <= np.median(d.min(1))
+        mean = Rotation.from_matrix(pick[keep]).mean().as_matrix()
+    return np.degrees(_angle(G, mean).min(1))
 
 
-def angular_errors(picks, true_zyx, true_Q, d_px: float) -> np.ndarray:
-    """Each paired pick's angular error after the one global rotation is removed."""
+def _angle(G: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Rotation angle (radians) between each ``G[i, k]`` and ``ref``."""
+    rel = np.einsum("nkij,jl->nkil", G, ref.T)
+    cos = (np.trace(rel, axis1=2, axis2=3) - 1) / 2
+    return np.arccos(np.clip(cos, -1.0, 1.0))
+
+
+def angular_errors(picks, true_zyx, true_Q, d_px: float, ops=None) -> np.ndarray:
+    """Each paired pick's angular error after the one global rotation is removed (the
+    closest of the target's symmetry-equivalent truths, ``ops``)."""
     ok = np.all(np.isfinite(picks.angles), axis=1)
     zyx, ang = picks.zyx[ok], picks.angles[ok]
     dist, idx = cKDTree(true_zyx).query(zyx, distance_upper_bound=0.25 * d_px)
@@ -68,9 +124,10 @@ def angular_errors(picks, true_zyx, true_Q, d_px: float) -> np.ndarray:
     if hit.sum() < 3:
         return np.zeros(0)
     M = relion_euler_matrices(ang[hit])  # particle = reference turned by M (x, y, z)
-    Q = true_Q[idx[hit]]
-    Mt = np.transpose(M, (0, 2, 1))
-    options = [robust_errors(Mt @ Q), robust_errors(Mt @ np.transpose(Q, (0, 2, 1)))]
+    ops = np.eye(3)[None] if ops is None else ops
+    Q = np.einsum("nij,kjl->nkil", true_Q[idx[hit]], ops)  # equivalent truths Q S
+    Mt = np.transpose(M, (0, 2, 1))[:, None]
+    options = [robust_errors(Mt @ Q), robust_errors(Mt @ np.transpose(Q, (0, 1, 3, 2)))]
     return min(options, key=np.median)
 
 
@@ -96,6 +153,7 @@ def main(argv=None) -> int:
             label, diameter = TARGETS[target]
             d_px = diameter / vs
             tz, tq = truth(tomo, target)
+            ops = symmetry_ops(target)
             maps = {"click": None}
             if args.map:
                 maps["map"] = {target: read_tomogram(TEMPLATES / f"{MAPS[target]}.mrc")}
@@ -106,7 +164,7 @@ def main(argv=None) -> int:
                 run = pick(in_memory(volume, vs, tomo), [Prompt(tuple(click), target)],
                            {target: d_px}, config, reference_maps=maps[ref])  # fmt: skip
                 secs = time.perf_counter() - t0
-                err = angular_errors(run.outcome.picks, tz, tq, d_px)
+                err = angular_errors(run.outcome.picks, tz, tq, d_px, ops)
                 rows.append({
                     "tomogram": tomo, "target": target, "click": k, "reference": ref,
                     "picks": len(run.outcome.picks), "paired": len(err),

@@ -243,3 +243,9 @@ def test_reference_map_puts_the_angles_in_its_frame(tmp_path):
         got = relion_euler_matrices(row[["rot", "tilt", "psi"]].to_numpy(float))[0]
         assert np.degrees(Rotation.from_matrix(got.T @ A[k]).magnitude()) < 15.0
     assert main([*args[:-2], "--reference", "nothere.mrc", "--out", str(tmp_path / "o2")]) == 2
+    before = pd.read_csv(out / "picks.csv")
+    assert main(["recut", str(out), "--min-score", "-1"]) == 0  # angles still in the map's frame
+    after = pd.read_csv(out / "picks.csv")
+    common = before.merge(after, on=["z", "y", "x"], suffixes=("", "_r"))
+    assert len(common) >= len(CENTRES) - 1
+    assert np.allclose(common[["rot", "tilt", "psi"]], common[["rot_r", "tilt_r", "psi_r"]])

@@ -137,7 +137,7 @@ def pick(
         "star_dialect": "relion5" if relion5 else "relion3",
         "tomo_name": particle_tomo_name(tomo_name, tomogram.name),
         "reference_maps": {
-            c: str(m.path) if m.path is not None else m.name
+            c: str(m.path.resolve()) if m.path is not None else m.name
             for c, m in (reference_maps or {}).items()
         },
         **(record or {}),

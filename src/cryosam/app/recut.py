@@ -162,6 +162,7 @@ def recut(
             queries,  # the prompted classes' own are not used: setup keeps the others
             progress,
             tomo.voxel_size,
+            _reference_maps(record),
         )
     outcome.picks.tomogram = tomo.name
     rec = {
@@ -177,6 +178,21 @@ def recut(
     relion5 = record.get("star_dialect") == "relion5"
     run.out = write_pick_outputs(out, tomo, run, relion5, timer, command_line, overwrite=True)
     return run
+
+
+def _reference_maps(record: dict) -> dict:
+    """The pick's ``--reference`` maps, read again (the angles stay in their frames)."""
+    out = {}
+    for cls, path in (record.get("reference_maps") or {}).items():
+        try:
+            m = read_tomogram(Path(path))
+        except CryosamError as exc:
+            raise CryosamError(
+                f"the {cls} reference map {path} cannot be read ({exc}); the picks' angles are "
+                "in its frame: put it back where the pick found it"
+            ) from exc
+        out[cls] = (m.data, m.require_voxel_size())
+    return out
 
 
 __all__ = ["parse_min_scores", "read_pick_folder", "recut"]

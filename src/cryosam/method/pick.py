@@ -680,16 +680,19 @@ def recut(
     queries: dict[str, ClassQuery] | None = None,
     progress=None,
     voxel_size: float | None = None,
+    reference_maps: dict[str, tuple[np.ndarray, float]] | None = None,
 ) -> PickOutcome:
     """A finished pick with other cuts: ``table`` (every class's scored candidates, as
     ``candidates.csv`` holds them) is cut again for the classes in ``cuts``, the others keep
     their report's cut; then stages 7-9 run as in :func:`pick_particles`. Nothing before
     the cut is computed again, but the prompts are segmented again (stage 1) and the newly
     accepted candidates segmented. ``queries``: the classes searched with another
-    tomogram's query (``cryosam batch``); ``voxel_size`` as for :func:`pick_particles`."""
+    tomogram's query (``cryosam batch``); ``voxel_size`` and ``reference_maps`` as for
+    :func:`pick_particles`."""
     timer = Timer()
     say = progress or (lambda stage: None)
     s = setup(volume, prompts, diameters_px, config, queries, timer, voxel_size, say)
+    s.maps = dict(reference_maps or {})  # the angles stay in the maps' frames
     say("prompts segmented")
     table.status = np.array(
         [Status.CANDIDATE if Status(st) in REDECIDED else Status(st) for st in table.status],
