@@ -32,6 +32,48 @@ class Break:
 
 BREAKS = (
     Break(
+        "orient-composition-reversed",
+        "method/orient.py",
+        "        M = M @ deltas[align[:, 0]]",
+        "        M = deltas[align[:, 0]] @ M",
+        ("tests/test_orient.py",),
+    ),
+    Break(
+        "orient-angles-transposed",
+        "method/orient.py",
+        "    return relion_angles_of_matrices(zyx_to_xyz_matrices(M))",
+        "    return relion_angles_of_matrices(zyx_to_xyz_matrices(M).transpose(0, 2, 1))",
+        ("tests/test_orient.py",),
+    ),
+    Break(
+        "orient-half-sphere-only",
+        "method/orient.py",
+        "    grid = rotation_grid(config.orient_angle_step, full=True).as_matrix()",
+        "    grid = rotation_grid(config.orient_angle_step, full=False).as_matrix()",
+        ("tests/test_orient.py",),
+    ),
+    Break(
+        "verify-rescore-ignored",
+        "method/verify.py",
+        "        corr[free] = rescore(zc[free], ref)",
+        "        corr[free] = corr[free]",
+        ("tests/test_orient.py",),
+    ),
+    Break(
+        "dynamo-angles-not-inverted",
+        "io/dynamo.py",
+        '    return Rotation.from_matrix(A).inv().as_euler("zxz", degrees=True)',
+        '    return Rotation.from_matrix(A).as_euler("zxz", degrees=True)',
+        ("tests/test_orient.py",),
+    ),
+    Break(
+        "copick-rotation-dropped",
+        "io/copick_json.py",
+        "        out[:, :3, :3] = coords.relion_euler_matrices(picks.angles)",
+        "        pass",
+        ("tests/test_orient.py",),
+    ),
+    Break(
         "mrc-axis-order-ignored",
         "io/tomogram.py",
         "        if order != (0, 1, 2):  # columns/rows/sections",

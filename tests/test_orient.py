@@ -85,6 +85,35 @@ def test_average_of_turned_back_picks_is_the_particle(oriented):
     assert r(avg) > 0.65 and r(wrong) < r(avg) - 0.1, (r(avg), r(wrong))
 
 
+def test_fine_correlation_beats_the_coarse_grid(oriented):
+    """The correlation at the refined full-sphere orientation (what verification's final
+    score uses, ``verify_refine_angles``) is higher for every particle than the best of the
+    coarse half-sphere grid the rounds search."""
+    A, _, fine = oriented
+    vol = _scene(A)
+    v = ShapeVerifier(vol, 20, Config())
+    coarse, _ = v.score(v.reference([CENTRES[0]]), CENTRES)
+    assert np.all(fine > coarse + 0.02), (fine, coarse)
+
+
+def test_verification_takes_the_rescored_correlation(oriented):
+    """verify_candidates puts the rescored correlation of the free candidates into the score."""
+    from cryosam.method.candidates import Status, statuses
+    from cryosam.method.verify import verify_candidates
+
+    A, _, _ = oriented
+    vol = _scene(A)
+    cfg = Config()
+    ref = ShapeVerifier(vol, 20, cfg).reference([CENTRES[0]])
+    cands = np.asarray(CENTRES[1:], float)
+    st = statuses(len(cands))
+    rank = np.arange(len(cands), dtype=float)  # the last candidate best
+    out = verify_candidates(vol, cands, st, 20, cfg, ref, rescore=lambda z, r: rank[: len(z)])
+    free = out.status == Status.CANDIDATE
+    assert np.allclose(out.correlation[free], rank[free])
+    assert np.argmax(out.score) == len(cands) - 1
+
+
 def test_full_grid_covers_every_rotation():
     rots = Rotation.random(300, random_state=3)
     for full, worst in ((True, 25.0), (False, 60.0)):

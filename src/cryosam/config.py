@@ -122,6 +122,11 @@ class Config:
         "(best over rotations, under their soft mask); the cut is then made on that score.",
     )
     verify_angle_step: float = _p(30.0, "Rotation sampling of the verification, in degrees.")
+    verify_refine_angles: bool = _p(
+        True,
+        "The final correlation of each candidate is searched over every rotation and refined "
+        "locally, as the picks' orientations are (else: the rounds' coarse half-sphere grid).",
+    )
     verify_all_rotations: bool = _p(
         False,
         "Search every rotation in verification (else the rotations whose axis lies in the "

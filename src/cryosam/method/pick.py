@@ -413,6 +413,7 @@ def score_and_cut(
                 prompted,
                 negatives,
                 similarity=cands.score,
+                rescore=_fine_correlation(s, dv) if config.verify_refine_angles else None,
             )
             rep.query.reference, rep.verified = v.reference, True
         columns = {"correlation": v.correlation, "similarity": cands.score, "mass": v.mass}
@@ -432,6 +433,12 @@ def score_and_cut(
         cut = mass_count_cut(cands.score[cands.cut_pool], cut, ok, rep.separation, v.floor)
     _apply_cut(cands, cut, rep)
     return cands
+
+
+def _fine_correlation(s: Setup, dv: float):
+    """``rescore`` for :func:`verify_candidates`: the correlation at each candidate's best
+    rotation over the whole sphere, refined locally (:func:`~cryosam.method.orient.orient`)."""
+    return lambda zyx, ref: orient(s.prepared, zyx, ref, dv, s.config)[1]
 
 
 def class_map_reference(s: Setup, cls: str):
