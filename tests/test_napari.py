@@ -92,6 +92,10 @@ def test_widget_find_all_filter_and_export(app, sim_file, tmp_path):
     s = score_picks(zyx, sim.centres("ribosome"), 14.0)
     assert s.f1 > 0.7, s.as_row()
     assert "ribosome" in widget.status.text()
+    # each pick's orientation: RELION angles in the features, a vector per pick, the average
+    assert {"rot", "tilt", "psi"} <= set(picks_layer.features.columns)
+    assert len(viewer.layers["cryosam orientations"].data) == len(zyx)
+    assert viewer.layers["cryosam average ribosome"].data.ndim == 3
     # the score slider hides weak picks, and exports follow it
     scores = np.asarray(picks_layer.features["score"])
     widget.slider.setValue(int(1000 * np.median(scores)))

@@ -13,6 +13,7 @@ from cryosam.app.pick import in_memory, pick
 from cryosam.app.segment import segment
 from cryosam.config import Config
 from cryosam.errors import CryosamError
+from cryosam.io.coords import relion_euler_matrices
 from cryosam.io.copick_json import write_copick_json
 from cryosam.io.picks import Picks, write_picks_csv
 from cryosam.io.prompts import Prompt
@@ -69,6 +70,8 @@ class Result:
     picks: Picks | None = None
     cuts: dict[str, float] = field(default_factory=dict)
     message: str = ""
+    averages: dict[str, np.ndarray] = field(default_factory=dict)
+    """Class -> the aligned average of its picks (protein bright)."""
 
 
 class Cancelled(CryosamError):
@@ -138,7 +141,16 @@ def run_find_all(
     out = pick(tomogram, prompts, diameters, config, progress=progress).outcome
     cuts = {r.name: r.cut for r in out.reports}
     msg = ", ".join(f"{r.name}: {r.n_accepted} picks" for r in out.reports)
-    return Result("pick", out.instances, out.semantic, out.picks, cuts, msg)
+    return Result("pick", out.instances, out.semantic, out.picks, cuts, msg, out.averages)
+
+
+def orientation_vectors(picks: Picks, length: float) -> np.ndarray | None:
+    """napari vectors ``(N, 2, 3)``: from each pick, its reference's z axis turned by the
+    pick's rotation, ``length`` voxels long (``None`` without angles)."""
+    if picks.angles is None or not len(picks) or not np.isfinite(picks.angles).all():
+        return None
+    z_axis = relion_euler_matrices(picks.angles)[:, :, 2]  # turned (0, 0, 1) in x, y, z
+    return np.stack([picks.zyx, length * z_axis[:, ::-1]], axis=1)
 
 
 def export_picks(

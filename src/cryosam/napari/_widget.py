@@ -285,12 +285,41 @@ class CryosamWidget(QWidget):
             )
         if result.picks is not None:
             self._show_picks(result.picks, image)
+            self._show_orientations(result.picks, image)
+        self._show_averages(result.averages, image)
         self.status.setText(result.message)
+
+    def _show_orientations(self, picks, image):
+        """Each pick's orientation: its reference's z axis, turned, half a diameter long."""
+        name = "cryosam orientations"
+        if name in self.viewer.layers:
+            self.viewer.layers.remove(name)
+        vs = float(np.asarray(image.scale)[-1])
+        vectors = _core.orientation_vectors(picks, 0.5 * self.diameter.value() / max(vs, 1.0))
+        if vectors is not None:
+            self.viewer.add_vectors(
+                vectors, name=name, scale=image.scale, translate=image.translate,
+                edge_width=1.0, edge_color="yellow",
+            )  # fmt: skip
+
+    def _show_averages(self, averages, image):
+        """Each class's aligned average, beside the tomogram (past its x edge)."""
+        x0 = float(image.data.shape[-1]) + 10.0
+        for cls, avg in (averages or {}).items():
+            name = f"cryosam average {cls}"
+            if name in self.viewer.layers:
+                self.viewer.layers.remove(name)
+            scale = np.asarray(image.scale)[-3:]
+            shift = np.asarray(image.translate)[-3:] + scale * np.array([0.0, 0.0, x0])
+            self.viewer.add_image(avg, name=name, scale=scale, translate=shift, colormap="gray")
+            x0 += avg.shape[-1] + 10.0
 
     def _show_picks(self, picks, image):
         classes = sorted(set(picks.class_name))
         colours = [class_colour(classes.index(c) + 1) for c in picks.class_name]
         features = {"score": picks.score, "class": picks.class_name}
+        if picks.angles is not None:  # RELION angles, in the layer's feature table
+            features.update(rot=picks.angles[:, 0], tilt=picks.angles[:, 1], psi=picks.angles[:, 2])
         vs = float(np.asarray(image.scale)[-1])
         size = self.diameter.value() / (vs if vs > 1 else 1.0)
         if "cryosam picks" in self.viewer.layers:
