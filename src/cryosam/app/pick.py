@@ -105,7 +105,7 @@ def pick(
     config = config or Config()
     if out is not None:
         check_outputs(Path(out), PICK_OUTPUTS, overwrite)
-    timer = Timer()
+    maps, timer = reference_maps or {}, Timer()
     with timer.stage("checksum"):
         checksum = tomogram_checksum(tomogram)
     with timer.stage("pick"):
@@ -120,9 +120,7 @@ def pick(
             input_sha256=checksum,
             queries=queries,
             voxel_size=tomogram.voxel_size,
-            reference_maps={
-                c: (m.data, m.require_voxel_size()) for c, m in (reference_maps or {}).items()
-            },
+            reference_maps={c: (m.data, m.require_voxel_size()) for c, m in maps.items()},
         )
     outcome.picks.tomogram = tomogram.name
     rec = {
@@ -134,12 +132,7 @@ def pick(
         "prompts": [p.__dict__ for p in prompts],
         "diameters_px_given": diameters_px,
         **cut_record(outcome),
-        "star_dialect": "relion5" if relion5 else "relion3",
-        "tomo_name": particle_tomo_name(tomo_name, tomogram.name),
-        "reference_maps": {
-            c: str(m.path.resolve()) if m.path is not None else m.name
-            for c, m in (reference_maps or {}).items()
-        },
+        **particle_file_record(relion5, tomo_name, tomogram.name, reference_maps),
         **(record or {}),
     }
     said = list(outcome.prompt_outcome.warnings) + weak_cut_warnings(outcome.reports, out)
@@ -150,6 +143,19 @@ def pick(
         )
     rec["timings_s"] = {**outcome.timings, **timer.seconds, "total": timer.total()}
     return run
+
+
+def particle_file_record(relion5: bool, tomo_name, file_name: str, reference_maps) -> dict:
+    """The entries of ``run.json`` that the particle files (and a recut) follow: the STAR
+    dialect, the tomogram's name in them, the reference maps the angles are relative to."""
+    return {
+        "star_dialect": "relion5" if relion5 else "relion3",
+        "tomo_name": particle_tomo_name(tomo_name, file_name),
+        "reference_maps": {
+            c: str(m.path.resolve()) if m.path is not None else m.name
+            for c, m in (reference_maps or {}).items()
+        },
+    }
 
 
 def particle_tomo_name(template: str | None, file_name: str) -> str | None:

@@ -6,7 +6,8 @@ searches every rotation, then refines locally:
 
 1. **Global.** The reference rotated by every rotation of a full grid
    ``orient_angle_step`` apart is correlated with each pick's binned box (the weighted
-   Pearson correlation of verification, under the rotated soft mask) at its centre.
+   Pearson correlation of verification, under the rotated soft mask) at its centre; the
+   with shifts of ``verify_shift`` binned voxels; the ``TOP_STARTS`` best rotations go on.
 2. **Local.** Each box is turned back by its best rotation so far and correlated with the
    reference turned by small rotations (a ball of rotation vectors half the step apart, then
    a quarter), with shifts of ``verify_shift`` binned voxels; the best small rotation is
@@ -29,6 +30,9 @@ from cryosam.method.rotations import local_grid, rotation_grid
 from cryosam.method.verify import Reference, ShapeVerifier, rotate_box
 from cryosam.volume.binning import extract_boxes
 
+TOP_STARTS = 2
+"""The global search keeps this many best rotations; each is refined locally and the best
+goes on (a near-symmetric particle's second-best rotation may be the right one)."""
 LOCAL_LEVELS = (1 / 3, 1 / 6, 1 / 12, 1 / 24)
 """The local searches' steps, as fractions of ``orient_angle_step`` (each reaching two steps:
 the first covers the global grid's largest gap, about two thirds of its step)."""
@@ -45,18 +49,31 @@ def orient(volume, zyx, reference: Reference, diameter_px: float, config: Config
     grid = rotation_grid(config.orient_angle_step, full=True).as_matrix()
     coarse = ShapeVerifier(volume, diameter_px, config, rotations=grid)
     ref = coarse.fit(reference)
-    _, align = coarse.score(ref, zyx)
-    M = grid[align[:, 0]]
-    corr = np.full(len(zyx), -1.0)
     n, s = coarse.n, config.verify_shift
     boxes = extract_boxes(volume, zyx, n + 2 * s, coarse.bin)
-    for frac in LOCAL_LEVELS:
-        deltas = local_grid(frac * config.orient_angle_step)
-        fine = ShapeVerifier(volume, diameter_px, config, rotations=deltas)
-        turned = np.stack([rotate_box(b, m) for b, m in zip(boxes, M)])
-        corr, align = fine.score_boxes(ref, turned)
-        M = M @ deltas[align[:, 0]]
+    starts = np.zeros((len(zyx), TOP_STARTS), int)
+    for i0 in range(0, len(zyx), coarse.chunk):
+        r = coarse.correlations(ref, boxes[i0 : i0 + coarse.chunk]).max(axis=2)
+        starts[i0 : i0 + len(r)] = np.argsort(-r, axis=1)[:, :TOP_STARTS]
+    corr = np.full(len(zyx), -np.inf)
+    M = np.tile(np.eye(3), (len(zyx), 1, 1))
+    for j in range(TOP_STARTS):  # the first local level from each start; the best goes on
+        Mj, cj = _local(volume, diameter_px, config, ref, boxes, grid[starts[:, j]], 0)
+        better = cj > corr
+        M[better], corr[better] = Mj[better], cj[better]
+    for level in range(1, len(LOCAL_LEVELS)):
+        M, corr = _local(volume, diameter_px, config, ref, boxes, M, level)
     return M, corr
+
+
+def _local(volume, diameter_px, config, ref, boxes, M, level: int):
+    """One local level: each box turned back by its ``M`` and correlated with the reference
+    turned by the small rotations of ``LOCAL_LEVELS[level]`` (and shifts): ``(M, corr)``."""
+    deltas = local_grid(LOCAL_LEVELS[level] * config.orient_angle_step)
+    fine = ShapeVerifier(volume, diameter_px, config, rotations=deltas)
+    turned = np.stack([rotate_box(b, m) for b, m in zip(boxes, M)])
+    corr, align = fine.score_boxes(ref, turned)
+    return M @ deltas[align[:, 0]], corr
 
 
 def zyx_to_xyz_matrices(M) -> np.ndarray:

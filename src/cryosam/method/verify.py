@@ -264,27 +264,31 @@ class ShapeVerifier:
 
     def score_boxes(self, ref: Reference, P: np.ndarray, coarse: bool = False):
         """Best correlation of each ``(n + 2 shift)``-sided box with the reference."""
-        A, W, wsum, _ = self._prepare(ref, coarse)
-        n, sel = self.n, self.sphere
         scores = np.full(len(P), -1.0)
         align = np.zeros((len(P), 2), int)
-        grid = (len(A), len(self.offsets))
         for i0 in range(0, len(P), self.chunk):
-            B = P[i0 : i0 + self.chunk]
-            V = np.stack(
-                [B[:, a : a + n, b : b + n, c : c + n][:, sel] for a, b, c in self.offsets], axis=1
-            )
-            flat = V.reshape(-1, V.shape[-1]).T  # voxels x (boxes * shifts)
-            num = A @ flat
-            s1 = W @ flat
-            s2 = W @ (flat * flat)
-            var = np.maximum(s2 - s1 * s1 / wsum[:, None], 1e-9)
-            r = (num / np.sqrt(var)).reshape(grid[0], len(B), grid[1])
-            r = r.transpose(1, 0, 2).reshape(len(B), -1)
-            k = r.argmax(1)
-            scores[i0 : i0 + len(B)] = r[np.arange(len(B)), k]
-            align[i0 : i0 + len(B)] = np.stack(np.unravel_index(k, grid), 1)
+            r = self.correlations(ref, P[i0 : i0 + self.chunk], coarse)
+            flat = r.reshape(len(r), -1)
+            k = flat.argmax(1)
+            scores[i0 : i0 + len(r)] = flat[np.arange(len(r)), k]
+            align[i0 : i0 + len(r)] = np.stack(np.unravel_index(k, r.shape[1:]), 1)
         return scores, align
+
+    def correlations(self, ref: Reference, B: np.ndarray, coarse: bool = False) -> np.ndarray:
+        """``(len(B), rotations, shifts)``: the weighted Pearson correlation of each
+        ``(n + 2 shift)``-sided box with the reference at every rotation and shift."""
+        A, W, wsum, _ = self._prepare(ref, coarse)
+        n, sel = self.n, self.sphere
+        V = np.stack(
+            [B[:, a : a + n, b : b + n, c : c + n][:, sel] for a, b, c in self.offsets], axis=1
+        )
+        flat = V.reshape(-1, V.shape[-1]).T  # voxels x (boxes * shifts)
+        num = A @ flat
+        s1 = W @ flat
+        s2 = W @ (flat * flat)
+        var = np.maximum(s2 - s1 * s1 / wsum[:, None], 1e-9)
+        r = (num / np.sqrt(var)).reshape(len(A), len(B), len(self.offsets))
+        return r.transpose(1, 0, 2)
 
     def climb(self, ref: Reference, zyx, steps: int):
         """Each point moved, ``steps`` times at most, to its best shift of the rotation search
