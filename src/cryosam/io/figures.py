@@ -361,7 +361,14 @@ def write_average_figure(
                     continue
                 img = _central_section(vol, a)
                 lo, hi = _window(img)
-                ax.imshow(img, cmap="gray", vmin=lo, vmax=hi, extent=(0, 1, 1, 0))
+                ax.imshow(
+                    img,
+                    cmap="gray",
+                    vmin=lo,
+                    vmax=hi,
+                    extent=(0, 1, 1, 0),
+                    interpolation="bilinear",
+                )
                 ax.set_title(f"{what} {names[a]}", fontsize=8)
         axes[r, 0].set_ylabel(f"{cls}\n{n} picks", fontsize=9)
     fig.suptitle(
