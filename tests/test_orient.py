@@ -96,22 +96,29 @@ def test_fine_correlation_beats_the_coarse_grid(oriented):
     assert np.all(fine > coarse + 0.02), (fine, coarse)
 
 
-def test_verification_takes_the_rescored_correlation(oriented):
-    """verify_candidates puts the rescored correlation of the free candidates into the score."""
-    from cryosam.method.candidates import Status, statuses
-    from cryosam.method.verify import verify_candidates
+def test_rerank_keeps_the_count_and_picks_the_particles(oriented):
+    """verify_refine_angles: the cut's count stays, the refined correlation chooses which.
+    Five particles scored below five noise spots (as a coarse score might) are the five kept
+    after re-ranking, and the scores are the same values, only reassigned."""
+    from types import SimpleNamespace
+
+    from cryosam.method.candidates import Candidates, Status, statuses
+    from cryosam.method.pick import rerank_refined
 
     A, _, _ = oriented
     vol = _scene(A)
     cfg = Config()
     ref = ShapeVerifier(vol, 20, cfg).reference([CENTRES[0]])
-    cands = np.asarray(CENTRES[1:], float)
-    st = statuses(len(cands))
-    rank = np.arange(len(cands), dtype=float)  # the last candidate best
-    out = verify_candidates(vol, cands, st, 20, cfg, ref, rescore=lambda z, r: rank[: len(z)])
-    free = out.status == Status.CANDIDATE
-    assert np.allclose(out.correlation[free], rank[free])
-    assert np.argmax(out.score) == len(cands) - 1
+    noise = [(60, 15, 70), (60, 70, 12), (8, 40, 40), (40, 8, 72), (66, 72, 72)]
+    zyx = np.asarray(CENTRES + noise, float)
+    score = np.array([0.40, 0.41, 0.42, 0.43, 0.44, 0.50, 0.51, 0.52, 0.53, 0.54])
+    cols = {"correlation": score.copy(), "similarity": np.zeros(10)}
+    cands = Candidates(zyx, score.copy(), statuses(10), columns=cols)
+    rerank_refined(SimpleNamespace(prepared=vol, config=cfg), cands, 0.50, 20, ref)
+    assert sorted(cands.score) == sorted(score)
+    cands.cut_at(0.50)
+    kept = np.flatnonzero(cands.status == Status.ACCEPTED)
+    assert sorted(kept) == [0, 1, 2, 3, 4], cands.score
 
 
 def test_full_grid_covers_every_rotation():

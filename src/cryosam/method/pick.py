@@ -62,7 +62,12 @@ from cryosam.method.queries import (
     pooled_features,
     same_encoder,
 )
-from cryosam.method.verify import map_reference, prompt_reference, verify_candidates
+from cryosam.method.verify import (
+    combined_score,
+    map_reference,
+    prompt_reference,
+    verify_candidates,
+)
 from cryosam.models import build_encoder, build_segmenter
 from cryosam.models.cache import FeatureCache, cache_key
 from cryosam.models.features import FeatureVolume
@@ -413,7 +418,6 @@ def score_and_cut(
                 prompted,
                 negatives,
                 similarity=cands.score,
-                rescore=_fine_correlation(s, dv) if config.verify_refine_angles else None,
             )
             rep.query.reference, rep.verified = v.reference, True
         columns = {"correlation": v.correlation, "similarity": cands.score, "mass": v.mass}
@@ -431,14 +435,43 @@ def score_and_cut(
     if verify and v.mass_ok is not None:
         ok = v.mass_ok[cands.cut_pool]
         cut = mass_count_cut(cands.score[cands.cut_pool], cut, ok, rep.separation, v.floor)
+    if verify and config.verify_refine_angles:
+        with timer.stage("verify"):
+            rerank_refined(s, cands, cut.value, dv, v.reference)
     _apply_cut(cands, cut, rep)
     return cands
 
 
-def _fine_correlation(s: Setup, dv: float):
-    """``rescore`` for :func:`verify_candidates`: the correlation at each candidate's best
-    rotation over the whole sphere, refined locally (:func:`~cryosam.method.orient.orient`)."""
-    return lambda zyx, ref: orient(s.prepared, zyx, ref, dv, s.config)[1]
+RERANK_MARGIN = 20
+"""Besides twice the count the cut keeps, this many more of the best free candidates are
+re-ranked (``verify_refine_angles``)."""
+
+
+def rerank_refined(s: Setup, cands: Candidates, cut: float, dv: float, ref) -> None:
+    """``verify_refine_angles``: the cut decides how many are kept (``n``, from the scores
+    as verified), the refined correlation decides which. The best ``2 n + RERANK_MARGIN``
+    free candidates are searched over every rotation and refined locally
+    (:func:`~cryosam.method.orient.orient`); ranked by that correlation with half their
+    feature similarity and their mass penalty (both in its units, as in the score), they take
+    over the group's scores in their new order: the distribution the cut was found on, and so
+    the cut and its count, stay as they were. ``correlation`` holds the refined values."""
+    free = np.flatnonzero(cands.free)
+    n = int(np.sum(cands.score[free] >= cut))
+    if not n or len(free) < 3:
+        return
+    group = free[np.argsort(-cands.score[free])][: 2 * n + RERANK_MARGIN]
+    fine = orient(s.prepared, cands.zyx[group], ref, dv, s.config)[1]
+    coarse = cands.columns["correlation"][group]
+    sim = cands.columns["similarity"][group]
+    w = s.config.verify_similarity_weight
+    all_corr, all_sim = cands.columns["correlation"], cands.columns["similarity"]
+    before_mass = combined_score(all_corr, all_sim, cands.free, w)[group]
+    scale = float(np.std(fine)) / max(float(np.std(coarse)), 1e-9)
+    penalty = np.clip(before_mass - cands.score[group], 0.0, None) * scale
+    key = combined_score(fine, sim, np.ones(len(group), bool), w) - penalty
+    scores = np.sort(cands.score[group])[::-1]
+    cands.score[group[np.argsort(-key)]] = scores
+    cands.columns["correlation"][group] = fine
 
 
 def class_map_reference(s: Setup, cls: str):

@@ -501,7 +501,6 @@ def verify_candidates(
     prompts=(),
     negatives=(),
     similarity=None,
-    rescore=None,
 ) -> Verified:
     """Shape verification of one class's candidates (see the module docstring).
 
@@ -519,9 +518,6 @@ def verify_candidates(
             of them than with the reference becomes ``NEGATIVE``.
         similarity: the candidates' feature similarity (joins the score, see
             :func:`combined_score`).
-        rescore: ``rescore(zyx, reference) -> correlation``: the free candidates' final
-            correlation with the last reference, searched more finely than the rounds search
-            (``cryosam.method.orient``: every rotation, refined locally).
     """
     v = ShapeVerifier(volume, diameter_px, config)
     ref = v.fit(reference)
@@ -538,10 +534,6 @@ def verify_candidates(
         best = _known_matches(score, st, top, with_prompts=False)
         base = Reference(ref.template, ref.weight, ref.bin, 1, reference.typical)
         ref = v.refine(base, zc[best], corr[best], align[best], len(best))
-    if rescore is not None and free.any():
-        corr = corr.copy()
-        corr[free] = rescore(zc[free], ref)
-        score = combined_score(corr, similarity, free, config.verify_similarity_weight)
     # mass ranks, after the reference is made (the heaviest matches must not choose it),
     # against all confident matches (the best few are the heaviest: too narrow a spread)
     known = _known_matches(score, st, None)
