@@ -186,6 +186,21 @@ def test_merged_star_renumbers_classes_by_name(tmp_path):
     assert list(df["rlnClassNumber"]) == [1, 2, 2]
 
 
+def test_merged_dynamo_table_skips_a_tomogram_without_picks(tmp_path):
+    import dynamotable
+
+    from cryosam.io.dynamo import merge_dynamo_tables
+
+    write_dynamo_table(tmp_path / "a.tbl", _picks(), 10.0, "a.mrc")
+    write_dynamo_table(tmp_path / "e.tbl", Picks.empty(), 10.0, "e.mrc")
+    write_dynamo_table(tmp_path / "b.tbl", _picks(), 10.0, "b.mrc")
+    merge_dynamo_tables(tmp_path / "m.tbl", [tmp_path / n for n in ("a.tbl", "e.tbl", "b.tbl")])
+    df = dynamotable.read(str(tmp_path / "m.tbl"))
+    assert list(df["tomo"]) == [1, 1, 3, 3] and list(df["tag"]) == [1, 2, 3, 4]
+    assert (tmp_path / "m.doc").read_text().split() == ["1", "a.mrc", "3", "b.mrc"]
+    merge_dynamo_tables(tmp_path / "n.tbl", [tmp_path / "e.tbl"])  # nothing at all: no error
+
+
 def test_dynamo_table_columns(tmp_path):
     import dynamotable
 

@@ -49,13 +49,15 @@ def merge_dynamo_tables(path: str | os.PathLike, tables: list, overwrite: bool =
 
     frames = []
     for k, t in enumerate(tables, start=1):
+        if Path(t).stat().st_size == 0:  # a tomogram without picks: its index stays unused
+            continue
         df = dynamotable.read(str(t))
         doc = Path(t).with_suffix(".doc").read_text().split(maxsplit=1)
         df["tomo"] = k
         df["tomo_file"] = doc[1].strip() if len(doc) > 1 else Path(t).parent.name
         frames.append(df)
     if not frames:
-        raise CryosamError("no Dynamo tables to merge")
+        frames = [pd.DataFrame({"tag": [], "tomo": [], "tomo_file": []})]
     df = pd.concat(frames, ignore_index=True)
     df["tag"] = np.arange(1, len(df) + 1)
     return _write_atomic(path, df, overwrite)
