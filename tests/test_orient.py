@@ -300,3 +300,48 @@ def test_reference_map_puts_the_angles_in_its_frame(tmp_path):
     common = before.merge(after, on=["z", "y", "x"], suffixes=("", "_r"))
     assert len(common) >= len(CENTRES) - 1
     assert np.allclose(common[["rot", "tilt", "psi"]], common[["rot_r", "tilt_r", "psi_r"]])
+
+
+def test_symmetry_gives_the_equivalent_nearest_the_maps_frame(tmp_path):
+    """A C3 particle, its map given with --symmetry C3: each pick's rotation is one of the
+    three equivalent to how it was made, the one nearest the map's frame, and the average is
+    C3-symmetric. Without a map a symmetry is refused in one line."""
+    from cryosam.cli.main import main
+    from cryosam.method.orient import canonical, symmetry_group
+    from tests.conftest import write_mrc
+
+    g = np.indices((N,) * 3) - N // 2
+    part = np.exp(-(g**2).sum(0) / (2 * 4.0**2))
+    knobs = [(0, 7 * np.cos(t), 7 * np.sin(t)) for t in np.deg2rad([0, 120, 240])] + [(6, 0, 0)]
+    for c in knobs:
+        part += 0.8 * np.exp(-((g - np.reshape(c, (3, 1, 1, 1))) ** 2).sum(0) / (2 * 2.0**2))
+    A = relion_euler_matrices([[30, 40, 50], [40, 70, -120], [-150, 100, 30], [75, 150, 160],
+                               [10, 35, -60]])  # fmt: skip
+    rng = np.random.default_rng(3)
+    vol = rng.normal(0, 0.1, (72, 80, 80)).astype(np.float32)
+    for c, a in zip(CENTRES, A):
+        sl = tuple(slice(ci - N // 2, ci + N // 2 + 1) for ci in c)
+        vol[sl] += rotate_box(part.astype(np.float32), (P @ a @ P).T)
+    path = write_mrc(tmp_path / "TS_09.mrc", -vol, voxel_size=10.0)
+    write_mrc(tmp_path / "map.mrc", part.astype(np.float32), voxel_size=10.0)
+    out = tmp_path / "out"
+    base = ["pick", str(path), "--point", "20,20,60:c3", "--diameter", "200", "--out"]
+    assert main([*base, str(tmp_path / "o0"), "--symmetry", "C3"]) == 2  # no map: refused
+    assert (
+        main([*base, str(out), "--reference", str(tmp_path / "map.mrc"), "--symmetry", "C3"]) == 0
+    )
+    ops = symmetry_group("C3")
+    picks = pd.read_csv(out / "picks.csv")
+    assert len(picks) == len(CENTRES)
+    for _, row in picks.iterrows():
+        k = np.argmin(
+            np.linalg.norm(np.asarray(CENTRES) - row[["z", "y", "x"]].to_numpy(float), axis=1)
+        )
+        got = P @ relion_euler_matrices(row[["rot", "tilt", "psi"]].to_numpy(float))[0] @ P
+        made = canonical(P @ A[k] @ P, ops)[0]  # the equivalent nearest the map's frame
+        assert np.degrees(Rotation.from_matrix(got.T @ made).magnitude()) < 15.0
+    import mrcfile
+
+    avg = mrcfile.read(out / "average.mrc")
+    turned = rotate_box(avg, ops[1])
+    assert np.corrcoef(avg.ravel(), turned.ravel())[0, 1] > 0.99

@@ -81,6 +81,7 @@ def pick(
     record: dict | None = None,
     tomo_name: str | None = None,
     reference_maps: dict[str, Tomogram] | None = None,
+    symmetry: dict[str, str] | None = None,
 ) -> PickRun:
     """Find every particle like the prompted ones in ``tomogram``.
 
@@ -101,6 +102,7 @@ def pick(
             file's stem and name (default: RELION 5 the stem, RELION 3 the name).
         reference_maps: class -> a known structure (a map read with ``read_tomogram``, its
             voxel size known) to verify and orient that class against.
+        symmetry: class -> point group of its reference map (``C7``, ``D7``; EMDB frame).
     """
     config = config or Config()
     if out is not None:
@@ -121,6 +123,7 @@ def pick(
             queries=queries,
             voxel_size=tomogram.voxel_size,
             reference_maps={c: (m.data, m.require_voxel_size()) for c, m in maps.items()},
+            symmetry=symmetry,
         )
     outcome.picks.tomogram = tomogram.name
     rec = {
@@ -133,6 +136,7 @@ def pick(
         "diameters_px_given": diameters_px,
         **cut_record(outcome),
         **particle_file_record(relion5, tomo_name, tomogram.name, reference_maps),
+        "symmetry": dict(symmetry or {}),
         **(record or {}),
     }
     said = list(outcome.prompt_outcome.warnings) + weak_cut_warnings(outcome.reports, out)

@@ -163,6 +163,7 @@ def recut(
             progress,
             tomo.voxel_size,
             _reference_maps(record),
+            record.get("symmetry") or {},
         )
     outcome.picks.tomogram = tomo.name
     rec = {

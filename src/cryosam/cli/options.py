@@ -73,6 +73,14 @@ REFERENCE_MAP_OPT = typer.Option(
     "click; the picks' angles are then in the map's frame. Repeat per class; the class may "
     "be left out when there is one. The click is still needed (it gives the feature search).",
 )
+SYMMETRY_OPT = typer.Option(
+    [],
+    "--symmetry",
+    help="[CLASS=]Cn|Dn: the point group of the class's --reference map, its n-fold axis "
+    "along the map's z (as EMDB and RELION keep maps). The map and the average are "
+    "symmetrised and each pick's angles are the equivalent nearest the map's frame. "
+    "Default C1.",
+)
 NO_CACHE_OPT = typer.Option(
     False, "--no-cache", help="Do not read or write the feature cache ($CRYOSAM_CACHE)."
 )
@@ -141,6 +149,32 @@ def read_reference_maps(specs: list[str], classes: list[str]) -> dict:
         if m.voxel_size is None:
             raise CryosamError(f"--reference {path}: its header has no voxel size; set it first")
         out[cls] = m
+    return out
+
+
+def parse_symmetry(specs: list[str], classes: list[str], maps: dict) -> dict[str, str]:
+    """``--symmetry [CLASS=]GROUP`` flags -> class -> group; a group other than C1 needs the
+    class's --reference map (its axes are the map's)."""
+    from cryosam.errors import CryosamError
+    from cryosam.method.orient import symmetry_group
+
+    out = {}
+    for spec in specs or []:
+        cls, _, group = spec.rpartition("=")
+        if not cls:
+            if len(classes) != 1:
+                raise CryosamError(f"--symmetry {spec}: say which class (CLASS={spec})")
+            cls = classes[0]
+        try:
+            n_ops = len(symmetry_group(group))
+        except ValueError as exc:
+            raise CryosamError(f"--symmetry {spec}: {exc}") from exc
+        if n_ops > 1 and cls not in maps:
+            raise CryosamError(
+                f"--symmetry {spec}: the symmetry axis is a map's z axis; give the {cls} map "
+                "with --reference MAP.mrc"
+            )
+        out[cls] = group.strip().upper()
     return out
 
 

@@ -24,6 +24,7 @@ from cryosam.cli.options import (
     RELION5_OPT,
     SEGMENTER_OPT,
     SET_OPT,
+    SYMMETRY_OPT,
     TAU_SIM_OPT,
     TOMO_NAME_OPT,
     TOMOGRAM_ARG,
@@ -31,6 +32,7 @@ from cryosam.cli.options import (
     VOXEL_SIZE_OPT,
     method_config,
     out_option,
+    parse_symmetry,
     read_inputs,
     read_reference_maps,
 )
@@ -57,6 +59,7 @@ def pick(
     relion5: bool = RELION5_OPT,
     tomo_name: str | None = TOMO_NAME_OPT,
     reference: list[str] = REFERENCE_MAP_OPT,
+    symmetry: list[str] = SYMMETRY_OPT,
     segmenter: str = SEGMENTER_OPT,
     model: str | None = MODEL_OPT,
     encoder: str = ENCODER_OPT,
@@ -102,6 +105,7 @@ def pick(
     options = dict(out=out, overwrite=overwrite, relion5=relion5, naive=naive, cache=not no_cache)
     options["tomo_name"] = tomo_name
     options["reference_maps"] = read_reference_maps(reference, classes)
+    options["symmetry"] = parse_symmetry(symmetry, classes, options["reference_maps"])
     run = run_pick(
         tomo,
         all_prompts,

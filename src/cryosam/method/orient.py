@@ -21,8 +21,11 @@ reproduces the reference. :func:`relion_angles` writes ``M`` as RELION's ``(rot,
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 from scipy import ndimage
+from scipy.spatial.transform import Rotation
 
 from cryosam.config import Config
 from cryosam.io.coords import relion_angles_of_matrices
@@ -107,3 +110,32 @@ def average(volume, zyx, matrices, size: int) -> np.ndarray:
         offset = centre - M @ np.full(3, half)
         total += ndimage.affine_transform(box, M, offset=offset, output_shape=(size,) * 3, order=1)
     return (total / max(len(zyx), 1)).astype(np.float32)
+
+
+def symmetry_group(name: str) -> np.ndarray:
+    """``(K, 3, 3)`` rotations on ``(z, y, x)`` vectors of point group ``Cn`` or ``Dn`` in the
+    EMDB / RELION frame of a map: the n-fold axis along z, a ``Dn`` two-fold along x."""
+    m = re.fullmatch(r"([CD])([1-9][0-9]*)", name.strip().upper())
+    if m is None:
+        raise ValueError(f"symmetry {name!r}: give Cn or Dn (C1, C7, D7, ...)")
+    n = int(m.group(2))
+    turns = [Rotation.from_rotvec([0.0, 0.0, 2 * np.pi * k / n]) for k in range(n)]
+    flips = [Rotation.identity()]
+    if m.group(1) == "D":
+        flips.append(Rotation.from_rotvec([np.pi, 0.0, 0.0]))
+    xyz = np.array([(t * f).as_matrix() for t in turns for f in flips])
+    return zyx_to_xyz_matrices(xyz)  # the axis swap is its own inverse
+
+
+def canonical(M, ops) -> np.ndarray:
+    """Each rotation ``M`` replaced by its symmetry-equivalent ``M S`` nearest the identity
+    (the reference is the same turned by any ``S`` of its group)."""
+    M = np.asarray(M, np.float64).reshape(-1, 3, 3)
+    cand = np.einsum("nij,kjl->nkil", M, np.asarray(ops, np.float64))
+    best = np.trace(cand, axis1=2, axis2=3).argmax(1)
+    return cand[np.arange(len(M)), best]
+
+
+def symmetrize(volume: np.ndarray, ops) -> np.ndarray:
+    """The mean of ``volume`` turned by every rotation of its group (about the box centre)."""
+    return np.mean([rotate_box(np.asarray(volume, np.float32), S) for S in ops], axis=0)

@@ -52,7 +52,14 @@ from cryosam.method.instances import (
     segment_prompts,
 )
 from cryosam.method.matching import find_peaks, hierarchical_match, naive_match, similarity
-from cryosam.method.orient import average, orient, relion_angles
+from cryosam.method.orient import (
+    average,
+    canonical,
+    orient,
+    relion_angles,
+    symmetrize,
+    symmetry_group,
+)
 from cryosam.method.propagate import InstanceMask, propagate_instance
 from cryosam.method.queries import (
     ClassQuery,
@@ -153,6 +160,8 @@ class Setup:
     features: dict[float, FeatureVolume] = field(default_factory=dict)
     maps: dict[str, tuple[np.ndarray, float]] = field(default_factory=dict, repr=False)
     """Class -> a known structure ``(density, voxel size Å)`` to verify and orient against."""
+    symmetry: dict[str, str] = field(default_factory=dict)
+    """Class -> its point group (``C7``, ``D7``) in its map's frame (needs a map)."""
     _membranes: tuple | None = field(default=None, repr=False)
 
     @property
@@ -478,7 +487,12 @@ def class_map_reference(s: Setup, cls: str):
     """The class's known structure as a reference (see :func:`map_reference`)."""
     density, map_vs = s.maps[cls]
     vs = s.voxel_size or 10.0
-    return map_reference(s.prepared, s.diameters_px[cls], s.config, density, map_vs, vs)
+    ref = map_reference(s.prepared, s.diameters_px[cls], s.config, density, map_vs, vs)
+    ops = symmetry_group(s.symmetry.get(cls, "C1"))
+    if len(ops) > 1:  # a map that is not quite symmetric is made so, in its own frame
+        ref.template = symmetrize(ref.template, ops)
+        ref.weight = np.clip(symmetrize(ref.weight, ops), 0.0, 1.0)
+    return ref
 
 
 def _apply_cut(cands: Candidates, cut: Cut, rep: ClassReport) -> None:
@@ -605,6 +619,7 @@ def pick_particles(
     queries: dict[str, ClassQuery] | None = None,
     voxel_size: float | None = None,
     reference_maps: dict[str, tuple[np.ndarray, float]] | None = None,
+    symmetry: dict[str, str] | None = None,
 ) -> PickOutcome:
     """Find every particle like the prompted ones (the stages of the module docstring).
 
@@ -623,11 +638,14 @@ def pick_particles(
         reference_maps: class -> ``(density, voxel size Å)`` of a known structure: the
             class is verified against it (refined by its best matches) instead of its first
             prompt, and its picks' angles are in the map's frame.
+        symmetry: class -> point group (``C7``, ``D7``) of its map (z the n-fold axis): the
+            map and the average are symmetrised, each angle is the equivalent nearest the
+            map's frame.
     """
     timer = Timer()
     say = progress or (lambda stage: None)
     s = setup(volume, prompts, diameters_px, config or Config(), queries, timer, voxel_size, say)
-    s.maps = dict(reference_maps or {})
+    s.maps, s.symmetry = dict(reference_maps or {}), dict(symmetry or {})
     say("prompts segmented")
     class_ids = {c: i + 1 for i, c in enumerate(s.classes)}
     found = [
@@ -699,9 +717,11 @@ def orient_picks(s: Setup, reports: list[ClassReport], picks: Picks):
         if ref is None or not len(mine):
             continue
         M, _ = orient(s.prepared, picks.zyx[mine], ref, dv, s.config)
+        ops = symmetry_group(s.symmetry.get(rep.name, "C1"))
+        M = canonical(M, ops)  # of the equivalent rotations, the one nearest the map's frame
         angles[mine] = relion_angles(M)
         size = 2 * int(np.ceil(s.config.verify_box_factor * dv)) + 1
-        averages[rep.name] = average(s.prepared, picks.zyx[mine], M, size)
+        averages[rep.name] = symmetrize(average(s.prepared, picks.zyx[mine], M, size), ops)
     return angles, averages
 
 
@@ -721,18 +741,19 @@ def recut(
     progress=None,
     voxel_size: float | None = None,
     reference_maps: dict[str, tuple[np.ndarray, float]] | None = None,
+    symmetry: dict[str, str] | None = None,
 ) -> PickOutcome:
     """A finished pick with other cuts: ``table`` (every class's scored candidates, as
     ``candidates.csv`` holds them) is cut again for the classes in ``cuts``, the others keep
     their report's cut; then stages 7-9 run as in :func:`pick_particles`. Nothing before
     the cut is computed again, but the prompts are segmented again (stage 1) and the newly
     accepted candidates segmented. ``queries``: the classes searched with another
-    tomogram's query (``cryosam batch``); ``voxel_size`` and ``reference_maps`` as for
-    :func:`pick_particles`."""
+    tomogram's query (``cryosam batch``); ``voxel_size``, ``reference_maps`` and ``symmetry``
+    as for :func:`pick_particles`."""
     timer = Timer()
     say = progress or (lambda stage: None)
     s = setup(volume, prompts, diameters_px, config, queries, timer, voxel_size, say)
-    s.maps = dict(reference_maps or {})  # the angles stay in the maps' frames
+    s.maps, s.symmetry = dict(reference_maps or {}), dict(symmetry or {})  # the same frames
     say("prompts segmented")
     table.status = np.array(
         [Status.CANDIDATE if Status(st) in REDECIDED else Status(st) for st in table.status],
