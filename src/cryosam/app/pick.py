@@ -92,17 +92,15 @@ def pick(
         diameters_px: class -> approximate diameter in voxels.
         out: write every output of ``cryosam pick`` there, as one set (refused when it holds
             outputs already, unless ``overwrite``).
-        relion5: ``picks.star`` in RELION 5's centred Å instead of RELION 3 pixels.
-        cache: the feature cache (see :func:`feature_cache`).
+        relion5: ``picks.star`` in RELION 5's centred Å; cache: see :func:`feature_cache`.
         queries: class -> query from other tomograms, for classes without prompts here.
         progress: ``progress(stage: str)`` between stages.
         command_line: what ran it, for ``run.json``; ``record``: more entries for it.
         tomo_name: the tomogram's name in the particle files (``rlnTomoName``,
             ``rlnMicrographName``): a template where ``{stem}`` and ``{name}`` stand for the
             file's stem and name (default: RELION 5 the stem, RELION 3 the name).
-        reference_maps: class -> a known structure (a map read with ``read_tomogram``, its
-            voxel size known) to verify and orient that class against.
-        symmetry: class -> point group of its reference map (``C7``, ``D7``; EMDB frame).
+        reference_maps, symmetry: class -> a known structure (read with ``read_tomogram``) to
+            verify and orient it against, and its point group (``D7``; the map's frame).
     """
     config = config or Config()
     if out is not None:
@@ -135,8 +133,7 @@ def pick(
         "prompts": [p.__dict__ for p in prompts],
         "diameters_px_given": diameters_px,
         **cut_record(outcome),
-        **particle_file_record(relion5, tomo_name, tomogram.name, reference_maps),
-        "symmetry": dict(symmetry or {}),
+        **particle_file_record(relion5, tomo_name, tomogram.name, reference_maps, symmetry),
         **(record or {}),
     }
     said = list(outcome.prompt_outcome.warnings) + weak_cut_warnings(outcome.reports, out)
@@ -149,15 +146,17 @@ def pick(
     return run
 
 
-def particle_file_record(relion5: bool, tomo_name, file_name: str, reference_maps) -> dict:
+def particle_file_record(relion5: bool, tomo_name, file_name: str, maps, symmetry) -> dict:
     """The entries of ``run.json`` that the particle files (and a recut) follow: the STAR
-    dialect, the tomogram's name in them, the reference maps the angles are relative to."""
+    dialect, the tomogram's name in them, the reference maps the angles are relative to and
+    their symmetry."""
     return {
+        "symmetry": dict(symmetry or {}),
         "star_dialect": "relion5" if relion5 else "relion3",
         "tomo_name": particle_tomo_name(tomo_name, file_name),
         "reference_maps": {
             c: str(m.path.resolve()) if m.path is not None else m.name
-            for c, m in (reference_maps or {}).items()
+            for c, m in (maps or {}).items()
         },
     }
 
