@@ -345,3 +345,30 @@ def test_symmetry_gives_the_equivalent_nearest_the_maps_frame(tmp_path):
     avg = mrcfile.read(out / "average.mrc")
     turned = rotate_box(avg, ops[1])
     assert np.corrcoef(avg.ravel(), turned.ravel())[0, 1] > 0.99
+
+
+def test_batch_reference_map_orients_every_tomogram_in_its_frame(tmp_path):
+    """cryosam batch --reference-map: the tomogram without a click (searched with the pooled
+    query) gets its angles in the map's frame too."""
+    from cryosam.cli.main import main
+    from tests.conftest import write_mrc
+
+    A = relion_euler_matrices([[30, 40, 50], [40, 70, -120], [-150, 100, 30], [75, 150, 160],
+                               [10, 35, -60]])  # fmt: skip
+    (tmp_path / "tomos").mkdir()
+    for k in (1, 2):
+        write_mrc(tmp_path / "tomos" / f"t{k}.mrc", -_scene(A, seed=10 + k), voxel_size=10.0)
+    write_mrc(tmp_path / "map.mrc", _particle(), voxel_size=10.0)
+    out = tmp_path / "out"
+    args = ["batch", str(tmp_path / "tomos"), "--point", "20,60,20:knob", "--reference", "t1",
+            "--diameter", "200", "--reference-map", str(tmp_path / "map.mrc"), "--workers", "0",
+            "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    for k in (1, 2):
+        picks = pd.read_csv(out / f"t{k}" / "picks.csv")
+        assert len(picks) >= len(CENTRES) - 1
+        for _, row in picks.iterrows():
+            zyx = row[["z", "y", "x"]].to_numpy(float)
+            i = np.argmin(np.linalg.norm(np.asarray(CENTRES) - zyx, axis=1))
+            got = relion_euler_matrices(row[["rot", "tilt", "psi"]].to_numpy(float))[0]
+            assert np.degrees(Rotation.from_matrix(got.T @ A[i]).magnitude()) < 15.0, k

@@ -145,6 +145,9 @@ class BatchSettings:
     overwrite: bool = False
     command_line: str | None = None
     tomo_name: str | None = None
+    reference_maps: dict[str, str] = field(default_factory=dict)
+    """Class -> path of a known structure (``--reference-map``), read by each job."""
+    symmetry: dict[str, str] = field(default_factory=dict)
 
 
 def plan_jobs(
@@ -221,6 +224,8 @@ def batch_key(job: Job, settings: BatchSettings, sources: dict[str, list[str]]) 
             "voxel_size": settings.voxel_size,
             "relion5": settings.relion5,
             "tomo_name": settings.tomo_name,
+            "reference_maps": settings.reference_maps,
+            "symmetry": settings.symmetry,
             "prompts": [p.__dict__ for p in job.prompts],
             "sources": sources_prompts,
         }
@@ -325,6 +330,8 @@ def _run_job(job, settings, queries, key, query_only, t0):
         queries=ext,
         command_line=settings.command_line,
         tomo_name=settings.tomo_name,
+        reference_maps={c: read_tomogram(Path(p)) for c, p in settings.reference_maps.items()},
+        symmetry=settings.symmetry,
         record={"batch": {"key": key, "pooled_classes": sorted(ext)}},
     )
     row = _row(

@@ -23,16 +23,19 @@ from cryosam.cli.options import (
     RELION5_OPT,
     SEGMENTER_OPT,
     SET_OPT,
+    SYMMETRY_OPT,
     TAU_SIM_OPT,
     TOMO_NAME_OPT,
     TOP_K_OPT,
     VOXEL_SIZE_OPT,
+    map_settings,
     method_config,
     out_option,
     progress_bar,
 )
 from cryosam.errors import CryosamError
 
+REFERENCE_MAP_HELP = "MAP.mrc[:CLASS], as `pick --reference` (--reference names a tomogram here)."
 INPUTS_HELP = "Tomograms: files, folders, glob patterns ('tomos/*.mrc') or a .txt list."
 REFERENCE_HELP = (
     "The input that --point/--negative (and prompt rows naming no tomogram) are in: its file "
@@ -63,6 +66,8 @@ def batch(
     tau_sim: float = TAU_SIM_OPT,
     relion5: bool = RELION5_OPT,
     tomo_name: str | None = TOMO_NAME_OPT,
+    reference_map: list[str] = typer.Option([], "--reference-map", help=REFERENCE_MAP_HELP),
+    symmetry: list[str] = SYMMETRY_OPT,
     segmenter: str = SEGMENTER_OPT,
     model: str | None = MODEL_OPT,
     encoder: str = ENCODER_OPT,
@@ -107,6 +112,8 @@ def batch(
         list(diameter), config, voxel_size, relion5, not no_cache, overwrite, cli_app.command_line
     )
     settings.tomo_name = tomo_name
+    classes = list(dict.fromkeys(c for j in jobs for c in j.classes))
+    settings.reference_maps, settings.symmetry = map_settings(reference_map, symmetry, classes)
     n_prompted = sum(1 for j in jobs if j.classes)
     where = f" on {scheduler}" if scheduler else ""
     typer.echo(f"{len(jobs)} tomograms ({n_prompted} with prompts) -> {out}/{where}")

@@ -178,6 +178,14 @@ def parse_symmetry(specs: list[str], classes: list[str], maps: dict) -> dict[str
     return out
 
 
+def map_settings(specs: list[str], symmetry: list[str], classes: list[str]):
+    """``--reference-map`` and ``--symmetry`` for jobs that read the maps themselves:
+    ``(class -> absolute map path, class -> group)``, every map read once here to check it."""
+    maps = read_reference_maps(specs, classes)
+    paths = {c: str(m.path.resolve()) for c, m in maps.items()}
+    return paths, parse_symmetry(symmetry, classes, maps)
+
+
 def progress_bar(total: int, desc: str):
     """A tqdm bar on stderr; the library only sees a callback."""
     from tqdm import tqdm  # here: `cryosam --help` need not import it
