@@ -6,12 +6,12 @@ searches every rotation, then refines locally:
 
 1. **Global.** The reference rotated by every rotation of a full grid
    ``orient_angle_step`` apart is correlated with each pick's binned box (the weighted
-   Pearson correlation of verification, under the rotated soft mask) at its centre; the
-   with shifts of ``verify_shift`` binned voxels; the ``TOP_STARTS`` best rotations go on.
+   Pearson correlation of verification, under the rotated soft mask) at its centre, with
+   shifts of ``verify_shift`` binned voxels; the ``TOP_STARTS`` best rotations go on.
 2. **Local.** Each box is turned back by its best rotation so far and correlated with the
-   reference turned by small rotations (a ball of rotation vectors half the step apart, then
-   a quarter), with shifts of ``verify_shift`` binned voxels; the best small rotation is
-   composed in. Three levels end at about an eighth of the step.
+   reference turned by small rotations (balls of rotation vectors ``LOCAL_LEVELS`` of the
+   step apart), with the same shifts; the best small rotation is composed in. The first
+   level runs from every start and the best goes on; four levels end at 1/24 of the step.
 
 A rotation ``M`` (acting on ``(z, y, x)`` vectors) says the pick is the reference turned by
 ``M``: ``pick(x) = reference(M^T x)``, so turning the pick back by ``M`` and averaging

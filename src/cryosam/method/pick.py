@@ -131,9 +131,9 @@ class PickOutcome:
     timings: dict[str, float]
     queries: dict[str, ClassQuery] = field(default_factory=dict)
     candidate_columns: dict[str, np.ndarray] = field(default_factory=dict)
+    """More per-candidate values for ``candidates.csv`` (``correlation``, ``similarity``)."""
     averages: dict[str, np.ndarray] = field(default_factory=dict)
     """Class -> the aligned average of its picks (prepared contrast: bright protein)."""
-    """More per-candidate values for ``candidates.csv`` (``correlation``, ``similarity``)."""
 
 
 @dataclass
@@ -470,17 +470,15 @@ def rerank_refined(s: Setup, cands: Candidates, cut: float, dv: float, ref) -> N
         return
     group = free[np.argsort(-cands.score[free])][: 2 * n + RERANK_MARGIN]
     fine = orient(s.prepared, cands.zyx[group], ref, dv, s.config)[1]
-    coarse = cands.columns["correlation"][group]
-    sim = cands.columns["similarity"][group]
+    corr, sim = cands.columns["correlation"], cands.columns["similarity"]
     w = s.config.verify_similarity_weight
-    all_corr, all_sim = cands.columns["correlation"], cands.columns["similarity"]
-    before_mass = combined_score(all_corr, all_sim, cands.free, w)[group]
-    scale = float(np.std(fine)) / max(float(np.std(coarse)), 1e-9)
+    before_mass = combined_score(corr, sim, cands.free, w)[group]
+    scale = float(np.std(fine)) / max(float(np.std(corr[group])), 1e-9)
     penalty = np.clip(before_mass - cands.score[group], 0.0, None) * scale
-    key = combined_score(fine, sim, np.ones(len(group), bool), w) - penalty
+    key = combined_score(fine, sim[group], np.ones(len(group), bool), w) - penalty
     scores = np.sort(cands.score[group])[::-1]
     cands.score[group[np.argsort(-key)]] = scores
-    cands.columns["correlation"][group] = fine
+    corr[group] = fine
 
 
 def class_map_reference(s: Setup, cls: str):

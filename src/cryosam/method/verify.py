@@ -135,13 +135,12 @@ def rotate_box(box: np.ndarray, matrix: np.ndarray) -> np.ndarray:
 
 
 def _fit_box(a: np.ndarray, n: int) -> np.ndarray:
-    """Centre-crop or zero-pad a cube to ``n`` per side."""
+    """Centre-crop or zero-pad a 3D box (any shape) to a cube of ``n`` per side."""
     out = np.zeros((n,) * 3, np.float32)
-    m = min(n, a.shape[0])
-    lo_a, lo_o = (a.shape[0] - m) // 2, (n - m) // 2
-    out[lo_o : lo_o + m, lo_o : lo_o + m, lo_o : lo_o + m] = a[
-        lo_a : lo_a + m, lo_a : lo_a + m, lo_a : lo_a + m
-    ]
+    m = [min(n, s) for s in a.shape]
+    src = tuple(slice((s - k) // 2, (s - k) // 2 + k) for s, k in zip(a.shape, m))
+    dst = tuple(slice((n - k) // 2, (n - k) // 2 + k) for k in m)
+    out[dst] = a[src]
     return out
 
 
@@ -367,12 +366,7 @@ def map_reference(
     factor = float(map_voxel_size) / float(voxel_size)
     if abs(factor - 1.0) > 1e-3:
         m = ndimage.zoom(m, factor, order=1)
-    full = v.n * v.bin
-    box = np.zeros((full,) * 3, np.float32)
-    src = [slice(max(0, (a - full) // 2), max(0, (a - full) // 2) + min(a, full)) for a in m.shape]
-    dst = [slice(max(0, (full - a) // 2), max(0, (full - a) // 2) + min(a, full)) for a in m.shape]
-    box[tuple(dst)] = m[tuple(src)]
-    template = block_mean(box, v.bin)
+    template = block_mean(_fit_box(m, v.n * v.bin), v.bin)
     template = (template - template.mean()) / max(float(template.std()), 1e-6)
     blurred = ndimage.gaussian_filter(template, MASK_BLUR)
     envelope = ndimage.gaussian_filter(
