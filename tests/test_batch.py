@@ -132,14 +132,21 @@ def test_query_from_one_tomogram_picks_another(tomos):
     a, b = sims["t1"], sims["t2"]
     zyx = tuple(float(v) for v in _central(a).split(":")[0].split(","))
     ref = pick_particles(a.tomogram, [Prompt(zyx, "ribosome")], {"ribosome": 29.0})
+    given = ref.queries["ribosome"].reference
+    template = given.template.copy()
     out = pick_particles(b.tomogram, [], {}, queries=ref.queries)
     s = score_picks(out.picks.of_class("ribosome").zyx, b.centres("ribosome"), 14.0)
     assert s.f1 > 0.8, s.as_row()
     assert out.reports[0].n_prompts == 0 and out.inverted == ref.inverted
+    # the query's reference is the caller's: refining it on b did not change it
+    assert ref.queries["ribosome"].reference is given
+    assert np.array_equal(given.template, template)
+    assert out.queries["ribosome"].reference is not given
     # a tomogram without any particle: no picks, no error
-    empty = np.random.default_rng(0).normal(size=SHAPE).astype(np.float32)
-    none = pick_particles(empty, [], {}, queries=ref.queries)
-    assert len(none.picks) <= 2
+    for seed in (0, 1):
+        empty = np.random.default_rng(seed).normal(size=SHAPE).astype(np.float32)
+        none = pick_particles(empty, [], {}, queries=ref.queries)
+        assert len(none.picks) == 0, none.reports[0]
 
 
 def test_batch_on_a_local_cluster_with_a_broken_input(tomos, capsys, monkeypatch):

@@ -25,7 +25,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy.spatial import cKDTree
@@ -511,7 +511,12 @@ def search_class(
         feats = class_features(s, cls, cache, input_sha256, rep)
     say(f"features for {cls}")
     with timer.stage("match"):
-        rep.query = ext or own_query(feats, masks, list(points), d, s.inverted, s.encoder_id)
+        # a copy of another tomogram's query: refining its reference here must not change
+        # the caller's (a batch would otherwise search each tomogram with the one before's)
+        if ext is None:
+            rep.query = own_query(feats, masks, list(points), d, s.inverted, s.encoder_id)
+        else:
+            rep.query = replace(ext)
         q = rep.query.vector
         if ext and ext.encoder and not same_encoder(ext.encoder, s.encoder_id):
             raise CryosamError(

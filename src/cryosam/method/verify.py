@@ -472,11 +472,16 @@ def of_class_mass(mass, known, tolerance: float) -> np.ndarray | None:
     return np.abs(np.asarray(mass, np.float64) - m_ref) <= spread
 
 
-def _known_matches(score, st, n_top: int | None, with_prompts: bool = True) -> np.ndarray:
+def _known_matches(
+    score, st, n_top: int | None, with_prompts: bool = True, among=None
+) -> np.ndarray:
     """Indices of the ``n_top`` (None: all) best free candidates above a first,
-    precision-first cut, and of the prompts (``with_prompts``): where the tomogram holds few
-    true particles, the best 40 would include look-alikes (and drag the reference to them)."""
+    precision-first cut (only those ``among``, a mask, when given), and of the prompts
+    (``with_prompts``): where the tomogram holds few true particles, the best 40 would include
+    look-alikes (and drag the reference to them)."""
     free = st == Status.CANDIDATE
+    if among is not None:
+        free &= among
     prompts = np.flatnonzero(st == Status.PROMPT) if with_prompts else np.zeros(0, int)
     if not free.any():
         return prompts
@@ -518,14 +523,23 @@ def verify_candidates(
     start = np.asarray(zyx, np.float64).reshape(-1, 3)
     status = np.array(status, dtype=object)
     radius = config.nms_radius_factor * diameter_px
+    floor = config.verify_typical_fraction * reference.typical
+    recognised = None
     for top in (*config.verify_rounds, 0):
         corr, align, zc = v.climb(ref, start, config.verify_climb)
         st = _merge_duplicates(zc, corr, status, prompts, radius)
+        if recognised is None and reference.typical:
+            # a reference from elsewhere is refined only with the matches it recognises as
+            # it came: averaging the best boxes of a tomogram without the particle in makes
+            # a reference of noise that those boxes match (pure noise: 0.20 -> 0.54-0.63)
+            recognised = corr >= floor
         free = st == Status.CANDIDATE
         score = combined_score(corr, similarity, free, config.verify_similarity_weight)
         if not top or not free.any():
             break
-        best = _known_matches(score, st, top, with_prompts=False)
+        best = _known_matches(score, st, top, with_prompts=False, among=recognised)
+        if not len(best):
+            break
         base = Reference(ref.template, ref.weight, ref.bin, 1, reference.typical)
         ref = v.refine(base, zc[best], corr[best], align[best], len(best))
     # mass ranks, after the reference is made (the heaviest matches must not choose it),
@@ -539,7 +553,6 @@ def verify_candidates(
         best = np.sort(corr[free])[::-1][:n]
         # a reference from another tomogram keeps the level its own matches reached
         ref.typical = reference.typical or float(np.median(best))
-    floor = config.verify_typical_fraction * reference.typical
     if len(negatives):
         top = config.verify_rounds[-1] if config.verify_rounds else 0
         _judge_negatives(v, ref, zc, st, negatives, top)
