@@ -18,7 +18,7 @@ from cryosam.io.copick_json import read_copick_json, write_copick_json
 from cryosam.io.dynamo import dynamo_to_relion_angles, relion_to_dynamo_angles, write_dynamo_table
 from cryosam.io.picks import Picks
 from cryosam.io.star import merge_star, read_star, write_relion5_index, write_star
-from cryosam.method.orient import average, orient, relion_angles
+from cryosam.method.orient import average, average_correlations, orient, relion_angles
 from cryosam.method.rotations import rotation_grid
 from cryosam.method.verify import ShapeVerifier, rotate_box
 
@@ -83,6 +83,24 @@ def test_average_of_turned_back_picks_is_the_particle(oriented):
     knobs = _particle() - np.exp(-(g**2).sum(0) / (2 * 4.0**2))
     r = lambda a: np.corrcoef(a.ravel(), knobs.ravel())[0, 1]  # noqa: E731
     assert r(avg) > 0.65 and r(wrong) < r(avg) - 0.1, (r(avg), r(wrong))
+
+
+def test_each_pick_correlates_with_the_average_of_the_others(oriented):
+    """The per-pick agreement written to candidates.csv: the particles, turned back by their
+    rotations, correlate with the average of the others; a place of pure noise does not, and
+    neither do the particles turned the wrong way."""
+    A, M, _ = oriented
+    vol = _scene(A)
+    zyx = [*CENTRES, (56, 66, 66)]  # the last: noise only
+    Ms = np.concatenate([M, np.eye(3)[None]])
+    r = average_correlations(vol, zyx, Ms, average(vol, zyx, Ms, N), 10.0)
+    assert np.all(r[:-1] > 0.5) and r[-1] < 0.2, r
+    wrong = np.transpose(M, (0, 2, 1))
+    r_wrong = average_correlations(vol, CENTRES, wrong, average(vol, CENTRES, wrong, N), 10.0)
+    assert np.median(r_wrong) < np.median(r[:-1]) - 0.1, (r, r_wrong)
+    assert np.isnan(
+        average_correlations(vol, CENTRES[:1], M[:1], average(vol, CENTRES[:1], M[:1], N), 10.0)
+    ).all()
 
 
 def test_fine_correlation_beats_the_coarse_grid(oriented):
@@ -265,6 +283,11 @@ def test_pick_writes_angles_references_and_particle_files(tmp_path):
     assert (out / "references" / "knob_mask.mrc").exists()
     assert (out / "picks.tbl").exists() and (out / "picks.doc").exists()
     assert (out / "average.mrc").exists() and (out / "average.png").exists()
+    cands = pd.read_csv(out / "candidates.csv")
+    matched = cands[cands["status"] == "accepted"]
+    assert len(matched) == len(CENTRES) - 1  # the prompt is no candidate
+    assert (matched["average_correlation"] > 0.5).all(), matched
+    assert cands.loc[cands["status"] != "accepted", "average_correlation"].isna().all()
 
 
 def test_reference_map_puts_the_angles_in_its_frame(tmp_path):

@@ -162,6 +162,8 @@ class PickEntry:
     class_name: str
     diameter: float
     mask: InstanceMask | None
+    row: int = -1
+    """The candidate it came from (its row in the class's table; -1 for a prompt)."""
 
 
 def deduplicate(entries: list[PickEntry], nms_factor: float, n_first: int = 0) -> list[PickEntry]:

@@ -94,22 +94,45 @@ def relion_angles(M) -> np.ndarray:
     return relion_angles_of_matrices(zyx_to_xyz_matrices(M))
 
 
-def average(volume, zyx, matrices, size: int) -> np.ndarray:
-    """The aligned average of the particles at ``zyx`` (float voxel centres), each turned
-    back by its rotation ``M`` (``pick(x) = reference(M^T x)``): a ``size``-sided box at the
-    volume's sampling, in the reference's frame. Each particle is read with room for the
-    rotation's corners and sampled once (linear), its sub-voxel centre included."""
-    zyx = np.asarray(zyx, np.float64).reshape(-1, 3)
+def _turned_back(volume, zyx, matrices, size: int):
+    """Each particle at ``zyx`` (float voxel centres) turned back by its rotation ``M``
+    (``pick(x) = reference(M^T x)``): ``size``-sided boxes at the volume's sampling, in the
+    reference's frame, one at a time. Each is read with room for the rotation's corners and
+    sampled once (linear), its sub-voxel centre included."""
     half = (size - 1) / 2.0
     pad = int(np.ceil(half * np.sqrt(3))) + 2
-    total = np.zeros((size,) * 3, np.float64)
-    for p, M in zip(zyx, np.asarray(matrices, np.float64).reshape(-1, 3, 3)):
+    for p, M in zip(np.asarray(zyx, np.float64).reshape(-1, 3), np.asarray(matrices, np.float64)):
         c = np.floor(p).astype(int)
         box = extract_boxes(volume, [c], 2 * pad + 1)[0]  # centred on c: index pad + shift
-        centre = pad + (p - c)
-        offset = centre - M @ np.full(3, half)
-        total += ndimage.affine_transform(box, M, offset=offset, output_shape=(size,) * 3, order=1)
-    return (total / max(len(zyx), 1)).astype(np.float32)
+        offset = pad + (p - c) - M @ np.full(3, half)
+        yield ndimage.affine_transform(box, M, offset=offset, output_shape=(size,) * 3, order=1)
+
+
+def average(volume, zyx, matrices, size: int) -> np.ndarray:
+    """The aligned average of the particles at ``zyx``, each turned back by its rotation (a
+    ``size``-sided box at the volume's sampling, in the reference's frame)."""
+    matrices = np.asarray(matrices, np.float64).reshape(-1, 3, 3)
+    total = np.zeros((size,) * 3, np.float64)
+    for box in _turned_back(volume, zyx, matrices, size):
+        total += box
+    return (total / max(len(matrices), 1)).astype(np.float32)
+
+
+def average_correlations(volume, zyx, matrices, mean: np.ndarray, radius: float) -> np.ndarray:
+    """Each particle's Pearson correlation, inside a ball of ``radius`` voxels, with the
+    average of the others (``mean``, the :func:`average` of all, less its own share): how
+    well it agrees with the rest of the picks. NaN for a single particle."""
+    matrices = np.asarray(matrices, np.float64).reshape(-1, 3, 3)
+    n, size = len(matrices), mean.shape[0]
+    out = np.full(n, np.nan)
+    if n < 2:
+        return out
+    ball = np.sum((np.indices(mean.shape) - (size - 1) / 2.0) ** 2, axis=0) <= radius**2
+    total = n * np.asarray(mean, np.float64)[ball]
+    for k, box in enumerate(_turned_back(volume, zyx, matrices, size)):
+        own = box[ball]
+        out[k] = np.corrcoef(own, (total - own) / (n - 1))[0, 1]
+    return out
 
 
 def symmetry_group(name: str) -> np.ndarray:

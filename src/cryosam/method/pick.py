@@ -54,6 +54,7 @@ from cryosam.method.instances import (
 from cryosam.method.matching import find_peaks, hierarchical_match, naive_match, similarity
 from cryosam.method.orient import (
     average,
+    average_correlations,
     canonical,
     orient,
     relion_angles,
@@ -553,6 +554,7 @@ def segment_accepted(
             if entry is None:
                 table.status[i] = Status.SIZE_MISMATCH
             else:
+                entry.row = int(i)
                 entries.append(entry)
     return entries
 
@@ -584,8 +586,9 @@ def _size_mismatch(mask: InstanceMask, ref: float, centre, d: float, shape, tol:
 
 
 def assemble(s: Setup, entries: list[PickEntry], reports: list[ClassReport]):
-    """Stage 9: ``(picks, semantic, instances)`` from the prompts' and the matches' entries
-    (the prompts first, then by score), duplicates merged."""
+    """Stage 9: ``(picks, semantic, instances, rows)`` from the prompts' and the matches'
+    entries (the prompts first, then by score), duplicates merged; ``rows``: each pick's
+    candidate (-1 for a prompt)."""
     size = {r.name: r.diameter_px for r in reports}
     class_ids = {r.name: r.class_id for r in reports}
     head = [
@@ -607,7 +610,7 @@ def assemble(s: Setup, entries: list[PickEntry], reports: list[ClassReport]):
         class_name=[e.class_name for e in entries],
         instance=np.arange(1, len(entries) + 1),
     )
-    return picks, semantic, instances
+    return picks, semantic, instances, np.array([e.row for e in entries], int)
 
 
 def pick_particles(
@@ -668,9 +671,12 @@ def finish(
     with timer.stage("segment_matches"):
         entries = segment_accepted(s, reports, table, kept)
     say("matches segmented")
-    picks, semantic, instances = assemble(s, entries, reports)
+    picks, semantic, instances, rows = assemble(s, entries, reports)
     with timer.stage("orient"):
-        picks.angles, averages = orient_picks(s, reports, picks)
+        picks.angles, averages, agreement = orient_picks(s, reports, picks)
+    column = np.full(len(table), np.nan)
+    column[rows[rows >= 0]] = agreement[rows >= 0]
+    table.columns["average_correlation"] = column
     say("picks oriented")
     for rep in reports:
         rep.n_accepted = int(np.sum(picks.class_name == rep.name))
@@ -704,9 +710,11 @@ def orient_picks(s: Setup, reports: list[ClassReport], picks: Picks):
     """Stage 10: each pick's RELION ``(rot, tilt, psi)`` relative to its class's reference
     (:mod:`cryosam.method.orient`; the verified reference, else one made from the class's
     prompts; NaN for a class with neither), and each class's aligned average of its picks
-    (at the tomogram's sampling, a box of ``2 verify_box_factor`` diameters):
-    ``(angles, {class: average})``."""
+    (at the tomogram's sampling, a box of ``2 verify_box_factor`` diameters), and each pick's
+    correlation with the average of the others of its class (inside its diameter):
+    ``(angles, {class: average}, correlations)``."""
     angles = np.full((len(picks), 3), np.nan)
+    agreement = np.full(len(picks), np.nan)
     averages = {}
     for rep in reports:
         mine = np.flatnonzero(picks.class_name == rep.name)
@@ -724,8 +732,10 @@ def orient_picks(s: Setup, reports: list[ClassReport], picks: Picks):
         M = canonical(M, ops)  # of the equivalent rotations, the one nearest the map's frame
         angles[mine] = relion_angles(M)
         size = 2 * int(np.ceil(s.config.verify_box_factor * dv)) + 1
-        averages[rep.name] = symmetrize(average(s.prepared, picks.zyx[mine], M, size), ops)
-    return angles, averages
+        mean = average(s.prepared, picks.zyx[mine], M, size)
+        agreement[mine] = average_correlations(s.prepared, picks.zyx[mine], M, mean, dv / 2)
+        averages[rep.name] = symmetrize(mean, ops)
+    return angles, averages, agreement
 
 
 REDECIDED = {Status.ACCEPTED, Status.BELOW_CUT, Status.SIZE_MISMATCH, Status.OTHER_CLASS}
