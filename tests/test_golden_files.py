@@ -79,3 +79,48 @@ def test_emdb_map_with_permuted_axes_reads_as_zyx():
     assert vol.shape == (73, 25, 43) == header_info(path, 0.45)[0]
     # the file's brightest voxel sits at (section 9, row 24, column 15) = (y 9, x 24, z 15)
     assert np.unravel_index(np.argmax(vol.data), vol.shape) == (15, 9, 24)
+
+
+def _first_contour_points(path: Path) -> np.ndarray:
+    """The first CONT chunk's points as stored (big-endian float32 X, Y, Z), parsed by hand
+    from IMOD's binary model specification (binspec): psize, flags, time, surf, points."""
+    raw = path.read_bytes()
+    at = raw.index(b"CONT") + 4
+    n = int(np.frombuffer(raw, ">i4", 1, at)[0])
+    return np.frombuffer(raw, ">f4", 3 * n, at + 16).reshape(n, 3).astype(np.float64)
+
+
+def test_imod_model_from_3dmod_reads_as_voxel_prompts():
+    # 3dmod: origin at the first pixel's corner in X and Y, at the first section's centre in
+    # Z: voxel (z, y, x) = (Z, Y - 0.5, X - 0.5)
+    from cryosam.io.prompts import read_prompt_file
+
+    path = GOLDEN / "two_contour_example.mod"
+    prompts = read_prompt_file(path)
+    assert len(prompts) == 25 and {p.class_name for p in prompts} == {"particle"}
+    X, Y, Z = _first_contour_points(path)[0]
+    assert (X, Y, Z) == pytest.approx((64.333336, 64.666664, 80.0), abs=1e-5)
+    assert prompts[0].zyx == pytest.approx((80.0, 64.166664, 63.833336), abs=1e-5)
+
+
+def test_imod_objects_are_classes_by_name():
+    from cryosam.io.prompts import read_prompt_file
+
+    prompts = read_prompt_file(GOLDEN / "multiple_objects_example.mod")
+    assert len(prompts) == 6 and {p.class_name for p in prompts} == {"chemo-array"}
+    X, Y, Z = _first_contour_points(GOLDEN / "multiple_objects_example.mod")[0]
+    assert prompts[0].zyx == pytest.approx((Z, Y - 0.5, X - 0.5), abs=1e-4)
+    assert prompts[0].zyx == pytest.approx((134.0, 661.333435, 366.500061), abs=1e-4)
+
+
+def test_relion_float16_image_reads_as_float32_with_its_pixel_size():
+    from cryosam.io.tomogram import header_info, read_tomogram
+
+    path = GOLDEN / "relion_float16.mrc"
+    shape, vs, mode = header_info(path)
+    assert shape == (1, 64, 64) and mode == 12 and vs == pytest.approx(3.5953, abs=1e-4)
+    vol = read_tomogram(path)
+    assert vol.data.dtype == np.float32
+    raw = np.frombuffer(path.read_bytes(), "<f2", 64 * 64, 1024).reshape(64, 64)
+    np.testing.assert_array_equal(vol.data[0], raw.astype(np.float32))
+    assert np.unravel_index(np.argmax(vol.data[0]), (64, 64)) == (31, 29)

@@ -61,6 +61,9 @@ def test_prompt_file_types(tmp_path):
         read_prompt_file(tmp_path / "p.xyz")
     with pytest.raises(CryosamError, match="no such file"):
         read_prompt_file(tmp_path / "none.csv")
+    (tmp_path / "cut.mod").write_bytes(b"IMODV1.2IMOD-NewModel" + bytes(40))
+    with pytest.raises(CryosamError, match="cannot read as an IMOD model"):
+        read_prompt_file(tmp_path / "cut.mod")
 
 
 def test_validate_prompts():

@@ -21,7 +21,7 @@ NEGATIVE_HELP = (
 )
 PROMPTS_HELP = (
     "Prompt file: CSV with header z,y,x[,class,negative,tomogram] (voxels), RELION STAR, "
-    "or copick picks JSON."
+    "copick picks JSON, or an IMOD model (.mod, points clicked in 3dmod; each object a class)."
 )
 DIAMETER_HELP = (
     "Approximate particle diameter in Å (±30 % is fine); CLASS=Å sets one class. Repeatable."

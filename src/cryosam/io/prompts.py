@@ -1,4 +1,4 @@
-"""Point prompts: command-line strings and prompt files (CSV, STAR, copick JSON).
+"""Point prompts: command-line strings and prompt files (CSV, STAR, copick JSON, IMOD model).
 
 A prompt is a voxel position ``(z, y, x)`` of the input, a class name, and a flag
 that marks it negative (a point on something the user does *not* want). A
@@ -15,6 +15,7 @@ import numpy as np
 
 from cryosam.errors import CryosamError
 from cryosam.io import coords
+from cryosam.io.imod import read_imod_points
 from cryosam.io.picks import (
     DEFAULT_CLASS,
     check_class_name,
@@ -105,16 +106,22 @@ def read_prompt_csv(path: str | os.PathLike) -> list[Prompt]:
 def read_prompt_file(
     path: str | os.PathLike, shape_zyx=None, voxel_size: float | None = None
 ) -> list[Prompt]:
-    """Read prompts from CSV, STAR (RELION 3/5) or copick JSON, by extension."""
+    """Read prompts from CSV, STAR (RELION 3/5), copick JSON or an IMOD model, by extension."""
     path = Path(path)
     if not path.exists():
         raise CryosamError(f"{path}: no such file; check the path")
     suffix = path.suffix.lower()
     if suffix in (".csv", ".txt", ".tsv"):
         return read_prompt_csv(path)
+    if suffix == ".mod":
+        zyx, classes = read_imod_points(path)
+        if not len(zyx):
+            raise CryosamError(f"{path}: the IMOD model has no points")
+        return [Prompt(tuple(map(float, p)), c) for p, c in zip(zyx, classes)]  # type: ignore[arg-type]
     if suffix not in (".star", ".json"):
         raise CryosamError(
-            f"{path}: unknown prompt file type {suffix!r}; use .csv, .star or a copick .json"
+            f"{path}: unknown prompt file type {suffix!r}; use .csv, .star, a copick .json or "
+            "an IMOD .mod"
         )
     picks = read_any_picks(path, shape_zyx, voxel_size)
     if len(picks) == 0:
