@@ -124,3 +124,24 @@ def test_relion_float16_image_reads_as_float32_with_its_pixel_size():
     raw = np.frombuffer(path.read_bytes(), "<f2", 64 * 64, 1024).reshape(64, 64)
     np.testing.assert_array_equal(vol.data[0], raw.astype(np.float32))
     assert np.unravel_index(np.argmax(vol.data[0]), (64, 64)) == (31, 29)
+
+
+WARP = GOLDEN / "warptools_ts_export_particles_2d.star"
+
+
+def test_warptools_export_reads_in_pixels_of_its_tomogram_by_tomostar_name():
+    # WarpTools ts_export_particles: rlnCoordinateX/Y/Z in pixels of the export's pixel size
+    # (12 A here), rlnTomoName the tilt series' .tomostar name
+    picks = read_star(WARP, voxel_size=12.0, tomogram="Unt_083.mrc")
+    assert picks.tomogram == "Unt_083.mrc" and len(picks) == 3
+    np.testing.assert_allclose(picks.zyx[0], [28.146, 564.065, 494.521])
+    np.testing.assert_allclose(picks.angles[0], [53.913, 104.840, -78.580])
+
+
+def test_prompts_from_a_star_of_several_tomograms_keep_their_own():
+    from cryosam.io.prompts import prompts_for_tomogram, read_prompt_file
+
+    prompts = read_prompt_file(WARP)
+    assert [p.tomogram for p in prompts] == ["Unt_083.tomostar"] * 3 + ["Unt_050.tomostar"] * 3
+    mine = prompts_for_tomogram(prompts, "Unt_050.mrc")
+    assert len(mine) == 3 and mine[0].zyx == pytest.approx((27.755, 86.278, 508.142))

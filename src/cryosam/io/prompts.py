@@ -24,6 +24,7 @@ from cryosam.io.picks import (
     require_columns,
 )
 from cryosam.io.readers import read_any_picks
+from cryosam.io.star import read_star, star_tomogram_names
 from cryosam.io.tomogram import tomogram_stem
 
 
@@ -123,13 +124,20 @@ def read_prompt_file(
             f"{path}: unknown prompt file type {suffix!r}; use .csv, .star, a copick .json or "
             "an IMOD .mod"
         )
-    picks = read_any_picks(path, shape_zyx, voxel_size)
-    if len(picks) == 0:
-        raise CryosamError(f"{path}: the prompt file has no points")
-    return [
+    if suffix == ".star":  # each tomogram's rows keep its name (a batch routes them)
+        by_stem = {tomogram_stem(n): n for n in reversed(star_tomogram_names(path))}
+        names = list(reversed(by_stem.values())) or [None]
+        groups = [read_star(path, shape_zyx, voxel_size, tomogram=n) for n in names]
+    else:
+        groups = [read_any_picks(path, shape_zyx, voxel_size)]
+    prompts = [
         Prompt(tuple(map(float, p)), str(c), False, picks.tomogram)  # type: ignore[arg-type]
+        for picks in groups
         for p, c in zip(picks.zyx, picks.class_name)
     ]
+    if not prompts:
+        raise CryosamError(f"{path}: the prompt file has no points")
+    return prompts
 
 
 def prompts_for_tomogram(prompts: list[Prompt], tomogram: str | os.PathLike) -> list[Prompt]:

@@ -155,6 +155,15 @@ def detect_dialect(columns) -> str:
     raise KeyError
 
 
+def star_tomogram_names(path: str | os.PathLike) -> list[str]:
+    """The distinct ``rlnTomoName`` (else ``rlnMicrographName``) values of a particle STAR
+    file, in file order; empty when it names none."""
+    path = Path(path)
+    table, _ = _particles(_read_blocks(path), path)
+    col = next((c for c in ("rlnTomoName", "rlnMicrographName") if c in table), None)
+    return [] if col is None else list(dict.fromkeys(table[col].astype(str)))
+
+
 def read_star(
     path: str | os.PathLike,
     shape_zyx=None,
