@@ -117,6 +117,32 @@ def test_copick_errors_are_one_line(project, tmp_path, capsys):
     assert "no run has picks" in capsys.readouterr().err
 
 
+def test_copick_reference_map_and_symmetry_reach_every_run(project, tmp_path, monkeypatch):
+    import cryosam.app.copick as app_copick
+    from tests.conftest import write_mrc
+
+    path, _ = project
+    g = np.indices((24, 24, 24)) - 11.5
+    ball = (np.sum(g**2, axis=0) <= 12.0**2).astype(np.float32)
+    map_path = write_mrc(tmp_path / "ribo_map.mrc", ball, voxel_size=12.0)
+    seen = []
+    real = app_copick.pick
+
+    def spy(*args, **kwargs):
+        seen.append((kwargs["reference_maps"], kwargs["symmetry"]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(app_copick, "pick", spy)
+    argv = ["copick", str(path), "-p", "ribosome:alice", "-d", "290", "--session-id", "maps",
+            "--reference-map", f"{map_path}:ribosome", "--symmetry", "ribosome=C2"]  # fmt: skip
+    assert main(argv) == 0
+    assert len(seen) == 2  # both runs, the prompted one and the one searched with the pool
+    for maps, groups in seen:
+        assert maps["ribosome"].voxel_size == pytest.approx(12.0)
+        assert maps["ribosome"].data.shape == (24, 24, 24) and groups == {"ribosome": "C2"}
+    assert main([*argv[:-4], "--symmetry", "C2"]) == 2  # a group needs a map
+
+
 def test_copick_cli_plugin_forwards_to_cryosam(project):
     from click.testing import CliRunner
 

@@ -25,6 +25,7 @@ from cryosam.errors import CryosamError
 from cryosam.io import coords
 from cryosam.io.copick_json import copick_transforms, has_angles
 from cryosam.io.prompts import Prompt
+from cryosam.io.tomogram import read_tomogram
 from cryosam.method.queries import ClassQuery
 
 
@@ -116,6 +117,10 @@ class CopickSettings:
     session_id: str
     overwrite: bool
     use_cache: bool = True
+    reference_maps: dict = field(default_factory=dict)
+    """class -> absolute path of a known structure's map (read by each job)."""
+    symmetry: dict = field(default_factory=dict)
+    """class -> point group of its map."""
 
 
 def copick_job(item: CopickRun, st: CopickSettings, queries: dict, query_only: bool) -> dict:
@@ -133,8 +138,16 @@ def copick_job(item: CopickRun, st: CopickSettings, queries: dict, query_only: b
             row.update(status="queried", queries={c: q.to_dict() for c, q in qs.items()})
         else:
             ext = {c: ClassQuery.from_dict(q) for c, q in queries.items()}
+            maps = {c: read_tomogram(Path(p)) for c, p in st.reference_maps.items()}
             out = pick(
-                tomogram, item.prompts, st.diameters_px, st.method, queries=ext, cache=st.use_cache
+                tomogram,
+                item.prompts,
+                st.diameters_px,
+                st.method,
+                queries=ext,
+                cache=st.use_cache,
+                reference_maps=maps,
+                symmetry=st.symmetry,
             ).outcome
             write_results(
                 run,
@@ -216,6 +229,8 @@ def plan_project(
     session_id: str = "0",
     overwrite: bool = False,
     use_cache: bool = True,
+    reference_maps: dict | None = None,
+    symmetry: dict | None = None,
 ) -> tuple[list[CopickRun], CopickSettings]:
     """The runs to pick (each with its prompts from ``prompt_objects``, OBJECT[:USER[:SESSION]])
     and the settings every job gets; refuses to replace earlier results unless ``overwrite``."""
@@ -242,6 +257,8 @@ def plan_project(
         session_id,
         overwrite,
         use_cache,
+        dict(reference_maps or {}),
+        dict(symmetry or {}),
     )
     return items, settings
 

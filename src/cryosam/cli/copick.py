@@ -13,6 +13,8 @@ from cryosam.cli.options import (
     NO_CACHE_OPT,
     OVERWRITE_OPT,
     SET_OPT,
+    SYMMETRY_OPT,
+    map_settings,
     method_config,
     progress_bar,
 )
@@ -23,6 +25,10 @@ PROMPT_OBJECT_HELP = (
     "Repeatable, one per object."
 )
 WORKERS_HELP = "Local dask workers, one run each at a time (0: all runs in this process)."
+REFERENCE_MAP_HELP = (
+    "MAP.mrc[:OBJECT]: a known structure (any voxel size and box) verifies the object and "
+    "orients its picks in the map's frame, as `pick --reference`. Repeatable."
+)
 
 
 @app.command("copick")
@@ -39,6 +45,8 @@ def copick_command(
     user_id: str = typer.Option("cryosam", "--user-id", help="User id of what is written."),
     session_id: str = typer.Option("0", "--session-id", help="Session id of what is written."),
     invert: str = INVERT_OPT,
+    reference_map: list[str] = typer.Option([], "--reference-map", help=REFERENCE_MAP_HELP),
+    symmetry: list[str] = SYMMETRY_OPT,
     workers: int = typer.Option(0, "--workers", "-j", help=WORKERS_HELP),
     scheduler: str | None = typer.Option(
         None, "--scheduler", help="Address of a running dask scheduler instead."
@@ -56,7 +64,7 @@ def copick_command(
     Needs `pip install 'cryosam[copick]'`.
     """
     # the library is imported here, not at the top: `cryosam --help` stays instant
-    from cryosam.app.copick import plan_project, run_project
+    from cryosam.app.copick import parse_prompt_source, plan_project, run_project
 
     if (config is None) == (config_opt is None):
         raise CryosamError(
@@ -72,6 +80,8 @@ def copick_command(
         user_id=user_id,
         session_id=session_id,
     )
+    objects = list(dict.fromkeys(parse_prompt_source(s)[0] for s in prompt_object))
+    maps, groups = map_settings(reference_map, symmetry, objects)
     items, st = plan_project(
         config,
         prompt_object,
@@ -80,6 +90,8 @@ def copick_command(
         **where,
         overwrite=overwrite,
         use_cache=not no_cache,
+        reference_maps=maps,
+        symmetry=groups,
     )
     bar = progress_bar(len(items), "runs")
 
