@@ -99,7 +99,10 @@ BREAKS = (
         "models/sam.py",
         "        masks = out.pred_masks[0, 0].float().cpu().numpy()",
         "        masks = 0 * out.pred_masks[0, 0].float().cpu().numpy() - 1",
-        ("tests/test_sam_backend.py::test_a_sam_that_masks_dark_patches_segments_the_ball",),
+        (
+            "tests/test_sam_backend.py::test_a_sam_that_masks_dark_patches_segments_the_ball",
+            "tests/test_extended.py::test_segment_extended_with_a_sam_checkpoint",
+        ),
     ),
     Break(
         "sam-padding-read-as-image",

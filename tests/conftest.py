@@ -52,3 +52,34 @@ def small_sim(shape, fractions, snr=1.0, seed=0, vesicles=0, filaments=0):
 def _private_cache(tmp_path_factory, monkeypatch):
     """Tests never write into the user's cryosam cache."""
     monkeypatch.setenv("CRYOSAM_CACHE", str(tmp_path_factory.getbasetemp() / "cryosam-cache"))
+
+
+def dark_patch_sam(path, size: int = 256, threshold: float = 0.5) -> None:
+    """A tiny SAM whose weights are set by hand (not random): it masks the image patches
+    darker than ``-threshold`` (SAM's normalised units) and ignores its prompts. Channel 0
+    of the patch embedding is minus the patch's mean less the threshold; every transformer
+    branch is zeroed (the residuals carry it through), the neck and the upscaling pass
+    channel 0 on (layer norms keep its sign), and every mask token's hypernetwork is a
+    constant: ``4 * dark - 6 * 0.84``, positive on dark patches, -5 elsewhere."""
+    import torch
+    import transformers
+
+    from cryosam.models.sam import tiny_sam_config
+
+    torch.manual_seed(0)
+    model = transformers.SamModel(tiny_sam_config(image_size=size))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.fill_(1.0 if "layer_norm" in name and name.endswith("weight") else 0.0)
+        embed = model.vision_encoder.patch_embed.projection
+        embed.weight[0] = -1.0 / embed.weight[0].numel()
+        embed.bias[0] = -threshold
+        model.vision_encoder.neck.conv1.weight[0, 0] = 1.0
+        model.vision_encoder.neck.conv2.weight[0, 0, 1, 1] = 1.0
+        dec = model.mask_decoder
+        dec.upscale_conv1.weight[0, 0] = 1.0
+        dec.upscale_conv2.weight[0, 0] = 1.0
+        dec.upscale_conv2.bias[1] = 1.0  # a constant channel (GELU(1) = 0.84) for the offset
+        for mlp in dec.output_hypernetworks_mlps:
+            mlp.proj_out.bias[0], mlp.proj_out.bias[1] = 4.0, -6.0
+    model.save_pretrained(path)

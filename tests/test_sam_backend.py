@@ -10,6 +10,7 @@ from cryosam.config import Config  # noqa: E402
 from cryosam.method.propagate import propagate_instance  # noqa: E402
 from cryosam.models.sam import SamSegmenter, tiny_sam_config  # noqa: E402
 from cryosam.models.sam_geometry import points_to_sam  # noqa: E402
+from tests.conftest import dark_patch_sam  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -187,37 +188,11 @@ def test_slices_are_embedded_in_batches_of_neighbours(segmenter, monkeypatch):
     assert calls == [4, 4]  # 0..3 (clipped at the volume's start)
 
 
-def _dark_patch_sam(path, size: int = 256, threshold: float = 0.5) -> None:
-    """A tiny SAM whose weights are set by hand (not random): it masks the image patches
-    darker than ``-threshold`` (SAM's normalised units) and ignores its prompts. Channel 0
-    of the patch embedding is minus the patch's mean less the threshold; every transformer
-    branch is zeroed (the residuals carry it through), the neck and the upscaling pass
-    channel 0 on (layer norms keep its sign), and every mask token's hypernetwork is a
-    constant: ``4 * dark - 6 * 0.84``, positive on dark patches, -5 elsewhere."""
-    torch.manual_seed(0)
-    model = transformers.SamModel(tiny_sam_config(image_size=size))
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            p.fill_(1.0 if "layer_norm" in name and name.endswith("weight") else 0.0)
-        embed = model.vision_encoder.patch_embed.projection
-        embed.weight[0] = -1.0 / embed.weight[0].numel()
-        embed.bias[0] = -threshold
-        model.vision_encoder.neck.conv1.weight[0, 0] = 1.0
-        model.vision_encoder.neck.conv2.weight[0, 0, 1, 1] = 1.0
-        dec = model.mask_decoder
-        dec.upscale_conv1.weight[0, 0] = 1.0
-        dec.upscale_conv2.weight[0, 0] = 1.0
-        dec.upscale_conv2.bias[1] = 1.0  # a constant channel (GELU(1) = 0.84) for the offset
-        for mlp in dec.output_hypernetworks_mlps:
-            mlp.proj_out.bias[0], mlp.proj_out.bias[1] = 4.0, -6.0
-    model.save_pretrained(path)
-
-
 def test_a_sam_that_masks_dark_patches_segments_the_ball(tmp_path):
     # the model's output decides the masks: a geometry error between slice, SAM input and
     # low-res output (a transpose, a lost window offset, padding read as image) or an
     # ignored output moves or loses the ball
-    _dark_patch_sam(tmp_path / "dark")
+    dark_patch_sam(tmp_path / "dark")
     seg = SamSegmenter(Config(), model=str(tmp_path / "dark"), device="cpu")
     shape, centre, r = (48, 64, 80), np.array([22.0, 27.0, 45.0]), 9.0
     ball = np.sum((np.indices(shape) - centre[:, None, None, None]) ** 2, axis=0) <= r * r
