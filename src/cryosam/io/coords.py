@@ -41,12 +41,15 @@ def relion3_xyz_to_zyx(xyz) -> np.ndarray:
 def zyx_to_relion5_xyz_angst(zyx, shape_zyx, voxel_size: float) -> np.ndarray:
     """Voxel ``(z, y, x)`` -> RELION 5 centred ``(X, Y, Z)`` in Å.
 
-    RELION 5 places a tomogram's centre at half its bin-1 size in tilt-series pixels
-    (``rlnTomoSize{X,Y,Z} / 2 * rlnTomoTiltSeriesPixelSize``, the reading copick's RELION
-    import makes of ``tomogram_set.cpp``), with voxel ``i`` at ``i * voxel_size`` Å: for a
+    RELION 5 places a tomogram's centre at half its bin-1 size in tilt-series pixels, in
+    floating point (``TomogramSet::loadTomogram``: ``centre = (w0 / 2.0, h0 / 2.0, d0 / 2.0)``
+    from ``rlnTomoSize{X,Y,Z}``; ``ParticleSet::getPosition`` adds it to the centred
+    coordinate over the pixel size), with voxel ``i`` at ``i * voxel_size`` Å: for a
     tomogram binned ``b`` times from ``rlnTomoSize = b * shape`` that is ``shape / 2`` voxels,
     odd sizes included (no half-voxel shift). A tomogram whose bin-1 size was not a multiple
-    of its binning is off by the remainder's half."""
+    of its binning is off by the remainder's half. (RELION's subtomogram extraction projects
+    with an integer-division centre, half a pixel away for odd sizes: RELION pull request
+    1353; positions, which is what this converts, use the float one.)"""
     vs = _positive(voxel_size, "RELION 5 coordinates")
     centre = np.asarray(shape_zyx, dtype=np.float64) / 2.0
     return ((_zyx(zyx) - centre) * vs)[:, ::-1].copy()
