@@ -130,7 +130,7 @@ def pick(
         "config": config.to_dict(),
         "class_ids": outcome.class_ids,
         "queries": {name: q.to_dict() for name, q in outcome.queries.items()},
-        "prompts": [p.__dict__ for p in prompts],
+        **prompt_record(prompts, outcome.prompts),
         "diameters_px_given": diameters_px,
         **cut_record(outcome),
         **particle_file_record(relion5, tomo_name, tomogram.name, reference_maps, symmetry),
@@ -144,6 +144,15 @@ def pick(
         )
     rec["timings_s"] = {**outcome.timings, **timer.seconds, "total": timer.total()}
     return run
+
+
+def prompt_record(prompts, used) -> dict:
+    """The prompts as given and where each was used (a positive click moved to its
+    particle's centre by ``prompt_snap``; negatives stay where they were)."""
+    return {
+        "prompts": [p.__dict__ for p in prompts],
+        "prompts_centred": [[round(v, 2) for v in p.zyx] for p in used],
+    }
 
 
 def particle_file_record(relion5: bool, tomo_name, file_name: str, maps, symmetry) -> dict:

@@ -94,15 +94,8 @@ def copick_command(
         symmetry=groups,
     )
     bar = progress_bar(len(items), "runs")
-
-    def tick(row: dict) -> None:
-        counts = ", ".join(f"{c} {n}" for c, n in row["picks"].items())
-        line = f"{row['run']}: {row['status']}" + (f" ({counts})" if counts else "")
-        bar.write(line + (f": {row['message']}" if row["message"] else ""))
-        bar.update(1)
-
     try:
-        rows = run_project(items, st, scheduler, workers, tick)
+        rows = run_project(items, st, scheduler, workers, _ticker(bar))
     finally:
         bar.close()
     failed = [r for r in rows if r["status"] == "failed"]
@@ -114,3 +107,15 @@ def copick_command(
         raise CryosamError(
             f"{len(failed)} run(s) failed (first: {failed[0]['run']}: {failed[0]['message']})"
         )
+
+
+def _ticker(bar):
+    """A progress callback that writes each finished run's line above ``bar``."""
+
+    def tick(row: dict) -> None:
+        counts = ", ".join(f"{c} {n}" for c, n in row["picks"].items())
+        line = f"{row['run']}: {row['status']}" + (f" ({counts})" if counts else "")
+        bar.write(line + (f": {row['message']}" if row["message"] else ""))
+        bar.update(1)
+
+    return tick

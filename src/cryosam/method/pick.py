@@ -35,6 +35,7 @@ from cryosam.errors import CryosamError
 from cryosam.io.picks import Picks
 from cryosam.io.prompts import Prompt, validate_prompts
 from cryosam.method.candidates import Candidates, PickEntry, Status, deduplicate, statuses
+from cryosam.method.centre import snap_prompts
 from cryosam.method.cut import (
     Cut,
     CutRule,
@@ -135,6 +136,8 @@ class PickOutcome:
     """More per-candidate values for ``candidates.csv`` (``correlation``, ``similarity``)."""
     averages: dict[str, np.ndarray] = field(default_factory=dict)
     """Class -> the aligned average of its picks (prepared contrast: bright protein)."""
+    prompts: list[Prompt] = field(default_factory=list)
+    """The prompts as used: each click moved to its particle's centre (``prompt_snap``)."""
 
 
 @dataclass
@@ -220,6 +223,10 @@ def setup(
         d_min = min(diameters_px[c] for c in own + list(external))
         points = np.array([p.zyx for p in positives]) if own else None
         prepared, inverted = prepare_volume(volume, config.invert, d_min, points)
+        if own and config.prompt_snap:  # clicks to their particles' centres
+            prompts = snap_prompts(prepared, prompts, diameters_px, config.prompt_snap)
+            positives = [p for p in prompts if not p.negative]
+            points = np.array([p.zyx for p in positives])
     with timer.stage("fiducials"):
         gold, said = find_fiducials(prepared, config, voxel_size, diameters_px, points)
     segmenter, encoder = build_segmenter(config), build_encoder(config)
@@ -703,6 +710,7 @@ def finish(
         {r.name: r.query for r in reports},
         table.columns,
         averages,
+        s.prompts,
     )
 
 

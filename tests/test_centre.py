@@ -1,0 +1,64 @@
+"""Clicks moved to their particle's centre (``prompt_snap``, :mod:`cryosam.method.centre`)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cryosam.config import Config
+from cryosam.errors import CryosamError
+from cryosam.io.prompts import Prompt
+from cryosam.method.centre import blob_centre, snap_prompts
+
+D = 20.0
+
+
+def _two_touching_particles():
+    """Two particle-sized blobs (bright) whose surfaces touch, in noise."""
+    g = np.indices((48, 48, 80)).astype(float)
+    vol = np.random.default_rng(0).normal(0, 0.3, g.shape[1:])
+    centres = [np.array([24.0, 24.0, 28.0]), np.array([24.0, 24.0, 48.0])]
+    for c in centres:
+        vol += np.exp(-np.sum((g - c[:, None, None, None]) ** 2, axis=0) / (2 * (D / 4) ** 2))
+    return vol.astype(np.float32), centres
+
+
+def test_a_click_off_centre_towards_a_neighbour_moves_to_its_own_particle():
+    vol, (a, b) = _two_touching_particles()
+    for off in ([0, 0, 5.0], [0, 5.0, 0], [4.0, -3.0, 2.0]):  # a quarter diameter off
+        got = blob_centre(vol, a + np.array(off), D, 0.35)
+        assert np.linalg.norm(got - a) <= 1.5, (off, got)
+    assert np.linalg.norm(blob_centre(vol, b - [0, 0, 5.0], D, 0.35) - b) <= 1.5
+    np.testing.assert_array_equal(blob_centre(vol, a + [0, 0, 5.0], D, 0.0), a + [0, 0, 5.0])
+
+
+def test_only_positive_prompts_of_sized_classes_move():
+    vol, (a, _) = _two_touching_particles()
+    click = tuple(float(v) for v in a + [0, 0, 5.0])
+    prompts = [Prompt(click, "ribo"), Prompt(click, "ribo", negative=True), Prompt(click, "x")]
+    moved = snap_prompts(vol, prompts, {"ribo": D}, 0.35)
+    assert np.linalg.norm(np.subtract(moved[0].zyx, a)) <= 1.5
+    assert moved[1].zyx == click and moved[2].zyx == click
+    assert moved[0].class_name == "ribo" and moved[1].negative
+
+
+def test_prompt_snap_is_validated():
+    with pytest.raises(CryosamError, match="prompt_snap"):
+        Config(prompt_snap=0.8)
+
+
+def test_an_off_centre_click_is_used_at_its_particles_centre():
+    from cryosam.method.pick import pick_particles
+    from tests.conftest import small_sim
+
+    sim = small_sim((48, 112, 112), {"ribosome": 0.05}, seed=41)
+    ribos = sim.centres("ribosome")
+    c = ribos[np.argmin(np.linalg.norm(ribos - np.array([24, 56, 56]), axis=1))]
+    d = 29.0  # px at the simulation's 10 A
+    click = c + 0.25 * d * np.array([0.0, 0.6, 0.8])
+    cfg = Config(prompt_snap=0.35)
+    out = pick_particles(sim.tomogram, [Prompt(tuple(click), "ribosome")], {"ribosome": d}, cfg)
+    used = np.asarray(out.prompts[0].zyx)
+    assert np.linalg.norm(used - c) < 0.6 * np.linalg.norm(click - c), (used, c, click)
+    plain = pick_particles(sim.tomogram, [Prompt(tuple(click), "ribosome")], {"ribosome": d})
+    np.testing.assert_array_equal(plain.prompts[0].zyx, click)  # the default leaves it
