@@ -151,7 +151,7 @@ def prompt_record(prompts, used) -> dict:
     particle's centre by ``prompt_snap``; negatives stay where they were)."""
     return {
         "prompts": [p.__dict__ for p in prompts],
-        "prompts_centred": [[round(v, 2) for v in p.zyx] for p in used],
+        "prompts_used": [[round(v, 2) for v in p.zyx] for p in used],
     }
 
 

@@ -137,7 +137,7 @@ class PickOutcome:
     averages: dict[str, np.ndarray] = field(default_factory=dict)
     """Class -> the aligned average of its picks (prepared contrast: bright protein)."""
     prompts: list[Prompt] = field(default_factory=list)
-    """The prompts as used: each click moved to its particle's centre (``prompt_snap``)."""
+    """The prompts as used (a click moved to its particle's centre when ``prompt_snap`` is on)."""
 
 
 @dataclass
