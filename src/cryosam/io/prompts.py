@@ -24,7 +24,7 @@ from cryosam.io.picks import (
     require_columns,
 )
 from cryosam.io.readers import read_any_picks
-from cryosam.io.star import read_star, star_tomogram_names
+from cryosam.io.star import read_star_per_tomogram
 from cryosam.io.tomogram import tomogram_stem
 
 
@@ -125,9 +125,7 @@ def read_prompt_file(
             "an IMOD .mod"
         )
     if suffix == ".star":  # each tomogram's rows keep its name (a batch routes them)
-        by_stem = {tomogram_stem(n): n for n in reversed(star_tomogram_names(path))}
-        names = list(reversed(by_stem.values())) or [None]
-        groups = [read_star(path, shape_zyx, voxel_size, tomogram=n) for n in names]
+        groups = read_star_per_tomogram(path, shape_zyx, voxel_size)
     else:
         groups = [read_any_picks(path, shape_zyx, voxel_size)]
     prompts = [

@@ -155,15 +155,6 @@ def detect_dialect(columns) -> str:
     raise KeyError
 
 
-def star_tomogram_names(path: str | os.PathLike) -> list[str]:
-    """The distinct ``rlnTomoName`` (else ``rlnMicrographName``) values of a particle STAR
-    file, in file order; empty when it names none."""
-    path = Path(path)
-    table, _ = _particles(_read_blocks(path), path)
-    col = next((c for c in ("rlnTomoName", "rlnMicrographName") if c in table), None)
-    return [] if col is None else list(dict.fromkeys(table[col].astype(str)))
-
-
 def read_star(
     path: str | os.PathLike,
     shape_zyx=None,
@@ -180,11 +171,39 @@ def read_star(
     path = Path(path)
     blocks = _read_blocks(path)
     table, dialect = _particles(blocks, path)
-    name_col = next((c for c in ("rlnTomoName", "rlnMicrographName") if c in table), None)
+    name_col = _name_column(table)
     if tomogram is not None and name_col is not None:
         want = tomogram_stem(tomogram)
-        keep = table[name_col].astype(str).map(lambda s: tomogram_stem(s) == want)
-        table = table[keep.to_numpy()]
+        table = table[(table[name_col].astype(str).map(tomogram_stem) == want).to_numpy()]
+    return _picks(table, dialect, blocks, path, shape_zyx, voxel_size, tomogram, name_col)
+
+
+def read_star_per_tomogram(
+    path: str | os.PathLike, shape_zyx=None, voxel_size: float | None = None
+) -> list[Picks]:
+    """:func:`read_star` once per tomogram the file names (its rows grouped by the
+    ``rlnTomoName``/``rlnMicrographName`` stem, in file order; each :class:`Picks` named as
+    its first row), the file parsed once; a file that names none is one group."""
+    path = Path(path)
+    blocks = _read_blocks(path)
+    table, dialect = _particles(blocks, path)
+    name_col = _name_column(table)
+    if name_col is None:
+        return [_picks(table, dialect, blocks, path, shape_zyx, voxel_size, None, None)]
+    stems = table[name_col].astype(str).map(tomogram_stem).to_numpy()
+    return [
+        _picks(table[stems == stem], dialect, blocks, path, shape_zyx, voxel_size, None, name_col)
+        for stem in dict.fromkeys(stems)
+    ]
+
+
+def _name_column(table) -> str | None:
+    return next((c for c in ("rlnTomoName", "rlnMicrographName") if c in table), None)
+
+
+def _picks(table, dialect, blocks, path, shape_zyx, voxel_size, tomogram, name_col) -> Picks:
+    """The :class:`Picks` of particle rows ``table`` (named ``tomogram``, else as its first
+    row's ``name_col``)."""
     zyx = _positions(table, dialect, path, shape_zyx, voxel_size)
     score = (
         _numeric(table, ["rlnAutopickFigureOfMerit"], path, allow_nan=True)[:, 0]
