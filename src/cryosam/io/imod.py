@@ -32,20 +32,15 @@ def imod_to_zyx(xyz) -> np.ndarray:
     return np.stack([p[:, 2], p[:, 1] - IMOD_XY_SHIFT, p[:, 0] - IMOD_XY_SHIFT], axis=1)
 
 
-def zyx_to_imod(zyx) -> np.ndarray:
-    """Voxel index ``(z, y, x)`` -> IMOD model ``(X, Y, Z)``."""
-    p = np.asarray(zyx, np.float64).reshape(-1, 3)
-    return np.stack([p[:, 2] + IMOD_XY_SHIFT, p[:, 1] + IMOD_XY_SHIFT, p[:, 0]], axis=1)
-
-
 def read_imod_points(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
     """``(zyx, class names)`` of every point of an IMOD model, in file order."""
-    import imodmodel
+    from imodmodel import ImodModel
+    from imodmodel.dataframe import model_to_dataframe
 
     path = Path(path)
-    try:
-        model = imodmodel.ImodModel.from_file(path)
-        table = imodmodel.read(path)
+    try:  # parsed once: the objects' names and the points' table from the same model
+        model = ImodModel.from_file(path)
+        table = model_to_dataframe(model, "contour")
     except Exception as exc:  # a truncated or foreign file: one line, not a traceback
         raise CryosamError(
             f"{path}: cannot read as an IMOD model ({type(exc).__name__}); save it from 3dmod"

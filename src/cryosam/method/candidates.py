@@ -163,7 +163,7 @@ class PickEntry:
     diameter: float
     mask: InstanceMask | None
     row: int = -1
-    """The candidate it came from (its row in the class's table; -1 for a prompt)."""
+    """The candidate it came from (its row in the joined candidates table; -1 for a prompt)."""
 
 
 def deduplicate(entries: list[PickEntry], nms_factor: float, n_first: int = 0) -> list[PickEntry]:
