@@ -15,6 +15,9 @@ Methods, each with its own cut and, for the baselines, with a threshold tuned on
 tomogram (dev1 <- dev2, dev2 <- dev3, dev3 <- dev2; the median of the best-F1 thresholds of
 the tuning tomogram's clicks):
 - ``cryosam``: ``cryosam.pick`` with the default configuration (and ``--set`` changes);
+- ``cryosam-map``: ``cryosam pick --reference MAP`` with no click and no diameter: the
+  target's own molecular map (as ``tm-map``) finds the prompts and the size, and is the
+  class reference (not a default of ``--methods``; one run per tomogram and target);
 - ``log``: the LoG blob picker at the diameter (cryosam.eval.baselines; its own cut: one
   expected false positive under a Gaussian null of its response);
 - ``tm``: exemplar template matching with pytme (``$PYTME`` or ``pytme`` on PATH; its own
@@ -59,6 +62,7 @@ from cryosam.eval.metrics import score_picks  # noqa: E402
 from cryosam.eval.tables import format_table  # noqa: E402
 from cryosam.io.prompts import Prompt  # noqa: E402
 from cryosam.io.tomogram import read_tomogram, write_volume  # noqa: E402
+from cryosam.method.seeds import map_diameter_angst  # noqa: E402
 from cryosam.models.cache import FeatureCache  # noqa: E402
 from cryosam.volume.binning import block_mean, extract_boxes  # noqa: E402
 
@@ -132,11 +136,17 @@ def reached(zyx, true, d_px) -> int:
     return int(np.isfinite(dist).sum())
 
 
-def run_cryosam(volume, vs, click, d_px, true, config: Config, name: str, **_) -> dict:
+def run_cryosam(volume, vs, click, d_px, true, config: Config, name: str, **kw) -> dict:
     tomo = in_memory(volume, vs, name)
     cache = FeatureCache(OUT / "cache")
     t0 = time.perf_counter()
-    run = pick(tomo, [Prompt(tuple(click), "target")], {"target": d_px}, config, cache=cache)
+    if kw.get("target_map"):  # the map alone: no click, the map's own size
+        density = true_map(kw["target_map"], 1)
+        size = map_diameter_angst(density, vs) / vs
+        maps = {"target": in_memory(density, vs, kw["target_map"])}
+        run = pick(tomo, [], {"target": size}, config, cache=cache, reference_maps=maps)
+    else:
+        run = pick(tomo, [Prompt(tuple(click), "target")], {"target": d_px}, config, cache=cache)
     secs = time.perf_counter() - t0
     out = run.outcome
     st = out.candidate_status
@@ -251,7 +261,14 @@ def run_tm_map(volume, vs, click, d_px, true, target: str = "", **_) -> dict:
     return _tm_row(_pytme(_binned(volume), -true_map(target), d_px, vs), true, d_px)
 
 
-METHODS = {"cryosam": run_cryosam, "log": run_log, "tm": run_tm, "tm-map": run_tm_map}
+def run_cryosam_map(volume, vs, click, d_px, true, config: Config, name: str, target="") -> dict:
+    """cryosam with the target's own map (``MAPS``) and no click: the map's best matches are
+    the prompts, its size the diameter (picks scored at the typed diameter, as the others)."""
+    return run_cryosam(volume, vs, click, d_px, true, config, name, target_map=target)
+
+
+METHODS = {"cryosam": run_cryosam, "log": run_log, "tm": run_tm, "tm-map": run_tm_map,
+           "cryosam-map": run_cryosam_map}  # fmt: skip
 
 
 def digest(obj) -> str:
@@ -280,12 +297,13 @@ def run_all(args, config: Config) -> pd.DataFrame:
             picked = clicks(particles, label, d_px, volume.shape, args.clicks, args.offset)
             for k, click in enumerate(picked):
                 for method in args.methods:
-                    if method == "cryosam" and tomo not in args.tomograms:
+                    if method.startswith("cryosam") and tomo not in args.tomograms:
                         continue  # a tuning tomogram: only the baselines need it
-                    key = {"method": method, "settings": settings if method == "cryosam"
-                           else "-", "tomogram": tomo, "target": target, "click": k,
+                    own = method.startswith("cryosam")
+                    key = {"method": method, "settings": settings if own else "-",
+                           "tomogram": tomo, "target": target, "click": k,
                            "offset": float(args.offset)}  # fmt: skip
-                    if method in ("log", "tm-map") and k > 0:  # no click: one per tomogram
+                    if method in ("log", "tm-map", "cryosam-map") and k > 0:  # no click
                         continue
                     old = done
                     for col, val in key.items():
@@ -352,7 +370,8 @@ def summary(df: pd.DataFrame, tomograms) -> pd.DataFrame:
                      "picks": int(round(g.n_picked.median())), "true": int(g.n_true.iloc[0]),
                      "seconds": round(float(g.seconds.median()), 1)})  # fmt: skip
     out = pd.DataFrame(rows)
-    methods = ["cryosam", "log", "log (tuned)", "tm", "tm (tuned)", "tm-map", "tm-map (tuned)"]
+    methods = ["cryosam", "log", "log (tuned)", "tm", "tm (tuned)", "cryosam-map", "tm-map",
+               "tm-map (tuned)"]  # fmt: skip
     order = {m: k for k, m in enumerate(methods)}
     out["_t"] = out.target.map({t: k for k, t in enumerate(TARGETS)})
     out["_m"] = out.method.map(order).fillna(len(order))
@@ -363,7 +382,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--tomograms", default=",".join(TOMOGRAMS))
     ap.add_argument("--targets", default=",".join(TARGETS))
-    ap.add_argument("--methods", default="cryosam,log,tm", help="also: tm-map")
+    ap.add_argument("--methods", default="cryosam,log,tm", help="also: tm-map, cryosam-map")
     ap.add_argument("--clicks", type=int, default=5)
     ap.add_argument(
         "--offset",

@@ -101,6 +101,11 @@ class Config:
         "it before anything is made from it (0: clicks stay where they are; 0.35 makes the "
         "picks nearly independent of where on the particle it was clicked).",
     )
+    map_seeds: int = _p(
+        3,
+        "A class given a --reference map and no click is prompted with this many of its best "
+        "matches to the map.",
+    )
     query_expansion: int = _p(
         2, "Rounds of query expansion: the query is re-averaged with its best matches (0 = paper)."
     )
@@ -255,6 +260,7 @@ class Config:
             ),
             (0 < self.packing <= 1, f"packing must be in (0, 1], got {self.packing}"),
             (self.top_k >= 1, f"top_k must be >= 1, got {self.top_k}"),
+            (self.map_seeds >= 1, f"map_seeds must be >= 1, got {self.map_seeds}"),
             (
                 0 <= self.prompt_snap <= 0.5,
                 f"prompt_snap must be in [0, 0.5], got {self.prompt_snap}",

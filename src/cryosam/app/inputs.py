@@ -34,12 +34,29 @@ def positive_classes(prompts: list[Prompt]) -> list[str]:
     return list(dict.fromkeys(p.class_name for p in prompts if not p.negative))
 
 
+def map_diameters(maps: dict, prompts, items: list[str]) -> dict[str, float]:
+    """Class -> the diameter (Å) of its reference map (a :class:`Tomogram`;
+    :func:`~cryosam.method.seeds.map_diameter_angst`), for the classes no point prompts and
+    no ``--diameter`` item names."""
+    from cryosam.method.seeds import map_diameter_angst
+
+    named = {item.rpartition("=")[0].strip() for item in items}
+    clicked = {p.class_name for p in prompts if not p.negative}
+    return {
+        cls: map_diameter_angst(m.data, m.require_voxel_size())
+        for cls, m in maps.items()
+        if cls not in clicked and cls not in named and "" not in named
+    }
+
+
 def parse_diameters(
-    items: list[str], classes: list[str], voxel_size: float, shape=None
+    items: list[str], classes: list[str], voxel_size: float, shape=None, known=None
 ) -> dict[str, float]:
     """``['250']`` or ``['ribosome=250', 'proteasome=150']`` -> class -> diameter in voxels
-    (with ``shape``, each must be smaller than the volume)."""
-    if not items:
+    (with ``shape``, each must be smaller than the volume). ``known``: class -> Å for the
+    classes whose size is known otherwise (a reference map's), used when no item names one."""
+    known = dict(known or {})
+    if not items and not all(c in known for c in classes):
         raise CryosamError("--diameter is required: the approximate particle diameter in Å")
     default, per_class = None, {}
     for item in items:
@@ -59,6 +76,8 @@ def parse_diameters(
             out[cls] = per_class[cls]
         elif default is not None:
             out[cls] = default
+        elif cls in known:
+            out[cls] = diameter_to_voxels(known[cls], voxel_size)
         else:
             raise CryosamError(f"no diameter for class {cls!r}; add --diameter {cls}=Å")
     if shape is not None:

@@ -21,7 +21,8 @@ NEGATIVE_HELP = (
 )
 PROMPTS_HELP = (
     "Prompt file: CSV with header z,y,x[,class,negative,tomogram] (voxels), RELION STAR, "
-    "copick picks JSON, or an IMOD model (.mod, points clicked in 3dmod; each object a class)."
+    "copick picks JSON, an IMOD model (.mod, points clicked in 3dmod; each object a class) or "
+    "a Dynamo table (.tbl, positions plus shifts; its .doc beside it names the tomograms)."
 )
 DIAMETER_HELP = (
     "Approximate particle diameter in Å (±30 % is fine); CLASS=Å sets one class. Repeatable."
@@ -71,15 +72,17 @@ REFERENCE_MAP_OPT = typer.Option(
     help="MAP.mrc[:CLASS]: a known structure (an EMDB map, a previous average.mrc; any voxel "
     "size and box, density positive) that the class is verified against instead of its first "
     "click; the picks' angles are then in the map's frame. Repeat per class; the class may "
-    "be left out when there is one. The click is still needed (it gives the feature search).",
+    "be left out when there is one. Without a --point for the class, its best matches to "
+    "the map are its prompts, and without a --diameter its size is the map's.",
 )
 SYMMETRY_OPT = typer.Option(
     [],
     "--symmetry",
-    help="[CLASS=]Cn|Dn: the point group of the class's --reference map, its n-fold axis "
-    "along the map's z (as EMDB and RELION keep maps). The map and the average are "
-    "symmetrised and each pick's angles are the equivalent nearest the map's frame. "
-    "Default C1.",
+    help="[CLASS=]Cn|Dn: the class's point group. With a --reference map its n-fold axis is "
+    "the map's z (as EMDB and RELION keep maps); from clicks alone the axes are found in "
+    "the average of the picks and the class reference is turned to put the n-fold axis along "
+    "z (a Dn two-fold along x). The reference and the average are symmetrised and each "
+    "pick's angles are the equivalent nearest the reference's frame. Default C1.",
 )
 NO_CACHE_OPT = typer.Option(
     False, "--no-cache", help="Do not read or write the feature cache ($CRYOSAM_CACHE)."
@@ -103,10 +106,13 @@ def method_config(set_: list[str], **options) -> Config:
     return Config(**options).with_overrides(set_)
 
 
-def read_inputs(tomogram: Path, voxel_size, points, negatives, prompts_file, memory_check=True):
+def read_inputs(
+    tomogram: Path, voxel_size, points, negatives, prompts_file, memory_check=True, maps=()
+):
     """``(tomogram, prompts, positive classes)``: the tomogram read (its voxel size known, its
     run fitting in memory), the command line's prompts first, then the file's rows for it,
-    every point inside the volume and at least one positive."""
+    every point inside the volume and at least one positive, or, with ``maps`` (``--reference``
+    specs), none: the classes are then the maps' (see :func:`map_classes`)."""
     from cryosam.app.inputs import load_prompts, positive_classes
     from cryosam.app.resources import check_fits
     from cryosam.io.prompts import validate_prompts
@@ -118,9 +124,34 @@ def read_inputs(tomogram: Path, voxel_size, points, negatives, prompts_file, mem
     tomo = read_tomogram(tomogram, voxel_size=voxel_size)
     vs = tomo.require_voxel_size()
     prompts = load_prompts(points, negatives, prompts_file, tomo.shape, vs, tomogram)
+    classes = positive_classes(prompts)
+    if maps and not classes:  # the maps prompt their classes (cryosam.method.seeds)
+        if prompts:
+            validate_prompts(prompts, tomo.shape, require_positive=False)
+        return tomo, prompts, map_classes(maps)
     validate_prompts(prompts, tomo.shape)  # cheap checks before any work
     cli_app.warn_many_prompts(prompts)
-    return tomo, prompts, positive_classes(prompts)
+    return tomo, prompts, classes
+
+
+def map_classes(specs: list[str]) -> list[str]:
+    """The classes ``--reference MAP[:CLASS]`` flags name when no point prompts a class
+    (``particle`` for a map without one; two maps without a class are refused)."""
+    from cryosam.errors import CryosamError
+    from cryosam.io.picks import DEFAULT_CLASS
+
+    names = [_map_spec(spec)[1] or DEFAULT_CLASS for spec in specs]
+    if len(set(names)) < len(names):
+        raise CryosamError(
+            "--reference: two maps for one class; name each map's class (MAP.mrc:CLASS)"
+        )
+    return names
+
+
+def _map_spec(spec: str) -> tuple[str, str]:
+    """``MAP[:CLASS]`` -> ``(path, class or "")``."""
+    path, _, cls = spec.rpartition(":") if ":" in spec else (spec, "", "")
+    return (path, cls) if path else (spec, "")
 
 
 def read_reference_maps(specs: list[str], classes: list[str]) -> dict:
@@ -131,9 +162,7 @@ def read_reference_maps(specs: list[str], classes: list[str]) -> dict:
 
     out = {}
     for spec in specs or []:
-        path, _, cls = spec.rpartition(":") if ":" in spec else (spec, "", "")
-        if not path:
-            path, cls = spec, ""
+        path, cls = _map_spec(spec)
         if not cls:
             if len(classes) != 1:
                 raise CryosamError(
@@ -152,9 +181,9 @@ def read_reference_maps(specs: list[str], classes: list[str]) -> dict:
     return out
 
 
-def parse_symmetry(specs: list[str], classes: list[str], maps: dict) -> dict[str, str]:
-    """``--symmetry [CLASS=]GROUP`` flags -> class -> group; a group other than C1 needs the
-    class's --reference map (its axes are the map's)."""
+def parse_symmetry(specs: list[str], classes: list[str]) -> dict[str, str]:
+    """``--symmetry [CLASS=]GROUP`` flags -> class -> group (with the class's --reference map
+    its axes are the map's; without, they are found in the picks' average)."""
     from cryosam.errors import CryosamError
     from cryosam.method.orient import symmetry_group
 
@@ -166,13 +195,12 @@ def parse_symmetry(specs: list[str], classes: list[str], maps: dict) -> dict[str
                 raise CryosamError(f"--symmetry {spec}: say which class (CLASS={spec})")
             cls = classes[0]
         try:
-            n_ops = len(symmetry_group(group))
+            symmetry_group(group)
         except ValueError as exc:
             raise CryosamError(f"--symmetry {spec}: {exc}") from exc
-        if n_ops > 1 and cls not in maps:
+        if cls not in classes:
             raise CryosamError(
-                f"--symmetry {spec}: the symmetry axis is a map's z axis; give the {cls} map "
-                "with --reference MAP.mrc"
+                f"--symmetry {spec}: no class {cls!r} (classes: {', '.join(classes)})"
             )
         out[cls] = group.strip().upper()
     return out
@@ -183,7 +211,7 @@ def map_settings(specs: list[str], symmetry: list[str], classes: list[str]):
     ``(class -> absolute map path, class -> group)``, every map read once here to check it."""
     maps = read_reference_maps(specs, classes)
     paths = {c: str(m.path.resolve()) for c, m in maps.items()}
-    return paths, parse_symmetry(symmetry, classes, maps)
+    return paths, parse_symmetry(symmetry, classes)
 
 
 def progress_bar(total: int, desc: str):

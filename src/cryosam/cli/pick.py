@@ -83,7 +83,7 @@ def pick(
     """
     # the library is imported here, not at the top: `cryosam --help` stays instant
     from cryosam.app.extended import EXTENDED_OUTPUTS
-    from cryosam.app.inputs import parse_diameters
+    from cryosam.app.inputs import map_diameters, parse_diameters
     from cryosam.app.pick import PICK_OUTPUTS
     from cryosam.app.pick import pick as run_pick
     from cryosam.io.outputs import check_outputs
@@ -97,15 +97,21 @@ def pick(
     )
     config = method_config(set_, invert=invert, top_k=top_k, tau_sim=tau_sim, **backends)
     check_outputs(out, EXTENDED_OUTPUTS if extended else PICK_OUTPUTS, overwrite)
-    tomo, all_prompts, classes = read_inputs(tomogram, voxel_size, point, negative, prompts)
+    maps = [] if extended else reference
+    tomo, all_prompts, classes = read_inputs(
+        tomogram, voxel_size, point, negative, prompts, maps=maps
+    )
     if extended:
         _pick_extended(tomo, all_prompts, classes, diameter, config, out, overwrite, relion5)
         return
-    diam = parse_diameters(diameter, classes, tomo.voxel_size, tomo.shape)
     options = dict(out=out, overwrite=overwrite, relion5=relion5, naive=naive, cache=not no_cache)
     options["tomo_name"] = tomo_name
     options["reference_maps"] = read_reference_maps(reference, classes)
-    options["symmetry"] = parse_symmetry(symmetry, classes, options["reference_maps"])
+    options["symmetry"] = parse_symmetry(symmetry, classes)
+    sizes = map_diameters(options["reference_maps"], all_prompts, diameter)
+    for cls, angst in sizes.items():
+        typer.echo(f"{cls}: diameter {angst:.0f} Å, from its map (--diameter sets it)", err=True)
+    diam = parse_diameters(diameter, classes, tomo.voxel_size, tomo.shape, sizes)
     run = run_pick(
         tomo,
         all_prompts,

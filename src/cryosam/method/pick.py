@@ -60,6 +60,7 @@ from cryosam.method.orient import (
     orient,
     relion_angles,
     symmetrize,
+    symmetry_frame,
     symmetry_group,
 )
 from cryosam.method.propagate import InstanceMask, propagate_instance
@@ -71,10 +72,13 @@ from cryosam.method.queries import (
     pooled_features,
     same_encoder,
 )
+from cryosam.method.seeds import map_seeds
 from cryosam.method.verify import (
+    Reference,
     combined_score,
     map_reference,
     prompt_reference,
+    rotate_box,
     verify_candidates,
 )
 from cryosam.models import build_encoder, build_segmenter
@@ -110,6 +114,8 @@ class ClassReport:
     comparisons: list[int] = field(default_factory=list)
     feature_cache: str = "off"
     verified: bool = False
+    seeded_from_map: list = field(default_factory=list)
+    """The class's prompts found from its map (no click): ``[z, y, x, correlation]`` each."""
     query: ClassQuery | None = field(default=None, repr=False)
 
     def record(self) -> dict:
@@ -166,6 +172,9 @@ class Setup:
     """Class -> a known structure ``(density, voxel size Å)`` to verify and orient against."""
     symmetry: dict[str, str] = field(default_factory=dict)
     """Class -> its point group (``C7``, ``D7``) in its map's frame (needs a map)."""
+    seeds: dict[str, list] = field(default_factory=dict)
+    """Class -> its prompts found from its map (:mod:`cryosam.method.seeds`): ``[z, y, x,
+    correlation]`` each, for a class given a map and no prompt."""
     _membranes: tuple | None = field(default=None, repr=False)
 
     @property
@@ -206,21 +215,27 @@ def setup(
     timer=None,
     voxel_size=None,
     say=None,
+    maps=None,
+    symmetry=None,
 ) -> Setup:
     """Stage 1: classes, contrast, the prepared volume and the prompted instances (with many
-    prompts, ``say`` hears how many are segmented, every tenth of them)."""
+    prompts, ``say`` hears how many are segmented, every tenth of them). ``maps`` and
+    ``symmetry`` as for :func:`pick_particles`: a class with a map and no prompt (nor
+    query) is prompted with its best matches to the map (:func:`seed_prompts`)."""
     timer = timer or Timer()
     positives = [p for p in prompts if not p.negative]
     own = list(dict.fromkeys(p.class_name for p in positives))
     external = {c: q for c, q in (queries or {}).items() if c not in own}
-    if prompts or not external:
-        validate_prompts(prompts, volume.shape, require_positive=not external)
-    if not own and config.invert == "auto":  # the prompted tomograms decided the contrast
+    maps = dict(maps or {})
+    unprompted = [c for c in maps if c not in own and c not in external]
+    if prompts or not (external or unprompted):
+        validate_prompts(prompts, volume.shape, require_positive=not (external or unprompted))
+    if not own and external and config.invert == "auto":  # the prompted tomograms decided
         votes = [q.inverted for q in external.values()]
         config = config.replace(invert="yes" if sum(votes) * 2 >= len(votes) else "no")
     diameters_px = {**{c: q.diameter_px for c, q in external.items()}, **diameters_px}
     with timer.stage("prepare"):
-        d_min = min(diameters_px[c] for c in own + list(external))
+        d_min = min(diameters_px[c] for c in own + list(external) + unprompted)
         points = np.array([p.zyx for p in positives]) if own else None
         prepared, inverted = prepare_volume(volume, config.invert, d_min, points)
         if own and config.prompt_snap:  # clicks to their particles' centres
@@ -229,6 +244,12 @@ def setup(
             points = np.array([p.zyx for p in positives])
     with timer.stage("fiducials"):
         gold, said = find_fiducials(prepared, config, voxel_size, diameters_px, points)
+    if unprompted:  # after the fiducials are erased: a gold bead is a strong blob
+        with timer.stage("seeds"):
+            found = seed_prompts(prepared, maps, unprompted, diameters_px, config, voxel_size)
+        prompts = list(prompts) + [p for c in unprompted for p in found[c][0]]
+        positives = [p for p in prompts if not p.negative]
+        own += [c for c in unprompted if found[c][0]]
     segmenter, encoder = build_segmenter(config), build_encoder(config)
     with timer.stage("segment_prompts"):
         sized = all(p.class_name in diameters_px for p in positives)  # else refused below
@@ -260,7 +281,26 @@ def setup(
         seg,
         voxel_size,
         gold,
+        maps=maps,
+        symmetry=dict(symmetry or {}),
+        seeds={c: found[c][1] for c in unprompted} if unprompted else {},
     )
+
+
+def seed_prompts(prepared, maps, classes, diameters_px, config: Config, voxel_size) -> dict:
+    """Class -> ``(prompts, record)``: the class's ``map_seeds`` best matches to its map
+    (:func:`~cryosam.method.seeds.map_seeds`) as positive prompts, and ``[z, y, x,
+    correlation]`` of each for ``run.json``."""
+    out = {}
+    for cls in classes:
+        density, map_vs = maps[cls]
+        d = diameters_px[cls]
+        ref = map_reference(prepared, d, config, density, map_vs, voxel_size or 10.0)
+        zyx, corr = map_seeds(prepared, ref, d, config, config.map_seeds)
+        prompts = [Prompt(tuple(float(v) for v in p), cls) for p in zyx]
+        record = [[*(round(float(v), 2) for v in p), round(float(c), 4)] for p, c in zip(zyx, corr)]
+        out[cls] = (prompts, record)
+    return out
 
 
 def _counter(total: int, what: str, say, every: int = 10):
@@ -514,7 +554,7 @@ def search_class(
     ext = s.external.get(cls)
     tol = s.config.diameter_tolerance
     d = ext.diameter_px if ext else class_diameter(masks, s.diameters_px[cls], tol)
-    rep = ClassReport(cls, class_id, d, len(points))
+    rep = ClassReport(cls, class_id, d, len(points), seeded_from_map=s.seeds.get(cls, []))
     with timer.stage("features"):
         feats = class_features(s, cls, cache, input_sha256, rep)
     say(f"features for {cls}")
@@ -657,8 +697,11 @@ def pick_particles(
     """
     timer = Timer()
     say = progress or (lambda stage: None)
-    s = setup(volume, prompts, diameters_px, config or Config(), queries, timer, voxel_size, say)
-    s.maps, s.symmetry = dict(reference_maps or {}), dict(symmetry or {})
+    config = config or Config()
+    s = setup(
+        volume, prompts, diameters_px, config, queries, timer, voxel_size, say,
+        reference_maps, symmetry,
+    )  # fmt: skip
     say("prompts segmented")
     class_ids = {c: i + 1 for i, c in enumerate(s.classes)}
     found = [
@@ -720,7 +763,10 @@ def orient_picks(s: Setup, reports: list[ClassReport], picks: Picks):
     prompts; NaN for a class with neither), and each class's aligned average of its picks
     (at the tomogram's sampling, a box of ``2 verify_box_factor`` diameters), and each pick's
     correlation with the average of the others of its class (inside its diameter):
-    ``(angles, {class: average}, correlations)``."""
+    ``(angles, {class: average}, correlations)``. A symmetric class without a map has its
+    frame turned so its axes lie where the group has them
+    (:func:`~cryosam.method.orient.symmetry_frame` on the average; the class reference
+    turned with it)."""
     angles = np.full((len(picks), 3), np.nan)
     agreement = np.full(len(picks), np.nan)
     averages = {}
@@ -736,14 +782,28 @@ def orient_picks(s: Setup, reports: list[ClassReport], picks: Picks):
         if ref is None or not len(mine):
             continue
         M, _ = orient(s.prepared, picks.zyx[mine], ref, dv, s.config)
-        ops = symmetry_group(s.symmetry.get(rep.name, "C1"))
-        M = canonical(M, ops)  # of the equivalent rotations, the one nearest the map's frame
-        angles[mine] = relion_angles(M)
         size = 2 * int(np.ceil(s.config.verify_box_factor * dv)) + 1
         mean = average(s.prepared, picks.zyx[mine], M, size)
+        group = s.symmetry.get(rep.name, "C1")
+        ops = symmetry_group(group)
+        if len(ops) > 1 and rep.name not in s.maps:  # a click's frame: find the axes
+            Q = symmetry_frame(mean, group, dv / 2)
+            M, mean = M @ Q, rotate_box(mean, Q)
+            if rep.query is not None and rep.query.reference is not None:
+                rep.query.reference = turned_reference(rep.query.reference, Q, ops)
+        M = canonical(M, ops)  # of the equivalent rotations, the one nearest the frame
+        angles[mine] = relion_angles(M)
+        mean = symmetrize(mean, ops)
         agreement[mine] = average_correlations(s.prepared, picks.zyx[mine], M, mean, dv / 2)
-        averages[rep.name] = symmetrize(mean, ops)
+        averages[rep.name] = mean
     return angles, averages, agreement
+
+
+def turned_reference(ref: Reference, Q: np.ndarray, ops) -> Reference:
+    """``ref`` sampled at ``Q x`` (its frame turned by ``Q^T``) and symmetrised by ``ops``."""
+    template = symmetrize(rotate_box(ref.template, Q), ops)
+    weight = np.clip(symmetrize(rotate_box(ref.weight, Q), ops), 0.0, 1.0)
+    return Reference(template, weight, ref.bin, ref.n_particles, ref.typical)
 
 
 REDECIDED = {Status.ACCEPTED, Status.BELOW_CUT, Status.SIZE_MISMATCH, Status.OTHER_CLASS}
@@ -773,8 +833,10 @@ def recut(
     as for :func:`pick_particles`."""
     timer = Timer()
     say = progress or (lambda stage: None)
-    s = setup(volume, prompts, diameters_px, config, queries, timer, voxel_size, say)
-    s.maps, s.symmetry = dict(reference_maps or {}), dict(symmetry or {})  # the same frames
+    s = setup(
+        volume, prompts, diameters_px, config, queries, timer, voxel_size, say,
+        reference_maps, symmetry,
+    )  # fmt: skip
     say("prompts segmented")
     table.status = np.array(
         [Status.CANDIDATE if Status(st) in REDECIDED else Status(st) for st in table.status],
