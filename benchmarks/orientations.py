@@ -52,20 +52,26 @@ def truth(tomo: str, target: str):
 SYMMETRY = {"proteasome": 7}  # D7: the 20S proteasome's barrel
 
 
-def symmetry_ops(target: str) -> np.ndarray:
-    """``(K, 3, 3)`` rotations (x, y, z) of the target's map onto itself: the identity, or for
-    a Dn particle the n-fold turns about the map's long axis (its largest second moment)
-    times the identity and a two-fold turn about the perpendicular axis that best maps the
-    map onto itself (searched in 2 degree steps)."""
-    n = SYMMETRY.get(target)
-    if not n:
-        return np.eye(3)[None]
+def symmetry_axis(target: str) -> np.ndarray:
+    """The n-fold axis (x, y, z) of the target's map: its long axis (largest second moment)."""
     m = read_tomogram(TEMPLATES / f"{MAPS[target]}.mrc").data.astype(np.float64)
     g = np.indices(m.shape).reshape(3, -1).T - (np.asarray(m.shape) - 1) / 2.0
     w = m.ravel() / m.sum()
     c = (w[:, None] * g).sum(0)
     cov = np.einsum("n,ni,nj->ij", w, g - c, g - c)
-    axis = np.linalg.eigh(cov)[1][:, -1][::-1]  # zyx -> xyz
+    return np.linalg.eigh(cov)[1][:, -1][::-1]  # zyx -> xyz
+
+
+def symmetry_ops(target: str) -> np.ndarray:
+    """``(K, 3, 3)`` rotations (x, y, z) of the target's map onto itself: the identity, or for
+    a Dn particle the n-fold turns about the map's long axis (:func:`symmetry_axis`) times
+    the identity and a two-fold turn about the perpendicular axis that best maps the map onto
+    itself (searched in 2 degree steps)."""
+    n = SYMMETRY.get(target)
+    if not n:
+        return np.eye(3)[None]
+    m = read_tomogram(TEMPLATES / f"{MAPS[target]}.mrc").data.astype(np.float64)
+    axis = symmetry_axis(target)
     u = np.cross(axis, [1.0, 0, 0] if abs(axis[0]) < 0.9 else [0, 1.0, 0])
     u /= np.linalg.norm(u)
     best, two = -np.inf, None
@@ -89,9 +95,10 @@ def _turned(m: np.ndarray, F_xyz: np.ndarray) -> np.ndarray:
     return ndimage.affine_transform(m, inv, offset=c - inv @ c, order=1)
 
 
-def robust_errors(G: np.ndarray) -> np.ndarray:
+def robust_errors(G: np.ndarray, with_mean: bool = False):
     """Angles (degrees) of rotations ``G`` from their robust mean; ``G`` may be ``(N, K, 3,
-    3)``: K equivalent rotations per pick (symmetry), each pick's closest one counts."""
+    3)``: K equivalent rotations per pick (symmetry), each pick's closest one counts. With
+    ``with_mean``: ``(angles, mean)``."""
     G = G if G.ndim == 4 else G[:, None]
     best = None
     for ref in G[: min(len(G), 20), 0]:  # a start on a good pick: the others lined up to it
@@ -104,7 +111,8 @@ def robust_errors(G: np.ndarray) -> np.ndarray:
         pick = G[np.arange(len(G)), d.argmin(1)]
         keep = d.min(1) <= np.median(d.min(1))
         mean = Rotation.from_matrix(pick[keep]).mean().as_matrix()
-    return np.degrees(_angle(G, mean).min(1))
+    err = np.degrees(_angle(G, mean).min(1))
+    return (err, mean) if with_mean else err
 
 
 def _angle(G: np.ndarray, ref: np.ndarray) -> np.ndarray:
@@ -114,21 +122,28 @@ def _angle(G: np.ndarray, ref: np.ndarray) -> np.ndarray:
     return np.arccos(np.clip(cos, -1.0, 1.0))
 
 
-def angular_errors(picks, true_zyx, true_Q, d_px: float, ops=None) -> np.ndarray:
+def angular_errors(picks, true_zyx, true_Q, d_px: float, ops=None, axis=None):
     """Each paired pick's angular error after the one global rotation is removed (the
-    closest of the target's symmetry-equivalent truths, ``ops``)."""
+    closest of the target's symmetry-equivalent truths, ``ops``). With the map's symmetry
+    ``axis`` (x, y, z): ``(errors, degrees between the reference frame's z and that axis as
+    the global rotation puts it in the reference's frame)``."""
     ok = np.all(np.isfinite(picks.angles), axis=1)
     zyx, ang = picks.zyx[ok], picks.angles[ok]
     dist, idx = cKDTree(true_zyx).query(zyx, distance_upper_bound=0.25 * d_px)
     hit = np.isfinite(dist)
     if hit.sum() < 3:
-        return np.zeros(0)
+        return np.zeros(0) if axis is None else (np.zeros(0), float("nan"))
     M = relion_euler_matrices(ang[hit])  # particle = reference turned by M (x, y, z)
     ops = np.eye(3)[None] if ops is None else ops
     Q = np.einsum("nij,kjl->nkil", true_Q[idx[hit]], ops)  # equivalent truths Q S
     Mt = np.transpose(M, (0, 2, 1))[:, None]
-    options = [robust_errors(Mt @ Q), robust_errors(Mt @ np.transpose(Q, (0, 1, 3, 2)))]
-    return min(options, key=np.median)
+    options = [robust_errors(Mt @ Q, True), robust_errors(Mt @ np.transpose(Q, (0, 1, 3, 2)), True)]
+    err, G = min(options, key=lambda o: np.median(o[0]))
+    if axis is None:
+        return err
+    # the reference is the template turned by G: the template's axis lies along G axis
+    cos = abs(float(np.asarray([0.0, 0.0, 1.0]) @ (G @ axis)))
+    return err, float(np.degrees(np.arccos(min(cos, 1.0))))
 
 
 def _stat(f, a, *args) -> float:
@@ -144,6 +159,10 @@ def main(argv=None) -> int:
     ap.add_argument("--map", action="store_true",
                     help="also run with the target's own map (../shared/data/templates) as "
                     "--reference: angles in the map's frame")  # fmt: skip
+    ap.add_argument("--symmetry", action="store_true",
+                    help="pick symmetric targets (SYMMETRY: the proteasome's D7) with "
+                    "--symmetry; the axis° column: the angle between the reference frame's z "
+                    "and the particle's n-fold axis")  # fmt: skip
     args = ap.parse_args(argv)
     config = Config().with_overrides(args.set) if args.set else Config()
     rows = []
@@ -154,6 +173,8 @@ def main(argv=None) -> int:
             d_px = diameter / vs
             tz, tq = truth(tomo, target)
             ops = symmetry_ops(target)
+            sym = {target: f"D{SYMMETRY[target]}"} if args.symmetry and target in SYMMETRY else {}
+            axis = symmetry_axis(target) if sym else None
             maps = {"click": None}
             if args.map:
                 maps["map"] = {target: read_tomogram(TEMPLATES / f"{MAPS[target]}.mrc")}
@@ -162,14 +183,17 @@ def main(argv=None) -> int:
             for k, click, ref in todo:
                 t0 = time.perf_counter()
                 run = pick(in_memory(volume, vs, tomo), [Prompt(tuple(click), target)],
-                           {target: d_px}, config, reference_maps=maps[ref])  # fmt: skip
+                           {target: d_px}, config, reference_maps=maps[ref],
+                           symmetry=sym)  # fmt: skip
                 secs = time.perf_counter() - t0
-                err = angular_errors(run.outcome.picks, tz, tq, d_px, ops)
+                found = angular_errors(run.outcome.picks, tz, tq, d_px, ops, axis)
+                err, axis_err = found if sym else (found, float("nan"))
                 rows.append({
                     "tomogram": tomo, "target": target, "click": k, "reference": ref,
                     "picks": len(run.outcome.picks), "paired": len(err),
                     "median°": _stat(np.median, err), "p90°": _stat(np.percentile, err, 90),
                     "≤15°": _stat(np.mean, err <= 15), "≤30°": _stat(np.mean, err <= 30),
+                    "axis°": axis_err,
                     "orient s": float(run.outcome.timings.get("orient", np.nan)), "pick s": secs,
                 })  # fmt: skip
                 print(format_table(rows[-1:], list(rows[-1])), flush=True)

@@ -145,3 +145,63 @@ def test_prompts_from_a_star_of_several_tomograms_keep_their_own():
     assert [p.tomogram for p in prompts] == ["Unt_083.tomostar"] * 3 + ["Unt_050.tomostar"] * 3
     mine = prompts_for_tomogram(prompts, "Unt_050.mrc")
     assert len(mine) == 3 and mine[0].zyx == pytest.approx((27.755, 86.278, 508.142))
+
+
+def _dynamo_rows(path: Path) -> list[list[str]]:
+    return [line.split() for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_dynamo_table_reads_as_prompts_at_position_plus_shift():
+    """A table Dynamo wrote (MATLAB's complex-number text in column 28 included): each
+    particle at columns 24-26 plus the shifts of columns 4-6 (1-based), worked out from the
+    raw text; the table map beside it names each row's tomogram."""
+    from cryosam.io.prompts import prompts_for_tomogram, read_prompt_file
+
+    path = GOLDEN / "dynamo_complex_excerpt.tbl"
+    rows = _dynamo_rows(path)
+    assert all(len(r) == 41 for r in rows) and "0+1.2074e-06i" in rows[1]
+    prompts = read_prompt_file(path)
+    want = [
+        [float(r[25]) + float(r[5]), float(r[24]) + float(r[4]), float(r[23]) + float(r[3])]
+        for r in rows
+    ]
+    assert np.allclose([p.zyx for p in prompts], want)
+    assert np.allclose(prompts[0].zyx, (641.59 + 1.5785, 759.36 + 0.57826, 1018.9 - 1.4197))
+    assert {p.tomogram for p in prompts} == {"tomo_ts01.mrc_15.00Apx.mrc"}
+    assert len(prompts_for_tomogram(prompts, "tomo_ts01.mrc_15.00Apx.mrc")) == 3
+    assert not prompts_for_tomogram(prompts, "tomo_ts02.mrc_15.00Apx.mrc")
+
+
+def test_dynamo_table_of_several_tomograms_needs_its_map(tmp_path):
+    rows = _dynamo_rows(GOLDEN / "dynamo_complex_excerpt.tbl")
+    rows[1][19] = "2"  # the second particle in tomogram 2, no table map beside
+    (tmp_path / "t.tbl").write_text("".join(" ".join(r) + "\n" for r in rows))
+    from cryosam.io.prompts import read_prompt_file
+
+    with pytest.raises(CryosamError, match="table map"):
+        read_prompt_file(tmp_path / "t.tbl")
+
+
+def test_our_dynamo_table_lays_out_columns_as_dynamo_does(tmp_path):
+    """Beside a table Dynamo wrote: at least its 35 standard columns (Dynamo wrote 41,
+    dynamotable writes 42: ``eig1``, ``eig2``), the tag in 1, the angles in 7-9, the tomogram
+    index in 20, the position in 24-26 (x, y, z) and a table map of ``index<TAB>path``
+    lines."""
+    from cryosam.io.dynamo import dynamo_to_relion_angles, write_dynamo_table
+    from cryosam.io.picks import Picks
+
+    picks = Picks(
+        np.array([[643.1685, 759.93826, 1017.4803]]), np.array([0.05]),
+        np.array(["particle"], dtype=object), np.array([1]),
+        angles=dynamo_to_relion_angles([[-44.606, 4.5303, -14.579]]),
+    )  # fmt: skip
+    write_dynamo_table(tmp_path / "ours.tbl", picks, 15.0, "tomo_ts01.mrc_15.00Apx.mrc")
+    (ours,) = _dynamo_rows(tmp_path / "ours.tbl")
+    theirs = _dynamo_rows(GOLDEN / "dynamo_complex_excerpt.tbl")[0]
+    assert len(theirs) == 41 and len(ours) >= 41
+    assert ours[0] == "1" and ours[19] == theirs[19] == "1"
+    assert np.allclose([float(v) for v in ours[23:26]], [1017.4803, 759.93826, 643.1685])
+    assert np.allclose([float(v) for v in ours[6:9]], [float(v) for v in theirs[6:9]], atol=1e-3)
+    doc = (tmp_path / "ours.doc").read_text()
+    theirs_doc = (GOLDEN / "dynamo_complex_excerpt.doc").read_text().splitlines()[0]
+    assert doc == "1\ttomo_ts01.mrc_15.00Apx.mrc\n" == theirs_doc + "\n"

@@ -325,31 +325,45 @@ def test_reference_map_puts_the_angles_in_its_frame(tmp_path):
     assert np.allclose(common[["rot", "tilt", "psi"]], common[["rot_r", "tilt_r", "psi_r"]])
 
 
-def test_symmetry_gives_the_equivalent_nearest_the_maps_frame(tmp_path):
-    """A C3 particle, its map given with --symmetry C3: each pick's rotation is one of the
-    three equivalent to how it was made, the one nearest the map's frame, and the average is
-    C3-symmetric. Without a map a symmetry is refused in one line."""
-    from cryosam.cli.main import main
-    from cryosam.method.orient import canonical, symmetry_group
-    from tests.conftest import write_mrc
-
+def _c3_particle() -> np.ndarray:
+    """A C3 particle: a body, three knobs about its z axis and one on top, bright."""
     g = np.indices((N,) * 3) - N // 2
     part = np.exp(-(g**2).sum(0) / (2 * 4.0**2))
     knobs = [(0, 7 * np.cos(t), 7 * np.sin(t)) for t in np.deg2rad([0, 120, 240])] + [(6, 0, 0)]
     for c in knobs:
         part += 0.8 * np.exp(-((g - np.reshape(c, (3, 1, 1, 1))) ** 2).sum(0) / (2 * 2.0**2))
-    A = relion_euler_matrices([[30, 40, 50], [40, 70, -120], [-150, 100, 30], [75, 150, 160],
-                               [10, 35, -60]])  # fmt: skip
+    return part.astype(np.float32)
+
+
+C3_TURNS = [[30, 40, 50], [40, 70, -120], [-150, 100, 30], [75, 150, 160], [10, 35, -60]]
+
+
+def _c3_scene(tmp_path, name: str):
+    """The C3 particle at ``CENTRES`` turned by ``C3_TURNS``; the tomogram (protein dark)
+    written as ``name``, its RELION matrices returned."""
+    from tests.conftest import write_mrc
+
+    A = relion_euler_matrices(C3_TURNS)
     rng = np.random.default_rng(3)
     vol = rng.normal(0, 0.1, (72, 80, 80)).astype(np.float32)
     for c, a in zip(CENTRES, A):
         sl = tuple(slice(ci - N // 2, ci + N // 2 + 1) for ci in c)
-        vol[sl] += rotate_box(part.astype(np.float32), (P @ a @ P).T)
-    path = write_mrc(tmp_path / "TS_09.mrc", -vol, voxel_size=10.0)
-    write_mrc(tmp_path / "map.mrc", part.astype(np.float32), voxel_size=10.0)
+        vol[sl] += rotate_box(_c3_particle(), (P @ a @ P).T)
+    return write_mrc(tmp_path / name, -vol, voxel_size=10.0), A
+
+
+def test_symmetry_gives_the_equivalent_nearest_the_maps_frame(tmp_path):
+    """A C3 particle, its map given with --symmetry C3: each pick's rotation is one of the
+    three equivalent to how it was made, the one nearest the map's frame, and the average is
+    C3-symmetric."""
+    from cryosam.cli.main import main
+    from cryosam.method.orient import canonical, symmetry_group
+    from tests.conftest import write_mrc
+
+    path, A = _c3_scene(tmp_path, "TS_09.mrc")
+    write_mrc(tmp_path / "map.mrc", _c3_particle(), voxel_size=10.0)
     out = tmp_path / "out"
     base = ["pick", str(path), "--point", "20,20,60:c3", "--diameter", "200", "--out"]
-    assert main([*base, str(tmp_path / "o0"), "--symmetry", "C3"]) == 2  # no map: refused
     assert (
         main([*base, str(out), "--reference", str(tmp_path / "map.mrc"), "--symmetry", "C3"]) == 0
     )
@@ -368,6 +382,73 @@ def test_symmetry_gives_the_equivalent_nearest_the_maps_frame(tmp_path):
     avg = mrcfile.read(out / "average.mrc")
     turned = rotate_box(avg, ops[1])
     assert np.corrcoef(avg.ravel(), turned.ravel())[0, 1] > 0.99
+
+
+def _centre_crop(a: np.ndarray, n: int) -> np.ndarray:
+    lo = (a.shape[0] - n) // 2
+    return a[lo : lo + n, lo : lo + n, lo : lo + n]
+
+
+def _best_about_z(volume: np.ndarray, particle: np.ndarray) -> float:
+    """The best correlation (in the smaller of the two boxes, high-passed: the knobs, not
+    the body, decide) of ``volume`` with ``particle`` turned about its z axis (3° steps over
+    a third of a turn)."""
+    from scipy import ndimage
+
+    n = min(volume.shape[0], particle.shape[0])
+    box = _centre_crop(volume, n)
+    box = (box - ndimage.gaussian_filter(box, 3.0)).ravel()
+    best = -1.0
+    for t in np.deg2rad(np.arange(0.0, 120.0, 3.0)):
+        R = Rotation.from_rotvec([t, 0.0, 0.0]).as_matrix()  # about z: (z, y, x) axis 0
+        turned = _centre_crop(rotate_box(particle, R), n)
+        turned = turned - ndimage.gaussian_filter(turned, 3.0)
+        best = max(best, np.corrcoef(box, turned.ravel())[0, 1])
+    return best
+
+
+def test_symmetry_from_a_click_finds_the_axis(tmp_path):
+    """--symmetry C3 without a map: the axis is found in the picks' average and the frame
+    turned to put it along z, top knob up: the average is the particle as it was made, up to
+    a turn about z (tilted or upside down it matches worse), the written
+    reference is in the same frame, and the picks' angles agree with each other up to C3."""
+    import mrcfile
+
+    from cryosam.cli.main import main
+    from cryosam.method.orient import symmetry_group
+    from cryosam.volume.binning import block_mean
+
+    path, A = _c3_scene(tmp_path, "TS_10.mrc")
+    out = tmp_path / "out"
+    args = ["pick", str(path), "--point", "20,20,60:c3", "--diameter", "200", "--out", str(out)]
+    assert main([*args, "--symmetry", "C3"]) == 0
+    avg = mrcfile.read(out / "average.mrc")
+    assert _best_about_z(avg, _c3_particle()) > 0.93
+    tilted = rotate_box(avg, Rotation.from_rotvec([0.0, 0.6, 0.0]).as_matrix())
+    assert _best_about_z(tilted, _c3_particle()) < 0.8
+    upside_down = rotate_box(avg, Rotation.from_rotvec([0.0, np.pi, 0.0]).as_matrix())
+    assert _best_about_z(upside_down, _c3_particle()) < 0.92
+    ref = mrcfile.read(out / "references" / "c3.mrc")
+    b = (avg.shape[0] // ref.shape[0]) or 1
+    binned = block_mean(_centre_crop(avg, ref.shape[0] * b), b)
+    assert np.corrcoef(binned.ravel(), ref.ravel())[0, 1] > 0.8
+    picks = pd.read_csv(out / "picks.csv")
+    assert len(picks) == len(CENTRES)
+    ops = symmetry_group("C3")
+    order = [
+        int(np.argmin(np.linalg.norm(np.asarray(CENTRES) - z, axis=1)))
+        for z in picks[["z", "y", "x"]].to_numpy(float)
+    ]
+    got = [P @ relion_euler_matrices(r)[0] @ P for r in picks[["rot", "tilt", "psi"]].to_numpy()]
+    made = [P @ A[k] @ P for k in order]
+    for i in range(1, len(got)):  # relative turns as made, up to the symmetry
+        errs = [
+            np.degrees(
+                Rotation.from_matrix(got[0] @ S @ got[i].T @ made[i] @ made[0].T).magnitude()
+            )
+            for S in ops
+        ]
+        assert min(errs) < 15.0, errs
 
 
 def test_batch_reference_map_orients_every_tomogram_in_its_frame(tmp_path):

@@ -8,6 +8,10 @@ two, such as copick's, copy them unchanged) and shifts are zero. The angles are 
 (``zxz`` extrinsic, passive, as the ``eulerangles`` library and copick read them): the same
 rotation as the RELION angles of the pick. A ``.doc`` table map beside the table names the
 tomogram of index 1.
+
+Read as prompts (:func:`read_dynamo_prompts`), a table's particles are at ``x + dx``,
+``y + dy``, ``z + dz`` (Dynamo keeps a refinement's shifts apart from the positions), each
+row's tomogram named by the table map beside it (``.doc``: index, then path).
 """
 
 from __future__ import annotations
@@ -90,6 +94,40 @@ def write_dynamo_table(
     return _write_atomic(path, df, overwrite)
 
 
+def read_dynamo_prompts(path: str | os.PathLike) -> list:
+    """A Dynamo table's particles as prompts (:class:`~cryosam.io.prompts.Prompt`): voxel
+    ``(z, y, x)`` of ``x + dx, y + dy, z + dz``; the class ``particle`` for a table of one
+    class, else ``classN`` by column 22; each row's tomogram from the table map beside the
+    table (``NAME.doc``). A table of several tomograms needs its map."""
+    import dynamotable
+
+    from cryosam.io.picks import DEFAULT_CLASS
+    from cryosam.io.prompts import Prompt
+
+    path = Path(path)
+    doc = path.with_suffix(".doc")
+    try:
+        df = dynamotable.read(str(path), str(doc) if doc.exists() else None)
+        xyz = df[["x", "y", "z"]].to_numpy(np.float64) + df[["dx", "dy", "dz"]].to_numpy(np.float64)
+    except Exception as exc:  # noqa: BLE001 - any parse failure is the file's
+        raise CryosamError(f"{path}: not a readable Dynamo table ({exc})") from exc
+    if not np.isfinite(xyz).all():
+        raise CryosamError(f"{path}: the Dynamo table has non-numeric or missing positions")
+    if "tomo_file" not in df and df["tomo"].nunique() > 1:
+        raise CryosamError(
+            f"{path}: the table holds particles of {df['tomo'].nunique()} tomograms; put its "
+            f"table map ({doc.name}: index and tomogram per line) beside it"
+        )
+    one_class = df["class"].nunique() <= 1
+    names = [DEFAULT_CLASS if one_class else f"class{int(c)}" for c in df["class"]]
+    tomos = df["tomo_file"] if "tomo_file" in df else [None] * len(df)
+    zyx = coords.relion3_xyz_to_zyx(xyz)
+    return [
+        Prompt(tuple(float(v) for v in p), c, False, None if t is None else str(t))
+        for p, c, t in zip(zyx, names, tomos)
+    ]
+
+
 def _write_atomic(path: Path, df: pd.DataFrame, overwrite: bool) -> Path:
     """``df`` through dynamotable into ``path`` and its ``.doc`` map, each renamed into place."""
     import dynamotable
@@ -104,6 +142,11 @@ def _write_atomic(path: Path, df: pd.DataFrame, overwrite: bool) -> Path:
     staging = Path(tempfile.mkdtemp(prefix=f".{path.stem}-dynamo-", dir=path.parent))
     try:
         dynamotable.write(df, str(staging / path.name))
+        # Dynamo's own table maps separate index and path by a tab (dynamotable: a space)
+        lines = (staging / doc.name).read_text().splitlines()
+        (staging / doc.name).write_text(
+            "".join("\t".join(ln.split(None, 1)) + "\n" for ln in lines)
+        )
         os.replace(staging / doc.name, doc)
         os.replace(staging / path.name, path)
     finally:

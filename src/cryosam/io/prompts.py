@@ -107,7 +107,8 @@ def read_prompt_csv(path: str | os.PathLike) -> list[Prompt]:
 def read_prompt_file(
     path: str | os.PathLike, shape_zyx=None, voxel_size: float | None = None
 ) -> list[Prompt]:
-    """Read prompts from CSV, STAR (RELION 3/5), copick JSON or an IMOD model, by extension."""
+    """Read prompts from CSV, STAR (RELION 3/5), copick JSON, an IMOD model or a Dynamo
+    table, by extension."""
     path = Path(path)
     if not path.exists():
         raise CryosamError(f"{path}: no such file; check the path")
@@ -119,10 +120,17 @@ def read_prompt_file(
         if not len(zyx):
             raise CryosamError(f"{path}: the IMOD model has no points")
         return [Prompt(tuple(map(float, p)), c) for p, c in zip(zyx, classes)]  # type: ignore[arg-type]
+    if suffix == ".tbl":
+        from cryosam.io.dynamo import read_dynamo_prompts
+
+        prompts = read_dynamo_prompts(path)
+        if not prompts:
+            raise CryosamError(f"{path}: the Dynamo table has no particles")
+        return prompts
     if suffix not in (".star", ".json"):
         raise CryosamError(
-            f"{path}: unknown prompt file type {suffix!r}; use .csv, .star, a copick .json or "
-            "an IMOD .mod"
+            f"{path}: unknown prompt file type {suffix!r}; use .csv, .star, a copick .json, "
+            "an IMOD .mod or a Dynamo .tbl"
         )
     if suffix == ".star":  # each tomogram's rows keep its name (a batch routes them)
         groups = read_star_per_tomogram(path, shape_zyx, voxel_size)

@@ -135,16 +135,86 @@ def average_correlations(volume, zyx, matrices, mean: np.ndarray, radius: float)
     return out
 
 
-def symmetry_group(name: str) -> np.ndarray:
-    """``(K, 3, 3)`` rotations on ``(z, y, x)`` vectors of point group ``Cn`` or ``Dn`` in the
-    EMDB / RELION frame of a map: the n-fold axis along z, a ``Dn`` two-fold along x."""
+AXIS_DIRECTIONS = 600
+"""The symmetry-axis search scores this many directions over a hemisphere (~6° apart), then
+refines around the best (:func:`symmetry_frame`)."""
+
+
+def _parse_group(name: str) -> tuple[str, int]:
     m = re.fullmatch(r"([CD])([1-9][0-9]*)", name.strip().upper())
     if m is None:
         raise ValueError(f"symmetry {name!r}: give Cn or Dn (C1, C7, D7, ...)")
-    n = int(m.group(2))
+    return m.group(1), int(m.group(2))
+
+
+def _hemisphere(n: int, cap: float = np.pi / 2) -> np.ndarray:
+    """``n`` roughly even unit vectors within ``cap`` radians of ``(1, 0, 0)``."""
+    i = np.arange(n) + 0.5
+    polar = np.arccos(1 - (1 - np.cos(cap)) * i / n)
+    azim = np.pi * (1 + 5**0.5) * i
+    return np.stack(
+        [np.cos(polar), np.sin(polar) * np.cos(azim), np.sin(polar) * np.sin(azim)], axis=1
+    )
+
+
+def _frame_of(u: np.ndarray) -> np.ndarray:
+    """A rotation taking ``(1, 0, 0)`` to ``u`` (columns: ``u`` and two unit vectors at right
+    angles to it, the third the nearest to ``(0, 0, 1)``)."""
+    u = u / np.linalg.norm(u)
+    ref = np.array([0.0, 0.0, 1.0]) if abs(u[2]) < 0.9 else np.array([0.0, 1.0, 0.0])
+    q2 = ref - (ref @ u) * u
+    q2 /= np.linalg.norm(q2)
+    return np.stack([u, np.cross(q2, u), q2], axis=1)
+
+
+def symmetry_frame(volume: np.ndarray, group: str, radius: float) -> np.ndarray:
+    """The rotation ``Q`` (on ``(z, y, x)`` vectors) that puts ``volume``'s symmetry axes where
+    :func:`symmetry_group` has them: ``rotate_box(volume, Q)`` (the volume sampled at ``Q x``)
+    has its n-fold axis along z and, for ``Dn``, a two-fold along x. Each axis is the one
+    whose turn (by ``2 pi / n``; by ``pi`` about a two-fold at right angles) best reproduces
+    the volume inside ``radius`` voxels of its centre: directions over a hemisphere, then
+    finer within a cone around the best, then for ``Dn`` the two-fold's angle about the axis
+    in 1° steps. For ``Cn`` the axis points to the end where the density reaches out
+    further (the third moment of the positive density along it: the first is about zero for
+    a particle centred on its mass), so that volumes of one particle (each tomogram's average
+    in a batch) get one frame; the turn about it is not given by the volume (the frame is
+    the one nearest the volume's own)."""
+    kind, n = _parse_group(group)
+    v = np.asarray(volume, np.float32)
+    size = v.shape[0]
+    ball = np.sum((np.indices(v.shape) - (size - 1) / 2.0) ** 2, axis=0) <= radius**2
+    inside = v[ball]
+
+    def agreement(axis, angle):
+        turn = Rotation.from_rotvec(axis / np.linalg.norm(axis) * angle).as_matrix()
+        return np.corrcoef(inside, rotate_box(v, turn)[ball])[0, 1]
+
+    u = np.array([1.0, 0.0, 0.0])
+    if n > 1:
+        dirs = _hemisphere(AXIS_DIRECTIONS)
+        u = dirs[int(np.argmax([agreement(d, 2 * np.pi / n) for d in dirs]))]
+        cone = _frame_of(u) @ _hemisphere(200, np.deg2rad(8.0)).T
+        u = cone.T[int(np.argmax([agreement(d, 2 * np.pi / n) for d in cone.T]))]
+        offsets = (np.indices(v.shape) - (size - 1) / 2.0)[:, ball]
+        if kind == "C" and float(np.clip(inside, 0, None) @ (u @ offsets) ** 3) < 0:
+            u = -u
+    Q = _frame_of(u)
+    if kind == "D":
+        a, b = Q[:, 1], Q[:, 2]
+        phis = np.deg2rad(np.arange(0.0, 180.0 / n, 1.0))
+        best = phis[int(np.argmax([agreement(np.cos(p) * b + np.sin(p) * a, np.pi) for p in phis]))]
+        q2 = np.cos(best) * b + np.sin(best) * a
+        Q = np.stack([u, np.cross(q2, u), q2], axis=1)
+    return Q
+
+
+def symmetry_group(name: str) -> np.ndarray:
+    """``(K, 3, 3)`` rotations on ``(z, y, x)`` vectors of point group ``Cn`` or ``Dn`` in the
+    EMDB / RELION frame of a map: the n-fold axis along z, a ``Dn`` two-fold along x."""
+    kind, n = _parse_group(name)
     turns = [Rotation.from_rotvec([0.0, 0.0, 2 * np.pi * k / n]) for k in range(n)]
     flips = [Rotation.identity()]
-    if m.group(1) == "D":
+    if kind == "D":
         flips.append(Rotation.from_rotvec([np.pi, 0.0, 0.0]))
     xyz = np.array([(t * f).as_matrix() for t in turns for f in flips])
     return zyx_to_xyz_matrices(xyz)  # the axis swap is its own inverse
