@@ -2,6 +2,8 @@
 
     python benchmarks/real_tomogram.py --tomogram /tmp/real/00254_wbp_10A.mrc
     python benchmarks/real_tomogram.py --tomogram /tmp/real/00254_wbp_20A.mrc --point 62,112,183
+    python benchmarks/real_tomogram.py --tomogram /tmp/real/00254_wbp_10A.mrc \
+        --reference ../shared/data/templates/4v4r.mrc --no-click     # the map alone
 
 The tomogram is EMPIAR-10499 00254 as ``../shared/data/real/reconstruct.py`` writes it (no
 truth). Runs ``cryosam pick`` in a child process, as a user would, and reports the picks, the
@@ -92,11 +94,21 @@ def main(argv=None) -> int:
     ap.add_argument("--point", default="124,224,366", help="z,y,x of the click (voxels)")
     ap.add_argument("--diameter", type=float, default=250.0, help="Å")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--reference", type=Path, default=None, help="a map: pick --reference")
+    ap.add_argument(
+        "--no-click",
+        action="store_true",
+        help="with --reference: no --point and no --diameter (the map finds the prompts and "
+        "gives the size; --diameter then only sizes the checks)",
+    )
     args = ap.parse_args(argv)
-    out = args.out or OUT / args.tomogram.stem
+    out = args.out or OUT / (args.tomogram.stem + ("-map" if args.no_click else ""))
     out.parent.mkdir(parents=True, exist_ok=True)
-    cmd = ["cryosam", "pick", str(args.tomogram), "--point", args.point]
-    cmd += ["--diameter", f"{args.diameter:g}", "--out", str(out), "--overwrite", "--no-cache"]
+    cmd = ["cryosam", "pick", str(args.tomogram), "--out", str(out), "--overwrite", "--no-cache"]
+    if args.reference is not None:
+        cmd += ["--reference", str(args.reference)]
+    if not (args.no_click and args.reference is not None):
+        cmd += ["--point", args.point, "--diameter", f"{args.diameter:g}"]
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True)
     seconds = time.perf_counter() - t0

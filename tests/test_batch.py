@@ -245,7 +245,7 @@ def test_interrupted_batch_keeps_finished_tomograms_and_resumes(tomos, tmp_path)
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
     )
-    deadline = time.time() + 120
+    deadline = time.time() + 400  # a loaded machine takes minutes over the first tomogram
     while not (out / "t1" / "run.json").exists() and time.time() < deadline:
         time.sleep(0.02)
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does

@@ -177,6 +177,11 @@ class Config:
         "Each pick's orientation: every rotation this many degrees apart is tried against its "
         "class's reference, then refined locally to 1/24 of it.",
     )
+    orient_rounds: int = _p(
+        1,
+        "After the first orientation, the picks are oriented again this many times against "
+        "their own aligned average (in the same frame), as subtomogram averaging iterates.",
+    )
     verify_typical_fraction: float = _p(
         0.5, "A match must score at least this fraction of its reference's typical score."
     )
@@ -261,6 +266,7 @@ class Config:
             (0 < self.packing <= 1, f"packing must be in (0, 1], got {self.packing}"),
             (self.top_k >= 1, f"top_k must be >= 1, got {self.top_k}"),
             (self.map_seeds >= 1, f"map_seeds must be >= 1, got {self.map_seeds}"),
+            (self.orient_rounds >= 0, f"orient_rounds must be >= 0, got {self.orient_rounds}"),
             (
                 0 <= self.prompt_snap <= 0.5,
                 f"prompt_snap must be in [0, 0.5], got {self.prompt_snap}",

@@ -25,7 +25,8 @@ PROMPTS_HELP = (
     "a Dynamo table (.tbl, positions plus shifts; its .doc beside it names the tomograms)."
 )
 DIAMETER_HELP = (
-    "Approximate particle diameter in Å (±30 % is fine); CLASS=Å sets one class. Repeatable."
+    "The particle's longest dimension in Å (approximate; in crowded cells rather too large "
+    "than too small); CLASS=Å sets one class. Repeatable."
 )
 
 

@@ -31,7 +31,7 @@ from cryosam.config import Config
 from cryosam.io.coords import relion_angles_of_matrices
 from cryosam.method.rotations import local_grid, rotation_grid
 from cryosam.method.verify import Reference, ShapeVerifier, rotate_box
-from cryosam.volume.binning import extract_boxes
+from cryosam.volume.binning import block_mean, extract_boxes
 
 TOP_STARTS = 2
 """The global search keeps this many best rotations; each is refined locally and the best
@@ -77,6 +77,27 @@ def _local(volume, diameter_px, config, ref, boxes, M, level: int):
     turned = np.stack([rotate_box(b, m) for b, m in zip(boxes, M)])
     corr, align = fine.score_boxes(ref, turned)
     return M @ deltas[align[:, 0]], corr
+
+
+def average_reference(mean: np.ndarray, reference: Reference, volume, diameter_px, config):
+    """The aligned average of the picks (:func:`average`, the reference's frame, the volume's
+    sampling) as a reference binned as ``reference`` is, with its soft mask: what a second
+    orientation round aligns to (``n_particles`` stays the reference's)."""
+    v = ShapeVerifier(volume, diameter_px, config)
+    ref = v.fit(reference)
+    box = _fit_cube(np.asarray(mean, np.float32), v.n * v.bin)
+    template = block_mean(box, v.bin)
+    template = (template - template.mean()) / max(float(template.std()), 1e-6)
+    return Reference(template.astype(np.float32), ref.weight, v.bin, ref.n_particles, ref.typical)
+
+
+def _fit_cube(a: np.ndarray, n: int) -> np.ndarray:
+    """Centre-crop or zero-pad a cube to ``n`` per side."""
+    out = np.zeros((n,) * 3, np.float32)
+    k = min(n, a.shape[0])
+    s, d = (a.shape[0] - k) // 2, (n - k) // 2
+    out[d : d + k, d : d + k, d : d + k] = a[s : s + k, s : s + k, s : s + k]
+    return out
 
 
 def zyx_to_xyz_matrices(M) -> np.ndarray:

@@ -56,6 +56,7 @@ from cryosam.method.matching import find_peaks, hierarchical_match, naive_match,
 from cryosam.method.orient import (
     average,
     average_correlations,
+    average_reference,
     canonical,
     orient,
     relion_angles,
@@ -246,7 +247,7 @@ def setup(
         gold, said = find_fiducials(prepared, config, voxel_size, diameters_px, points)
     if unprompted:  # after the fiducials are erased: a gold bead is a strong blob
         with timer.stage("seeds"):
-            found = seed_prompts(prepared, maps, unprompted, diameters_px, config, voxel_size)
+            found = seed_prompts(prepared, maps, unprompted, diameters_px, config, voxel_size, gold)
         prompts = list(prompts) + [p for c in unprompted for p in found[c][0]]
         positives = [p for p in prompts if not p.negative]
         own += [c for c in unprompted if found[c][0]]
@@ -287,16 +288,22 @@ def setup(
     )
 
 
-def seed_prompts(prepared, maps, classes, diameters_px, config: Config, voxel_size) -> dict:
+def seed_prompts(
+    prepared, maps, classes, diameters_px, config: Config, voxel_size, gold=None
+) -> dict:
     """Class -> ``(prompts, record)``: the class's ``map_seeds`` best matches to its map
-    (:func:`~cryosam.method.seeds.map_seeds`) as positive prompts, and ``[z, y, x,
-    correlation]`` of each for ``run.json``."""
+    (:func:`~cryosam.method.seeds.map_seeds`; none on or beside a gold fiducial) as positive
+    prompts, and ``[z, y, x, correlation]`` of each for ``run.json``."""
     out = {}
+    gold = np.zeros((0, 3), int) if gold is None else gold
     for cls in classes:
         density, map_vs = maps[cls]
         d = diameters_px[cls]
         ref = map_reference(prepared, d, config, density, map_vs, voxel_size or 10.0)
-        zyx, corr = map_seeds(prepared, ref, d, config, config.map_seeds)
+        reach = gold_reach_px(d, voxel_size)
+        zyx, corr = map_seeds(
+            prepared, ref, d, config, config.map_seeds, lambda p, r=reach: near_gold(p, gold, r)
+        )
         prompts = [Prompt(tuple(float(v) for v in p), cls) for p in zyx]
         record = [[*(round(float(v), 2) for v in p), round(float(c), 4)] for p, c in zip(zyx, corr)]
         out[cls] = (prompts, record)
@@ -781,9 +788,7 @@ def orient_picks(s: Setup, reports: list[ClassReport], picks: Picks):
             ref = prompt_reference(s.prepared, dv, s.config, points, masks, False)
         if ref is None or not len(mine):
             continue
-        M, _ = orient(s.prepared, picks.zyx[mine], ref, dv, s.config)
-        size = 2 * int(np.ceil(s.config.verify_box_factor * dv)) + 1
-        mean = average(s.prepared, picks.zyx[mine], M, size)
+        M, mean = _oriented(s, picks.zyx[mine], ref, dv)
         group = s.symmetry.get(rep.name, "C1")
         ops = symmetry_group(group)
         if len(ops) > 1 and rep.name not in s.maps:  # a click's frame: find the axes
@@ -797,6 +802,19 @@ def orient_picks(s: Setup, reports: list[ClassReport], picks: Picks):
         agreement[mine] = average_correlations(s.prepared, picks.zyx[mine], M, mean, dv / 2)
         averages[rep.name] = mean
     return angles, averages, agreement
+
+
+def _oriented(s: Setup, zyx, ref, dv: float):
+    """The picks' rotations against ``ref`` and their aligned average, then ``orient_rounds``
+    times again against that average (the reference's frame): ``(M, average)``."""
+    size = 2 * int(np.ceil(s.config.verify_box_factor * dv)) + 1
+    M, _ = orient(s.prepared, zyx, ref, dv, s.config)
+    mean = average(s.prepared, zyx, M, size)
+    for _ in range(s.config.orient_rounds if len(zyx) > 2 else 0):
+        again = average_reference(mean, ref, s.prepared, dv, s.config)
+        M, _ = orient(s.prepared, zyx, again, dv, s.config)
+        mean = average(s.prepared, zyx, M, size)
+    return M, mean
 
 
 def turned_reference(ref: Reference, Q: np.ndarray, ops) -> Reference:

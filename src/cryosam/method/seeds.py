@@ -75,22 +75,30 @@ def blob_peaks(volume, diameter_px: float, n: int) -> np.ndarray:
 
 
 def map_seeds(
-    volume, reference: Reference, diameter_px: float, config: Config, n: int
+    volume, reference: Reference, diameter_px: float, config: Config, n: int, exclude=None
 ) -> tuple[np.ndarray, np.ndarray]:
     """The ``n`` places of ``volume`` (prepared: protein bright) most like ``reference``
     among its strongest blobs, re-centred, at least a diameter apart: ``(zyx (k, 3),
-    correlation (k,))``, best first (fewer than ``n`` when the volume holds fewer blobs)."""
+    correlation (k,))``, best first (fewer than ``n`` when the volume holds fewer blobs).
+    ``exclude(zyx) -> mask``: blobs (and re-centred seeds) it marks are not taken (those on
+    or beside gold fiducials: a bead's halo is a strong blob that a Pearson correlation with
+    a molecule's envelope does not tell from one)."""
     blobs = blob_peaks(volume, diameter_px, SEED_BLOBS)
+    if exclude is not None and len(blobs):
+        blobs = blobs[~exclude(blobs)]
     if not len(blobs) or n < 1:
         return np.zeros((0, 3)), np.zeros(0)
     v = ShapeVerifier(volume, diameter_px, config)
     coarse, _ = v.score(reference, blobs, coarse=True)
     short = blobs[np.argsort(-coarse)[:SEED_SHORTLIST]]
     fine, _, centred = v.climb(reference, short, steps=2)
+    barred = exclude(centred) if exclude is not None else np.zeros(len(centred), bool)
     chosen: list[int] = []
     for i in np.argsort(-fine):
         if len(chosen) == n:
             break
+        if barred[i]:
+            continue
         if chosen and cKDTree(centred[chosen]).query(centred[i])[0] < diameter_px:
             continue
         chosen.append(int(i))

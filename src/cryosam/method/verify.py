@@ -124,8 +124,8 @@ def _decode(text: str, shape) -> np.ndarray:
 
 
 def binning(diameter_px: float, bin_px: float) -> int:
-    """Integer bin so the particle spans about ``bin_px`` voxels (at least 1)."""
-    return max(1, int(np.floor(diameter_px / bin_px)))
+    """Integer bin so the particle spans about ``bin_px`` voxels (at least 1): the nearest."""
+    return max(1, int(np.floor(diameter_px / bin_px + 0.5)))
 
 
 def rotate_box(box: np.ndarray, matrix: np.ndarray) -> np.ndarray:
