@@ -515,3 +515,18 @@ def test_a_second_round_against_the_average_aligns_better():
         first,
         second,
     )
+
+
+def test_a_map_off_its_symmetry_frame_is_told_apart():
+    """A map given with --symmetry must have its n-fold axis along z: the C3 particle's knobs
+    do, turned a quarter turn about y they do not (the pick then warns)."""
+    from cryosam.method.orient import symmetry_agreement, symmetry_group
+    from cryosam.method.pick import MAP_SYMMETRY_MIN
+
+    ops = symmetry_group("C3")
+    g = np.indices((N,) * 3) - N // 2
+    part = _c3_particle() - np.exp(-(g**2).sum(0) / (2 * 4.0**2)).astype(np.float32)
+    assert symmetry_agreement(part, ops) > 0.9
+    tipped = rotate_box(part, Rotation.from_rotvec([0.0, np.pi / 2, 0.0]).as_matrix())
+    assert symmetry_agreement(tipped, ops) < MAP_SYMMETRY_MIN
+    assert symmetry_agreement(part, symmetry_group("C1")) == 1.0

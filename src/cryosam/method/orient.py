@@ -229,6 +229,17 @@ def symmetry_frame(volume: np.ndarray, group: str, radius: float) -> np.ndarray:
     return Q
 
 
+def symmetry_agreement(volume: np.ndarray, ops) -> float:
+    """How well ``volume`` is symmetric under ``ops`` (all but the identity, its first): the
+    mean Pearson correlation, over the voxels above a tenth of its range, of the volume with
+    itself turned by each."""
+    v = np.asarray(volume, np.float32)
+    inside = v > v.min() + 0.1 * (v.max() - v.min())
+    if len(ops) < 2 or inside.sum() < 8:
+        return 1.0
+    return float(np.mean([np.corrcoef(v[inside], rotate_box(v, S)[inside])[0, 1] for S in ops[1:]]))
+
+
 def symmetry_group(name: str) -> np.ndarray:
     """``(K, 3, 3)`` rotations on ``(z, y, x)`` vectors of point group ``Cn`` or ``Dn`` in the
     EMDB / RELION frame of a map: the n-fold axis along z, a ``Dn`` two-fold along x."""
