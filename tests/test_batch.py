@@ -242,8 +242,15 @@ def test_interrupted_batch_keeps_finished_tomograms_and_resumes(tomos, tmp_path)
         "0",
         "--no-cache",
     ]
+    # Ctrl-C as a terminal delivers it: the child starts with SIGINT's default action, not
+    # with whatever this test process inherited or was left with (an ignored SIGINT is
+    # inherited across exec, and Python then installs no KeyboardInterrupt handler)
     proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.time() + 400  # a loaded machine takes minutes over the first tomogram
     while not (out / "t1" / "run.json").exists() and time.time() < deadline:
