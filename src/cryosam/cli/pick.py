@@ -83,7 +83,6 @@ def pick(
     """
     # the library is imported here, not at the top: `cryosam --help` stays instant
     from cryosam.app.extended import EXTENDED_OUTPUTS
-    from cryosam.app.inputs import map_diameters, parse_diameters
     from cryosam.app.pick import PICK_OUTPUTS
     from cryosam.app.pick import pick as run_pick
     from cryosam.io.outputs import check_outputs
@@ -97,21 +96,17 @@ def pick(
     )
     config = method_config(set_, invert=invert, top_k=top_k, tau_sim=tau_sim, **backends)
     check_outputs(out, EXTENDED_OUTPUTS if extended else PICK_OUTPUTS, overwrite)
-    maps = [] if extended else reference
     tomo, all_prompts, classes = read_inputs(
-        tomogram, voxel_size, point, negative, prompts, maps=maps
+        tomogram, voxel_size, point, negative, prompts, maps=[] if extended else reference
     )
     if extended:
         _pick_extended(tomo, all_prompts, classes, diameter, config, out, overwrite, relion5)
         return
+    maps = read_reference_maps(reference, classes)
     options = dict(out=out, overwrite=overwrite, relion5=relion5, naive=naive, cache=not no_cache)
-    options["tomo_name"] = tomo_name
-    options["reference_maps"] = read_reference_maps(reference, classes)
+    options.update(tomo_name=tomo_name, reference_maps=maps)
     options["symmetry"] = parse_symmetry(symmetry, classes)
-    sizes = map_diameters(options["reference_maps"], all_prompts, diameter)
-    for cls, angst in sizes.items():
-        typer.echo(f"{cls}: diameter {angst:.0f} Å, from its map (--diameter sets it)", err=True)
-    diam = parse_diameters(diameter, classes, tomo.voxel_size, tomo.shape, sizes)
+    diam = _diameters(maps, all_prompts, diameter, classes, tomo)
     run = run_pick(
         tomo,
         all_prompts,
@@ -129,6 +124,17 @@ def pick(
         )
     typer.echo(f"picks: {out / 'picks.csv'}")
     typer.echo(f"preview: {out / 'preview.png'}")
+
+
+def _diameters(maps, prompts, diameter, classes, tomo) -> dict[str, float]:
+    """Each class's diameter in voxels: ``--diameter``, else (a class its map prompts) the
+    map's size, said on the terminal."""
+    from cryosam.app.inputs import map_diameters, parse_diameters
+
+    sizes = map_diameters(maps, prompts, diameter)
+    for cls, angst in sizes.items():
+        typer.echo(f"{cls}: diameter {angst:.0f} Å, from its map (--diameter sets it)", err=True)
+    return parse_diameters(diameter, classes, tomo.voxel_size, tomo.shape, sizes)
 
 
 def _pick_extended(tomo, prompts, classes, diameter, config, out, overwrite, relion5) -> None:

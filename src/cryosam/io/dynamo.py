@@ -94,15 +94,14 @@ def write_dynamo_table(
     return _write_atomic(path, df, overwrite)
 
 
-def read_dynamo_prompts(path: str | os.PathLike) -> list:
-    """A Dynamo table's particles as prompts (:class:`~cryosam.io.prompts.Prompt`): voxel
-    ``(z, y, x)`` of ``x + dx, y + dy, z + dz``; the class ``particle`` for a table of one
-    class, else ``classN`` by column 22; each row's tomogram from the table map beside the
-    table (``NAME.doc``). A table of several tomograms needs its map."""
+def read_dynamo_prompts(path: str | os.PathLike) -> tuple[np.ndarray, list[str], list]:
+    """A Dynamo table's particles as prompt points: ``(zyx voxels of x + dx, y + dy, z + dz,
+    classes, tomograms)``; the class ``particle`` for a table of one class, else ``classN``
+    by column 22; each row's tomogram from the table map beside the table (``NAME.doc``), or
+    None. A table of several tomograms needs its map."""
     import dynamotable
 
     from cryosam.io.picks import DEFAULT_CLASS
-    from cryosam.io.prompts import Prompt
 
     path = Path(path)
     doc = path.with_suffix(".doc")
@@ -120,12 +119,8 @@ def read_dynamo_prompts(path: str | os.PathLike) -> list:
         )
     one_class = df["class"].nunique() <= 1
     names = [DEFAULT_CLASS if one_class else f"class{int(c)}" for c in df["class"]]
-    tomos = df["tomo_file"] if "tomo_file" in df else [None] * len(df)
-    zyx = coords.relion3_xyz_to_zyx(xyz)
-    return [
-        Prompt(tuple(float(v) for v in p), c, False, None if t is None else str(t))
-        for p, c, t in zip(zyx, names, tomos)
-    ]
+    tomos = [str(t) for t in df["tomo_file"]] if "tomo_file" in df else [None] * len(df)
+    return coords.relion3_xyz_to_zyx(xyz), names, tomos
 
 
 def _write_atomic(path: Path, df: pd.DataFrame, overwrite: bool) -> Path:

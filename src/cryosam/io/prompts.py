@@ -123,7 +123,11 @@ def read_prompt_file(
     if suffix == ".tbl":
         from cryosam.io.dynamo import read_dynamo_prompts
 
-        prompts = read_dynamo_prompts(path)
+        zyx, names, tomos = read_dynamo_prompts(path)
+        prompts = [
+            Prompt(tuple(float(v) for v in p), c, False, t)  # type: ignore[arg-type]
+            for p, c, t in zip(zyx, names, tomos)
+        ]
         if not prompts:
             raise CryosamError(f"{path}: the Dynamo table has no particles")
         return prompts
