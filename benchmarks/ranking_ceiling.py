@@ -28,7 +28,7 @@ from benchmarks.external import OUT, TARGETS, candidates_path, clicks, digest, l
 from cryosam.config import Config  # noqa: E402
 from cryosam.eval.metrics import score_picks  # noqa: E402
 from cryosam.eval.tables import format_table  # noqa: E402
-from cryosam.method.verify import Reference, ShapeVerifier, _fit_box  # noqa: E402
+from cryosam.method.verify import Reference, ShapeVerifier, fit_box  # noqa: E402
 from cryosam.volume.prepare import prepare_volume  # noqa: E402
 
 
@@ -43,7 +43,7 @@ def all_true_reference(v: ShapeVerifier, first, true) -> Reference:
 
 
 def map_reference(v: ShapeVerifier, target: str) -> Reference:
-    t = _fit_box(true_map(target, v.bin), v.n)  # protein bright, as the prepared volume
+    t = fit_box(true_map(target, v.bin), v.n)  # protein bright, as the prepared volume
     return Reference(t.astype(np.float32), v.sphere.astype(np.float32), v.bin, 1)
 
 

@@ -30,7 +30,7 @@ from scipy.spatial.transform import Rotation
 from cryosam.config import Config
 from cryosam.io.coords import relion_angles_of_matrices
 from cryosam.method.rotations import local_grid, rotation_grid
-from cryosam.method.verify import Reference, ShapeVerifier, rotate_box
+from cryosam.method.verify import Reference, ShapeVerifier, fit_box, rotate_box
 from cryosam.volume.binning import block_mean, extract_boxes
 
 TOP_STARTS = 2
@@ -85,19 +85,10 @@ def average_reference(mean: np.ndarray, reference: Reference, volume, diameter_p
     orientation round aligns to (``n_particles`` stays the reference's)."""
     v = ShapeVerifier(volume, diameter_px, config)
     ref = v.fit(reference)
-    box = _fit_cube(np.asarray(mean, np.float32), v.n * v.bin)
+    box = fit_box(np.asarray(mean, np.float32), v.n * v.bin)
     template = block_mean(box, v.bin)
     template = (template - template.mean()) / max(float(template.std()), 1e-6)
     return Reference(template.astype(np.float32), ref.weight, v.bin, ref.n_particles, ref.typical)
-
-
-def _fit_cube(a: np.ndarray, n: int) -> np.ndarray:
-    """Centre-crop or zero-pad a cube to ``n`` per side."""
-    out = np.zeros((n,) * 3, np.float32)
-    k = min(n, a.shape[0])
-    s, d = (a.shape[0] - k) // 2, (n - k) // 2
-    out[d : d + k, d : d + k, d : d + k] = a[s : s + k, s : s + k, s : s + k]
-    return out
 
 
 def zyx_to_xyz_matrices(M) -> np.ndarray:

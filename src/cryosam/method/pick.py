@@ -543,10 +543,8 @@ def class_map_reference(s: Setup, cls: str):
     vs = s.voxel_size or 10.0
     ref = map_reference(s.prepared, s.diameters_px[cls], s.config, density, map_vs, vs)
     ops = symmetry_group(s.symmetry.get(cls, "C1"))
-    if len(ops) > 1:  # a map that is not quite symmetric is made so, in its own frame
-        ref.template = symmetrize(ref.template, ops)
-        ref.weight = np.clip(symmetrize(ref.weight, ops), 0.0, 1.0)
-    return ref
+    # a map that is not quite symmetric is made so, in its own frame
+    return symmetrized_reference(ref, ops) if len(ops) > 1 else ref
 
 
 def _apply_cut(cands: Candidates, cut: Cut, rep: ClassReport) -> None:
@@ -843,9 +841,14 @@ def _oriented(s: Setup, zyx, ref, dv: float):
 
 def turned_reference(ref: Reference, Q: np.ndarray, ops) -> Reference:
     """``ref`` sampled at ``Q x`` (its frame turned by ``Q^T``) and symmetrised by ``ops``."""
-    template = symmetrize(rotate_box(ref.template, Q), ops)
-    weight = np.clip(symmetrize(rotate_box(ref.weight, Q), ops), 0.0, 1.0)
-    return Reference(template, weight, ref.bin, ref.n_particles, ref.typical)
+    turned = replace(ref, template=rotate_box(ref.template, Q), weight=rotate_box(ref.weight, Q))
+    return symmetrized_reference(turned, ops)
+
+
+def symmetrized_reference(ref: Reference, ops) -> Reference:
+    """``ref`` with its template and soft mask averaged over the rotations ``ops``."""
+    weight = np.clip(symmetrize(ref.weight, ops), 0.0, 1.0)
+    return replace(ref, template=symmetrize(ref.template, ops), weight=weight)
 
 
 REDECIDED = {Status.ACCEPTED, Status.BELOW_CUT, Status.SIZE_MISMATCH, Status.OTHER_CLASS}

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage
-from scipy.spatial import cKDTree
 
 from cryosam.config import Config
 from cryosam.method.centre import BLOB_SIGMA
@@ -99,7 +98,7 @@ def map_seeds(
             break
         if barred[i]:
             continue
-        if chosen and cKDTree(centred[chosen]).query(centred[i])[0] < diameter_px:
+        if chosen and np.linalg.norm(centred[chosen] - centred[i], axis=1).min() < diameter_px:
             continue
         chosen.append(int(i))
     return centred[chosen], fine[chosen]

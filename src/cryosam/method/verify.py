@@ -134,7 +134,7 @@ def rotate_box(box: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     return ndimage.affine_transform(box, matrix, offset=c - matrix @ c, order=1)
 
 
-def _fit_box(a: np.ndarray, n: int) -> np.ndarray:
+def fit_box(a: np.ndarray, n: int) -> np.ndarray:
     """Centre-crop or zero-pad a 3D box (any shape) to a cube of ``n`` per side."""
     out = np.zeros((n,) * 3, np.float32)
     m = [min(n, s) for s in a.shape]
@@ -193,7 +193,7 @@ class ShapeVerifier:
         if ref.template.shape == (self.n,) * 3 and ref.bin == self.bin:
             return ref
         f = self.n / ref.template.shape[0]
-        z = lambda a: _fit_box(ndimage.zoom(a, f, order=1), self.n)  # noqa: E731
+        z = lambda a: fit_box(ndimage.zoom(a, f, order=1), self.n)  # noqa: E731
         return Reference(
             z(ref.template), np.clip(z(ref.weight), 0, 1), self.bin, ref.n_particles, ref.typical
         )
@@ -366,7 +366,7 @@ def map_reference(
     factor = float(map_voxel_size) / float(voxel_size)
     if abs(factor - 1.0) > 1e-3:
         m = ndimage.zoom(m, factor, order=1)
-    template = block_mean(_fit_box(m, v.n * v.bin), v.bin)
+    template = block_mean(fit_box(m, v.n * v.bin), v.bin)
     template = (template - template.mean()) / max(float(template.std()), 1e-6)
     blurred = ndimage.gaussian_filter(template, MASK_BLUR)
     envelope = ndimage.gaussian_filter(
