@@ -158,6 +158,8 @@ def run_cryosam(volume, vs, click, d_px, true, config: Config, name: str, **kw) 
                     np.concatenate([cs[ranked], [top]]))  # fmt: skip
     rep = out.reports[0]
     row["_zyx"], row["_scores"] = cz[ranked], cs[ranked]  # for studies of the cut
+    # every candidate with its status: the cut's own pool (membranes, beads) can be replayed
+    row["_all_zyx"], row["_all_scores"], row["_all_status"] = cz, cs, np.asarray(st, str)
     for col, values in out.candidate_columns.items():
         row[f"_{col}"] = np.asarray(values)[ranked]
     row.update({

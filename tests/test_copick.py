@@ -182,3 +182,34 @@ def test_our_particle_files_read_by_copicks_own_converters(tmp_path):
         formats.read_star_particles(str(tmp_path / "p.star"))
     )
     assert np.allclose(rotations, relion_euler_matrices(angles)) and np.allclose(offsets, 0.0)
+
+
+def test_copick_from_a_map_alone_picks_every_run(tmp_path):
+    """No --prompt-object: the map names its object and seeds every run (no picks in the
+    project at all); the picks go back as that object."""
+    from tests.conftest import write_mrc
+    from tests.test_orient import _particle
+    from tests.test_seeds import KNOBS, _near, _scene
+
+    cfg = {
+        "config_type": "filesystem", "name": "maps", "description": "", "version": "0.5.0",
+        "pickable_objects": [{"name": "knob", "is_particle": True, "label": 2,
+                              "color": [0, 255, 0, 255], "radius": 90.0}],
+        "overlay_root": f"local://{tmp_path}/overlay", "static_root": f"local://{tmp_path}/static",
+        "overlay_fs_args": {"auto_mkdir": True}, "static_fs_args": {"auto_mkdir": True},
+    }  # fmt: skip
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(cfg))
+    root = copick.from_file(str(path))
+    for name, seed in (("TS_01", 0), ("TS_02", 1)):
+        root.new_run(name).new_voxel_spacing(10.0).new_tomogram("wbp").from_numpy(_scene(seed))
+    m = write_mrc(tmp_path / "map.mrc", _particle(), voxel_size=10.0)
+    assert main(["copick", str(path), "--reference-map", f"{m}:knob"]) == 0
+    root = copick.from_file(str(path))
+    for name in ("TS_01", "TS_02"):
+        (picks,) = root.get_run(name).get_picks(object_name="knob", user_id="cryosam")
+        pts, _ = picks.numpy()
+        assert _near(KNOBS, pts[:, ::-1] / 10.0).all()
+    # a map naming no object, or an object the project lacks: one line, exit 2
+    assert main(["copick", str(path), "--reference-map", str(m), "--overwrite"]) == 2
+    assert main(["copick", str(path), "--reference-map", f"{m}:ribo", "--overwrite"]) == 2

@@ -89,3 +89,30 @@ def test_map_alone_refusals(tmp_path):
     assert main([*base, "--reference", str(m), "--reference", str(m)]) == 2
     assert main([*base, "--diameter", "200"]) == 2
     assert not (tmp_path / "o" / "picks.csv").exists()
+
+
+def test_batch_from_a_map_alone_seeds_each_tomogram(tmp_path):
+    """`batch` with a map and no click anywhere: each tomogram finds its own seeds from the
+    map (no query crosses from one to the other) and picks its particles."""
+    from cryosam.cli.main import main
+    from tests.conftest import write_mrc
+
+    tomos = tmp_path / "tomos"
+    tomos.mkdir()
+    write_mrc(tomos / "TS_01.mrc", _scene(0), voxel_size=10.0)
+    write_mrc(tomos / "TS_02.mrc", _scene(1)[:, :, ::-1].copy(), voxel_size=10.0)  # mirrored
+    m = write_mrc(tmp_path / "map.mrc", _particle(), voxel_size=10.0)
+    out = tmp_path / "out"
+    args = ["batch", str(tomos), "--reference-map", f"{m}:knob", "--workers", "0"]
+    assert main([*args, "--out", str(out)]) == 0
+    for name, knobs in (("TS_01", KNOBS), ("TS_02", [(z, y, 119 - x) for z, y, x in KNOBS])):
+        run = json.loads((out / name / "run.json").read_text())
+        (cls,) = run["classes"]
+        assert cls["name"] == "knob" and len(cls["seeded_from_map"]) == 3
+        assert _near(np.array(cls["seeded_from_map"])[:, :3], knobs).all()
+        picks = pd.read_csv(out / name / "picks.csv")
+        assert _near(knobs, picks[["z", "y", "x"]].to_numpy(float)).all()
+    summary = pd.read_csv(out / "summary.csv")
+    assert list(summary["status"]) == ["done", "done"]
+    # no click and no map: refused before any tomogram is read
+    assert main(["batch", str(tomos), "--diameter", "200", "--out", str(tmp_path / "o")]) == 2

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import starfile
 
-from cryosam.app.inputs import parse_diameters
+from cryosam.app.inputs import map_diameters, parse_diameters
 from cryosam.app.pick import PICK_OUTPUTS, RELION5_INDEX, class_queries, pick
 from cryosam.app.resources import available_bytes, check_fits, estimate_run_bytes
 from cryosam.app.runner import Runner, pick_in_two_rounds
@@ -127,10 +127,19 @@ class Job:
     name: str
     out: Path
     prompts: list[Prompt] = field(default_factory=list)
+    map_classes: list[str] = field(default_factory=list)
+    """Classes with no click anywhere that a reference map seeds in this tomogram."""
 
     @property
     def classes(self) -> list[str]:
+        """The classes prompted in this tomogram."""
         return list(dict.fromkeys(p.class_name for p in self.prompts if not p.negative))
+
+    @property
+    def picked_classes(self) -> list[str]:
+        """Every class picked here without another tomogram's query: the prompted ones and
+        those a reference map seeds."""
+        return list(dict.fromkeys(self.classes + self.map_classes))
 
 
 @dataclass
@@ -158,11 +167,15 @@ def plan_jobs(
     out: Path,
     voxel_size=None,
     reference: str | None = None,
+    map_classes=(),
 ) -> list[Job]:
     """One job per input with the prompts that belong to it (see the module's doc).
 
     ``reference`` names the input (file name or name without extensions) that the
-    command-line points and the file rows without a tomogram belong to (default: the first)."""
+    command-line points and the file rows without a tomogram belong to (default: the first).
+    ``map_classes``: the classes reference maps are given for; when no tomogram is prompted
+    for any class, every tomogram's are found from the maps alone (as ``pick --reference``
+    without a click)."""
     jobs = [Job(Path(p), tomogram_stem(p), out / tomogram_stem(p)) for p in inputs]
     by_stem = {j.name: j for j in jobs}
     ref = 0
@@ -198,9 +211,13 @@ def plan_jobs(
                 "are not among the inputs; add them or remove those rows"
             )
     if not any(j.classes for j in jobs):
-        raise CryosamError(
-            "no positive prompts: give --point z,y,x[:CLASS] (and --reference) or --prompts FILE"
-        )
+        if not map_classes:
+            raise CryosamError(
+                "no positive prompts: give --point z,y,x[:CLASS] (and --reference) or "
+                "--prompts FILE, or a --reference-map to find the particles from"
+            )
+        for job in jobs:  # the maps seed every tomogram (cryosam.method.seeds)
+            job.map_classes = list(map_classes)
     return jobs
 
 
@@ -310,9 +327,13 @@ def _run_job(job, settings, queries, key, query_only, t0):
     vs = tomo.require_voxel_size()
     check_fits(tomo.shape, maps_float32(job.path, tomo.mode))
     ext = {c: ClassQuery.from_dict(q) for c, q in queries.items() if c not in job.classes}
-    diam = parse_diameters(settings.diameters, job.classes, vs, tomo.shape) if job.classes else {}
+    maps = {c: read_tomogram(Path(p)) for c, p in settings.reference_maps.items()}
+    classes = job.picked_classes
+    sizes = map_diameters({c: maps[c] for c in job.map_classes}, [], settings.diameters)
+    diam = parse_diameters(settings.diameters, classes, vs, tomo.shape, sizes) if classes else {}
     if job.prompts:
-        validate_prompts(job.prompts, tomo.shape, require_positive=not ext)
+        positive = not ext and not job.map_classes  # else negatives alone are fine
+        validate_prompts(job.prompts, tomo.shape, require_positive=positive)
     if query_only:
         qs = class_queries(tomo, job.prompts, diam, settings.config, settings.use_cache)
         row = _row(job, "queried", time.perf_counter() - t0)
@@ -330,7 +351,7 @@ def _run_job(job, settings, queries, key, query_only, t0):
         queries=ext,
         command_line=settings.command_line,
         tomo_name=settings.tomo_name,
-        reference_maps={c: read_tomogram(Path(p)) for c, p in settings.reference_maps.items()},
+        reference_maps=maps,
         symmetry=settings.symmetry,
         record={"batch": {"key": key, "pooled_classes": sorted(ext)}},
     )
@@ -405,7 +426,7 @@ def run_batch(
     progress=None,
 ) -> list[dict]:
     """Run every job; write ``out/summary.csv`` as tomograms finish. Returns the rows."""
-    all_classes = list(dict.fromkeys(c for j in jobs for c in j.classes))
+    all_classes = list(dict.fromkeys(c for j in jobs for c in j.picked_classes))
     keys = batch_keys(jobs, settings)
     finished = {j.name: finished_run(j, keys[j.name]) is not None for j in jobs}
     if not settings.overwrite:
@@ -451,7 +472,7 @@ def run_batch(
         rounds = pick_in_two_rounds(
             runner,
             jobs,
-            lambda j: j.classes,
+            lambda j: j.picked_classes,
             lambda j: j.name,
             lambda row: Path(row["output"]).name,
             call,

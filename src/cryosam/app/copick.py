@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cryosam.app.inputs import parse_diameters
+from cryosam.app.inputs import map_diameters, parse_diameters
 from cryosam.app.pick import class_queries, in_memory, pick
 from cryosam.app.runner import Runner, pick_in_two_rounds
 from cryosam.config import Config
@@ -67,10 +67,17 @@ class CopickRun:
 
     name: str
     prompts: list[Prompt] = field(default_factory=list)
+    map_classes: list[str] = field(default_factory=list)
+    """Objects a reference map seeds in this run (no prompt picks anywhere)."""
 
     @property
     def classes(self) -> list[str]:
         return list(dict.fromkeys(p.class_name for p in self.prompts if not p.negative))
+
+    @property
+    def picked_classes(self) -> list[str]:
+        """The prompted objects and those a reference map seeds."""
+        return list(dict.fromkeys(self.classes + self.map_classes))
 
 
 def list_runs(root, voxel_size: float, tomo_type: str, sources, run_names=None, exclude=None):
@@ -233,17 +240,34 @@ def plan_project(
     symmetry: dict | None = None,
 ) -> tuple[list[CopickRun], CopickSettings]:
     """The runs to pick (each with its prompts from ``prompt_objects``, OBJECT[:USER[:SESSION]])
-    and the settings every job gets; refuses to replace earlier results unless ``overwrite``."""
-    if not prompt_objects:
-        raise CryosamError("--prompt-object OBJECT[:USER[:SESSION]] is required")
+    and the settings every job gets; refuses to replace earlier results unless ``overwrite``.
+    Without ``prompt_objects`` the objects are those of ``reference_maps`` (object -> map
+    path), found in every run from the map alone (as ``pick --reference`` without a click)."""
+    maps = dict(reference_maps or {})
+    if not prompt_objects and not maps:
+        raise CryosamError(
+            "--prompt-object OBJECT[:USER[:SESSION]] is required (or --reference-map "
+            "MAP.mrc:OBJECT to find the object from its map alone)"
+        )
     sources = [parse_prompt_source(s) for s in prompt_objects]
-    classes = list(dict.fromkeys(s[0] for s in sources))
-    diam = parse_diameters(diameters, classes, voxel_size)
+    seeded = [] if sources else list(maps)
+    classes = list(dict.fromkeys(s[0] for s in sources)) or seeded
+    sizes = map_diameters({c: read_tomogram(Path(maps[c])) for c in seeded}, [], diameters)
+    diam = parse_diameters(diameters, classes, voxel_size, known=sizes)
     root = open_project(config_path)
+    known = {o.name for o in root.pickable_objects}
+    for c in seeded:
+        if c not in known:
+            raise CryosamError(
+                f"--reference-map ...:{c}: the project has no object {c!r} "
+                f"(objects: {', '.join(sorted(known))})"
+            )
     items = list_runs(root, voxel_size, tomo_type, sources, run_names, (user_id, session_id))
+    for item in items:
+        item.map_classes = list(seeded)
     if not overwrite:
         refuse_existing(root, items, user_id, session_id, classes)
-    if not any(i.prompts for i in items):
+    if sources and not any(i.prompts for i in items):
         raise CryosamError(
             f"no run has picks of {', '.join(prompt_objects)}; check the object, user and session"
         )
@@ -282,7 +306,7 @@ def run_project(
         rounds = pick_in_two_rounds(
             runner,
             items,
-            lambda i: i.classes,
+            lambda i: i.picked_classes,
             lambda i: i.name,
             lambda row: row["run"],
             lambda item, queries, query_only: (copick_job, (item, st, queries, query_only)),

@@ -28,14 +28,19 @@ from cryosam.cli.options import (
     TOMO_NAME_OPT,
     TOP_K_OPT,
     VOXEL_SIZE_OPT,
+    map_classes,
     map_settings,
     method_config,
     out_option,
     progress_bar,
+    read_reference_maps,
 )
 from cryosam.errors import CryosamError
 
-REFERENCE_MAP_HELP = "MAP.mrc[:CLASS], as `pick --reference` (--reference names a tomogram here)."
+REFERENCE_MAP_HELP = (
+    "MAP.mrc[:CLASS], as `pick --reference` (--reference names a tomogram here). With no "
+    "click in any tomogram, each tomogram's particles are found from the map alone."
+)
 INPUTS_HELP = "Tomograms: files, folders, glob patterns ('tomos/*.mrc') or a .txt list."
 REFERENCE_HELP = (
     "The input that --point/--negative (and prompt rows naming no tomogram) are in: its file "
@@ -87,7 +92,8 @@ def batch(
     naming no tomogram belong to the `--reference` input (default: the first).
     Tomograms without prompts of a class are searched with that class's query pooled
     from the prompted tomograms, so one clicked ribosome in one tomogram picks
-    ribosomes in all of them.
+    ribosomes in all of them. With no click at all, `--reference-map MAP.mrc:CLASS`
+    finds each tomogram's particles from the map (its best matches become the prompts).
 
     Rerunning the same command skips tomograms that finished (same inputs and
     settings); a failing tomogram is reported in summary.csv and the others go on.
@@ -106,17 +112,23 @@ def batch(
         device=device,
     )
     config = method_config(set_, invert=invert, top_k=top_k, tau_sim=tau_sim, **backends)
-    _check_options(diameter, workers, threads, out)
-    jobs = plan_jobs(collect_inputs(inputs), point, negative, prompts, out, voxel_size, reference)
+    _check_options(workers, threads, out)
+    inputs_found = collect_inputs(inputs)
+    found_by = map_classes(reference_map)
+    jobs = plan_jobs(inputs_found, point, negative, prompts, out, voxel_size, reference, found_by)
     settings = BatchSettings(
         list(diameter), config, voxel_size, relion5, not no_cache, overwrite, cli_app.command_line
     )
     settings.tomo_name = tomo_name
-    classes = list(dict.fromkeys(c for j in jobs for c in j.classes))
+    classes = list(dict.fromkeys(c for j in jobs for c in j.picked_classes))
+    if not diameter and any(j.classes for j in jobs):
+        raise CryosamError("--diameter is required: the approximate particle diameter in Å")
     settings.reference_maps, settings.symmetry = map_settings(reference_map, symmetry, classes)
+    _say_map_sizes(reference_map, jobs, classes, diameter)
     n_prompted = sum(1 for j in jobs if j.classes)
     where = f" on {scheduler}" if scheduler else ""
-    typer.echo(f"{len(jobs)} tomograms ({n_prompted} with prompts) -> {out}/{where}")
+    seeded = " (no clicks: each tomogram's particles found from the maps)" if not n_prompted else ""
+    typer.echo(f"{len(jobs)} tomograms ({n_prompted} with prompts{seeded}) -> {out}/{where}")
     bar = progress_bar(len(jobs), "tomograms")
 
     def tick(row: dict) -> None:
@@ -131,10 +143,17 @@ def batch(
     report(rows, out)
 
 
-def _check_options(diameter, workers, threads, out: Path) -> None:
+def _say_map_sizes(specs, jobs, classes, diameter) -> None:
+    """The size each map-seeded class is searched at (its map's, unless --diameter sets it)."""
+    from cryosam.app.inputs import map_diameters
 
-    if not diameter:
-        raise CryosamError("--diameter is required: the approximate particle diameter in Å")
+    seeded = {c for j in jobs for c in j.map_classes}
+    maps = {c: m for c, m in read_reference_maps(specs, classes).items() if c in seeded}
+    for cls, angst in map_diameters(maps, [], diameter).items():
+        typer.echo(f"{cls}: diameter {angst:.0f} Å, from its map (--diameter sets it)", err=True)
+
+
+def _check_options(workers, threads, out: Path) -> None:
     if workers is not None and workers < 0:
         raise CryosamError("--workers must be 0 (this process) or more")
     if threads < 1:

@@ -15,6 +15,7 @@ from cryosam.cli.options import (
     SET_OPT,
     SYMMETRY_OPT,
     map_settings,
+    map_spec,
     method_config,
     progress_bar,
 )
@@ -27,7 +28,8 @@ PROMPT_OBJECT_HELP = (
 WORKERS_HELP = "Local dask workers, one run each at a time (0: all runs in this process)."
 REFERENCE_MAP_HELP = (
     "MAP.mrc[:OBJECT]: a known structure (any voxel size and box) verifies the object and "
-    "orients its picks in the map's frame, as `pick --reference`. Repeatable."
+    "orients its picks in the map's frame, as `pick --reference`. Repeatable. Without "
+    "--prompt-object, each run's OBJECT is found from its map alone (no picks needed)."
 )
 
 
@@ -58,7 +60,9 @@ def copick_command(
     """Pick every run of a copick project from prompts stored in it; write picks back.
 
     Runs with prompt picks of an object use their own; the other runs are searched with
-    the query pooled from them (one clicked ribosome picks the whole project). Writes, as
+    the query pooled from them (one clicked ribosome picks the whole project). With no
+    --prompt-object, `--reference-map MAP.mrc:OBJECT` finds the object in every run
+    from its map (the map's best matches become each run's prompts). Writes, as
     --user-id/--session-id, picks per object (Å, with scores) and a multilabel
     segmentation 'cryosam' whose values are the objects' copick labels.
     Needs `pip install 'cryosam[copick]'`.
@@ -81,6 +85,13 @@ def copick_command(
         session_id=session_id,
     )
     objects = list(dict.fromkeys(parse_prompt_source(s)[0] for s in prompt_object))
+    if not objects:  # the maps alone: each names its object
+        objects = [map_spec(spec)[1] for spec in reference_map]
+        if not all(objects):
+            raise CryosamError(
+                "--reference-map without --prompt-object: name the object each map is for "
+                "(MAP.mrc:OBJECT)"
+            )
     maps, groups = map_settings(reference_map, symmetry, objects)
     items, st = plan_project(
         config,

@@ -141,7 +141,7 @@ def map_classes(specs: list[str]) -> list[str]:
     from cryosam.errors import CryosamError
     from cryosam.io.picks import DEFAULT_CLASS
 
-    names = [_map_spec(spec)[1] or DEFAULT_CLASS for spec in specs]
+    names = [map_spec(spec)[1] or DEFAULT_CLASS for spec in specs]
     if len(set(names)) < len(names):
         raise CryosamError(
             "--reference: two maps for one class; name each map's class (MAP.mrc:CLASS)"
@@ -149,7 +149,7 @@ def map_classes(specs: list[str]) -> list[str]:
     return names
 
 
-def _map_spec(spec: str) -> tuple[str, str]:
+def map_spec(spec: str) -> tuple[str, str]:
     """``MAP[:CLASS]`` -> ``(path, class or "")``."""
     path, _, cls = spec.rpartition(":") if ":" in spec else (spec, "", "")
     return (path, cls) if path else (spec, "")
@@ -163,7 +163,7 @@ def read_reference_maps(specs: list[str], classes: list[str]) -> dict:
 
     out = {}
     for spec in specs or []:
-        path, cls = _map_spec(spec)
+        path, cls = map_spec(spec)
         if not cls:
             if len(classes) != 1:
                 raise CryosamError(
