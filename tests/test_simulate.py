@@ -166,3 +166,34 @@ def test_cli_simulate_refuses_a_volume_too_small_for_any_particle(tmp_path, caps
     assert main(["simulate", "--shape", "8,8,8", "--out", str(out)]) == 2
     assert "nothing fits" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_simulate_with_density_maps_as_species(tmp_path):
+    """``--templates DIR``: each map (any voxel size) is a species named after its file, at
+    its own size, centred on its centre of mass; the truth lists it; an empty folder is
+    refused."""
+    from cryosam.simulate.species import map_template
+    from tests.conftest import write_mrc
+
+    maps = tmp_path / "maps"
+    maps.mkdir()
+    g = np.indices((48, 48, 48)) - np.array([20.0, 24.0, 26.0])[:, None, None, None]
+    rod = (((g / np.array([16.0, 8.0, 8.0])[:, None, None, None]) ** 2).sum(0) <= 1.0) * 3.0
+    write_mrc(maps / "rod.mrc", rod.astype(np.float32) + 0.5, voxel_size=5.0)  # 160 x 80 Å
+    tpl = map_template("rod", rod + 0.5, 5.0, 10.0)
+    assert 150.0 < tpl.diameter_angst < 200.0  # its long axis, at the new sampling
+    centre = (np.asarray(tpl.density.shape) - 1) / 2.0
+    assert np.allclose(np.argwhere(tpl.envelope).mean(0), centre, atol=0.6)  # centred
+    assert np.median(tpl.density[tpl.envelope]) == pytest.approx(1.0, rel=0.3)  # interior ~1
+    out = tmp_path / "sim"
+    argv = ["simulate", "--templates", str(maps), "--shape", "40,96,96", "--out", str(out)]
+    assert main([*argv, "--species", "rod=0.03", "--snr", "1"]) == 0
+    truth = json.loads((out / "truth.json").read_text())
+    assert truth["placed"]["rod"] > 3 and list(truth["diameters_angst"]) == ["rod"]
+    rows = [line.split(",") for line in (out / "particles.csv").read_text().splitlines()[1:]]
+    density = read_tomogram(out / "density.mrc").data
+    for z, y, x in (np.array([r[:3] for r in rows], float)).astype(int):
+        assert density[z, y, x] > 0.5  # a rod at each listed centre
+    empty = tmp_path / "none"
+    empty.mkdir()
+    assert main(["simulate", "--templates", str(empty), "--out", str(tmp_path / "o")]) == 2

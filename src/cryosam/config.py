@@ -182,6 +182,12 @@ class Config:
         "After the first orientation, the picks are oriented again this many times against "
         "their own aligned average (in the same frame), as subtomogram averaging iterates.",
     )
+    orient_average_best: float = _p(
+        0.5,
+        "The average a further orientation round aligns to is made of this fraction of the "
+        "picks, those that correlated best with the last reference (a crowded cell's "
+        "look-alikes among the picks blur it).",
+    )
     verify_typical_fraction: float = _p(
         0.5, "A match must score at least this fraction of its reference's typical score."
     )
@@ -267,6 +273,10 @@ class Config:
             (self.top_k >= 1, f"top_k must be >= 1, got {self.top_k}"),
             (self.map_seeds >= 1, f"map_seeds must be >= 1, got {self.map_seeds}"),
             (self.orient_rounds >= 0, f"orient_rounds must be >= 0, got {self.orient_rounds}"),
+            (
+                0 < self.orient_average_best <= 1,
+                f"orient_average_best must be in (0, 1], got {self.orient_average_best}",
+            ),
             (
                 0 <= self.prompt_snap <= 0.5,
                 f"prompt_snap must be in [0, 0.5], got {self.prompt_snap}",

@@ -104,27 +104,19 @@ def batch(
     # the library is imported here, not at the top: `cryosam --help` stays instant
     from cryosam.app.batch import BatchSettings, collect_inputs, plan_jobs, run_batch
 
-    backends = dict(
-        segmenter=segmenter,
-        model=model,
-        encoder=encoder,
-        encoder_model=encoder_model,
-        device=device,
-    )
+    backends = dict(segmenter=segmenter, model=model, encoder=encoder, device=device)
+    backends["encoder_model"] = encoder_model
     config = method_config(set_, invert=invert, top_k=top_k, tau_sim=tau_sim, **backends)
     _check_options(workers, threads, out)
-    inputs_found = collect_inputs(inputs)
     found_by = map_classes(reference_map)
-    jobs = plan_jobs(inputs_found, point, negative, prompts, out, voxel_size, reference, found_by)
+    jobs = plan_jobs(
+        collect_inputs(inputs), point, negative, prompts, out, voxel_size, reference, found_by
+    )
     settings = BatchSettings(
         list(diameter), config, voxel_size, relion5, not no_cache, overwrite, cli_app.command_line
     )
     settings.tomo_name = tomo_name
-    classes = list(dict.fromkeys(c for j in jobs for c in j.picked_classes))
-    if not diameter and any(j.classes for j in jobs):
-        raise CryosamError("--diameter is required: the approximate particle diameter in Å")
-    settings.reference_maps, settings.symmetry = map_settings(reference_map, symmetry, classes)
-    _say_map_sizes(reference_map, jobs, classes, diameter)
+    _map_options(settings, jobs, reference_map, symmetry, diameter)
     n_prompted = sum(1 for j in jobs if j.classes)
     where = f" on {scheduler}" if scheduler else ""
     seeded = " (no clicks: each tomogram's particles found from the maps)" if not n_prompted else ""
@@ -143,10 +135,15 @@ def batch(
     report(rows, out)
 
 
-def _say_map_sizes(specs, jobs, classes, diameter) -> None:
-    """The size each map-seeded class is searched at (its map's, unless --diameter sets it)."""
+def _map_options(settings, jobs, specs, symmetry, diameter) -> None:
+    """``--reference-map`` and ``--symmetry`` into ``settings``; ``--diameter`` required
+    unless every class is seeded from its map, whose size is then said."""
     from cryosam.app.inputs import map_diameters
 
+    classes = list(dict.fromkeys(c for j in jobs for c in j.picked_classes))
+    if not diameter and any(j.classes for j in jobs):
+        raise CryosamError("--diameter is required: the approximate particle diameter in Å")
+    settings.reference_maps, settings.symmetry = map_settings(specs, symmetry, classes)
     seeded = {c for j in jobs for c in j.map_classes}
     maps = {c: m for c, m in read_reference_maps(specs, classes).items() if c in seeded}
     for cls, angst in map_diameters(maps, [], diameter).items():

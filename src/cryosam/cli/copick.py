@@ -68,7 +68,7 @@ def copick_command(
     Needs `pip install 'cryosam[copick]'`.
     """
     # the library is imported here, not at the top: `cryosam --help` stays instant
-    from cryosam.app.copick import parse_prompt_source, plan_project, run_project
+    from cryosam.app.copick import plan_project, run_project
 
     if (config is None) == (config_opt is None):
         raise CryosamError(
@@ -84,15 +84,7 @@ def copick_command(
         user_id=user_id,
         session_id=session_id,
     )
-    objects = list(dict.fromkeys(parse_prompt_source(s)[0] for s in prompt_object))
-    if not objects:  # the maps alone: each names its object
-        objects = [map_spec(spec)[1] for spec in reference_map]
-        if not all(objects):
-            raise CryosamError(
-                "--reference-map without --prompt-object: name the object each map is for "
-                "(MAP.mrc:OBJECT)"
-            )
-    maps, groups = map_settings(reference_map, symmetry, objects)
+    maps, groups = map_settings(reference_map, symmetry, _objects(prompt_object, reference_map))
     items, st = plan_project(
         config,
         prompt_object,
@@ -118,6 +110,22 @@ def copick_command(
         raise CryosamError(
             f"{len(failed)} run(s) failed (first: {failed[0]['run']}: {failed[0]['message']})"
         )
+
+
+def _objects(prompt_object: list[str], reference_map: list[str]) -> list[str]:
+    """The objects picked: the prompted ones, else (the maps alone) those the maps name."""
+    from cryosam.app.copick import parse_prompt_source
+
+    objects = list(dict.fromkeys(parse_prompt_source(s)[0] for s in prompt_object))
+    if objects:
+        return objects
+    objects = [map_spec(spec)[1] for spec in reference_map]
+    if not all(objects):
+        raise CryosamError(
+            "--reference-map without --prompt-object: name the object each map is for "
+            "(MAP.mrc:OBJECT)"
+        )
+    return objects
 
 
 def _ticker(bar):

@@ -37,6 +37,41 @@ def parse_fractions(items: list[str]) -> dict[str, float] | None:
     return out
 
 
+def _imaging(tilt_range: str, tilt_step: float, defocus, snr, dose, misalignment):
+    """The imaging options as an :class:`~cryosam.simulate.Imaging` (tilts checked)."""
+    from cryosam.simulate import Imaging
+
+    try:
+        tmin, tmax = (float(v) for v in tilt_range.split(","))
+    except ValueError:
+        raise CryosamError(f"--tilt-range must be min,max in degrees, got {tilt_range!r}") from None
+    if not (-90 < tmin < tmax < 90) or tilt_step <= 0:
+        raise CryosamError("tilts must satisfy -90 < min < max < 90 and --tilt-step > 0")
+    return Imaging(
+        tilt_min=tmin,
+        tilt_max=tmax,
+        tilt_step=tilt_step,
+        defocus_um=defocus,
+        snr=None if dose is not None else snr,
+        dose=dose,
+        misalignment_px=misalignment,
+    )
+
+
+def _map_species(folder: Path | None) -> dict[str, str] | None:
+    """``--templates DIR`` -> species name (the file name without extensions) -> map path."""
+    if folder is None:
+        return None
+    from cryosam.io.tomogram import tomogram_stem
+
+    if not folder.is_dir():
+        raise CryosamError(f"--templates {folder}: not a folder of density maps")
+    maps = sorted(p for p in folder.iterdir() if p.name.lower().endswith((".mrc", ".map")))
+    if not maps:
+        raise CryosamError(f"--templates {folder}: no .mrc or .map files in it")
+    return {tomogram_stem(p): str(p.resolve()) for p in maps}
+
+
 @app.command()
 def simulate(
     out: Path = typer.Option(Path("cryosam-sim"), "--out", "-o", help="Output folder."),
@@ -61,6 +96,13 @@ def simulate(
     tilt_range: str = typer.Option("-60,60", "--tilt-range", help="Tilt range min,max (deg)."),
     tilt_step: float = typer.Option(3.0, "--tilt-step", help="Tilt increment (deg)."),
     misalignment: float = typer.Option(1.0, "--misalignment", help="Per-tilt shift SD (px)."),
+    templates: Path | None = typer.Option(
+        None,
+        "--templates",
+        help="A folder of density maps (MRC, any voxel size, protein bright: EMDB maps, "
+        "molmap output): each becomes a species named after its file, placed instead of the "
+        "preset's (2 % of the volume each unless --species NAME=FRACTION says).",
+    ),
     seed: int = typer.Option(0, "--seed", help="Random seed; same seed, same tomogram."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
 ) -> None:
@@ -70,14 +112,8 @@ def simulate(
     (barrel look-alike), ball (~11 nm), lsu, dimer_small, dimer_large, cage, rod,
     small_protein; plus vesicles with membrane proteins and actin-like filaments.
     """
-    from cryosam.simulate import Imaging, SimulationConfig, simulate, write_simulation
+    from cryosam.simulate import SimulationConfig, simulate, write_simulation
 
-    try:
-        tmin, tmax = (float(v) for v in tilt_range.split(","))
-    except ValueError:
-        raise CryosamError(f"--tilt-range must be min,max in degrees, got {tilt_range!r}") from None
-    if not (-90 < tmin < tmax < 90) or tilt_step <= 0:
-        raise CryosamError("tilts must satisfy -90 < min < max < 90 and --tilt-step > 0")
     config = SimulationConfig(
         shape=parse_triple(shape, "--shape"),
         voxel_size=voxel_size,
@@ -85,16 +121,9 @@ def simulate(
         fractions=parse_fractions(species),
         vesicles=vesicles,
         filaments=filaments,
-        imaging=Imaging(
-            tilt_min=tmin,
-            tilt_max=tmax,
-            tilt_step=tilt_step,
-            defocus_um=defocus,
-            snr=None if dose is not None else snr,
-            dose=dose,
-            misalignment_px=misalignment,
-        ),
+        imaging=_imaging(tilt_range, tilt_step, defocus, snr, dose, misalignment),
         seed=seed,
+        templates=_map_species(templates),
     )
     typer.echo(f"simulating {' x '.join(map(str, config.shape))} voxels ...", err=True)
     sim = simulate(config, progress=lambda stage: typer.echo(f"  {stage}", err=True))

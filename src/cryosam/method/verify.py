@@ -45,6 +45,7 @@ from cryosam.method.cut import confident_cut
 from cryosam.method.matching import nms
 from cryosam.method.rotations import rotation_grid
 from cryosam.volume.binning import block_mean, extract_boxes
+from cryosam.volume.resample import resample_map
 
 MASK_BLUR = 1.0
 """Gaussian blur (binned voxels) of a prompt's mask before it becomes the soft weight."""
@@ -363,9 +364,7 @@ def map_reference(
     m = np.asarray(density, np.float32)
     if m.ndim != 3 or min(m.shape) < 2 or not np.isfinite(m).all():
         raise ValueError("a reference map must be a finite 3D volume")
-    factor = float(map_voxel_size) / float(voxel_size)
-    if abs(factor - 1.0) > 1e-3:
-        m = ndimage.zoom(m, factor, order=1)
+    m = resample_map(m, map_voxel_size, voxel_size)
     template = block_mean(fit_box(m, v.n * v.bin), v.bin)
     template = (template - template.mean()) / max(float(template.std()), 1e-6)
     blurred = ndimage.gaussian_filter(template, MASK_BLUR)

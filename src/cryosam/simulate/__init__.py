@@ -34,10 +34,13 @@ from cryosam.simulate.scene import (
     empty_scene,
     envelope_fraction,
 )
-from cryosam.simulate.species import BUILDERS, TARGETS, template
+from cryosam.simulate.species import BUILDERS, TARGETS, register_map, template
 
 REFERENCE_VOLUME_UM3 = 0.2 * 0.4 * 0.4
 """Vesicle and filament counts in presets are per this volume (200 x 400 x 400 at 10 Å)."""
+
+MAP_FRACTION = 0.02
+"""The volume fraction each map species fills when ``fractions`` does not say."""
 
 PRESETS: dict[str, dict] = {
     "sparse": {
@@ -91,6 +94,9 @@ class SimulationConfig:
     filaments: int | None = None
     imaging: Imaging = field(default_factory=Imaging)
     seed: int = 0
+    templates: dict[str, str] | None = None
+    """Species made from density maps: name -> MRC path (any voxel size, protein bright).
+    Without ``fractions`` each fills :data:`MAP_FRACTION` of the volume, alone."""
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
@@ -99,10 +105,11 @@ class SimulationConfig:
             raise CryosamError(f"shape must be 3 sizes of at least 8 voxels, got {self.shape}")
         if not self.voxel_size > 0:
             raise CryosamError(f"voxel size must be positive, got {self.voxel_size}")
-        unknown = set(self.resolved_fractions()) - set(BUILDERS)
+        known = [*BUILDERS, *(self.templates or {})]
+        unknown = set(self.resolved_fractions()) - set(known)
         if unknown:
             raise CryosamError(
-                f"unknown species {', '.join(sorted(unknown))}; known: {', '.join(BUILDERS)}"
+                f"unknown species {', '.join(sorted(unknown))}; known: {', '.join(known)}"
             )
         if sum(self.resolved_fractions().values()) > 0.4:
             raise CryosamError("species fractions add up to more than 40 % of the volume")
@@ -113,7 +120,11 @@ class SimulationConfig:
             raise CryosamError(f"dose must be positive, got {im.dose}")
 
     def resolved_fractions(self) -> dict[str, float]:
-        return dict(self.fractions or PRESETS[self.preset]["fractions"])
+        if self.fractions:
+            return dict(self.fractions)
+        if self.templates:
+            return {name: MAP_FRACTION for name in self.templates}
+        return dict(PRESETS[self.preset]["fractions"])
 
     def volume_um3(self) -> float:
         return float(np.prod(self.shape)) * (self.voxel_size * 1e-4) ** 3
@@ -159,6 +170,19 @@ class Simulation:
         return {n: round(template(n, vs).diameter_angst, 1) for n in sorted(names)}
 
 
+def _register_map(name: str, path: str, voxel_size: float) -> None:
+    """The map at ``path`` as the species ``name`` (see :func:`species.register_map`)."""
+    from cryosam.io.tomogram import read_tomogram
+
+    m = read_tomogram(Path(path))
+    if m.voxel_size is None:
+        raise CryosamError(f"{path}: its header has no voxel size; set it first")
+    try:
+        register_map(name, m.data, m.voxel_size, voxel_size)
+    except ValueError as exc:
+        raise CryosamError(f"{path}: {exc}") from None
+
+
 def _count(rng: np.random.Generator, expected: float, fixed: bool) -> int:
     return int(round(expected)) if fixed else int(rng.poisson(expected))
 
@@ -169,6 +193,8 @@ def simulate(config: SimulationConfig | None = None, progress=None) -> Simulatio
     rng = np.random.default_rng(config.seed)
     t0 = time.perf_counter()
     vs, shape = config.voxel_size, tuple(int(s) for s in config.shape)
+    for name, path in (config.templates or {}).items():
+        _register_map(name, path, vs)
     scene = empty_scene(shape)
     n_vox = float(np.prod(shape))
     exp_ves, exp_fil = config._extended_counts_expected()

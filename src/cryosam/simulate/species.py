@@ -33,6 +33,8 @@ from scipy import ndimage
 from scipy.spatial.distance import pdist
 from scipy.spatial.transform import Rotation
 
+from cryosam.volume.resample import resample_map
+
 POINTS_PER_NM3 = 4.0
 """Pseudo-atom density; with :data:`ATOM_SIGMA_NM` it sets the interior texture."""
 ATOM_SIGMA_NM = 0.8
@@ -213,16 +215,55 @@ def render_points(points_nm: np.ndarray, voxel_size: float, shape=None, origin_n
     return ndimage.gaussian_filter(grid, ATOM_SIGMA_NM / vs_nm, mode="constant")
 
 
-@lru_cache(maxsize=64)
-def template(name: str, voxel_size: float) -> Template:
-    """The species ``name`` rendered at ``voxel_size`` Å (cached)."""
-    dens = render_points(species_points(name), voxel_size)
+def _as_template(name: str, dens: np.ndarray, voxel_size: float) -> Template:
     env = dens > ENVELOPE_LEVEL
     surface = np.argwhere(env & ~ndimage.binary_erosion(env)).astype(np.float64)
     extent = float(pdist(surface).max()) + 1.0 if len(surface) > 1 else 1.0
     dens.setflags(write=False)
     env.setflags(write=False)
     return Template(name, dens, env, float(extent * voxel_size))
+
+
+_MAPS: dict[tuple[str, float], Template] = {}
+"""Species made from density maps (:func:`register_map`), by name and voxel size."""
+
+
+def template(name: str, voxel_size: float) -> Template:
+    """The species ``name`` at ``voxel_size`` Å: a registered map, else rendered (cached)."""
+    known = _MAPS.get((name, float(voxel_size)))
+    return known if known is not None else _rendered(name, float(voxel_size))
+
+
+@lru_cache(maxsize=64)
+def _rendered(name: str, voxel_size: float) -> Template:
+    return _as_template(name, render_points(species_points(name), voxel_size), voxel_size)
+
+
+def map_template(name: str, density, map_voxel_size: float, voxel_size: float) -> Template:
+    """A molecule's density map (protein bright; any voxel size and box, e.g. from EMDB or
+    ``molmap``) as a species at ``voxel_size`` Å: low-passed to the new sampling and
+    resampled, its background (the median of the box's faces) set to 0 and its interior
+    (above a tenth of its peak) scaled to ~1 as the rendered species' are, its centre of
+    mass moved to the centre of an odd cube. Raises ``ValueError`` for a map with no
+    density above its background."""
+    m = np.clip(resample_map(density, map_voxel_size, voxel_size).astype(np.float64), 0, None)
+    if not m.max() > 0:
+        raise ValueError(f"{name}: the map has no density above its background")
+    m /= float(np.median(m[m > 0.1 * m.max()]))
+    n = 2 * (max(m.shape) // 2) + 1 + 4  # room to centre it
+    box = np.zeros((n, n, n))
+    lo = [(n - s) // 2 for s in m.shape]
+    box[tuple(slice(a, a + s) for a, s in zip(lo, m.shape))] = m
+    shift = (n - 1) / 2.0 - np.asarray(ndimage.center_of_mass(box))
+    box = ndimage.shift(box, shift, order=1)
+    return _as_template(name, box.astype(np.float32), voxel_size)
+
+
+def register_map(name: str, density, map_voxel_size: float, voxel_size: float) -> Template:
+    """Make the map a species of that name for simulations at ``voxel_size``."""
+    tpl = map_template(name, density, map_voxel_size, voxel_size)
+    _MAPS[(name, float(voxel_size))] = tpl
+    return tpl
 
 
 def rotate_template(tpl: Template, rotation: Rotation) -> tuple[np.ndarray, np.ndarray]:
