@@ -273,3 +273,23 @@ def test_verification_beats_feature_scores_beside_the_look_alike():
     f_off = score_picks(off.picks.zyx, barrels, 9.0).f1
     assert f_on > 0.85 and f_on > f_off + 0.1, (f_on, f_off)
     assert on.queries["proteasome"].reference.n_particles > 1  # refined with its matches
+
+
+def test_a_fine_map_is_low_passed_before_it_is_decimated():
+    """``resample_map``: a 2 Å map (a smooth molecule under a 2-voxel checkerboard, on a
+    background of 5) at 10 Å keeps the molecule and drops the checkerboard and the
+    background; sampling every fifth voxel without the low-pass keeps the checkerboard."""
+    from scipy import ndimage
+
+    from cryosam.volume.resample import resample_map
+
+    g = np.indices((80, 80, 80)) - 39.5
+    blob = np.exp(-(g**2).sum(0) / (2 * 12.0**2))
+    checker = np.where(np.indices((80, 80, 80)).sum(0) % 2 == 0, 1.0, -1.0)
+    m = resample_map(5.0 + blob + checker, 2.0, 10.0)
+    assert m.shape == (16, 16, 16)
+    truth = ndimage.zoom(blob, 0.2, order=1, mode="nearest")
+    assert abs(float(np.median(m[[0, -1]]))) < 0.05  # background gone
+    assert np.corrcoef(m.ravel(), truth.ravel())[0, 1] > 0.95
+    naive = ndimage.zoom(5.0 + blob + checker, 0.2, order=1, mode="nearest")
+    assert np.corrcoef(naive.ravel(), truth.ravel())[0, 1] < 0.8  # what it replaced
