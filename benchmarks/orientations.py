@@ -159,6 +159,9 @@ def main(argv=None) -> int:
     ap.add_argument("--map", action="store_true",
                     help="also run with the target's own map (../shared/data/templates) as "
                     "--reference: angles in the map's frame")  # fmt: skip
+    ap.add_argument("--map-only", action="store_true",
+                    help="with --map: only the rows with the map (the click rows are run "
+                    "without it)")  # fmt: skip
     ap.add_argument("--symmetry", action="store_true",
                     help="pick symmetric targets (SYMMETRY: the proteasome's D7) with "
                     "--symmetry; the axis° column: the angle between the reference frame's z "
@@ -175,7 +178,7 @@ def main(argv=None) -> int:
             ops = symmetry_ops(target)
             sym = {target: f"D{SYMMETRY[target]}"} if args.symmetry and target in SYMMETRY else {}
             axis = symmetry_axis(target) if sym else None
-            maps = {"click": None}
+            maps = {} if args.map and args.map_only else {"click": None}
             if args.map:
                 maps["map"] = {target: read_tomogram(TEMPLATES / f"{MAPS[target]}.mrc")}
             chosen = clicks(particles, label, d_px, volume.shape, args.clicks)
