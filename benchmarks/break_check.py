@@ -177,7 +177,7 @@ BREAKS = (
     Break(
         "symmetry-axis-not-searched",
         "method/pick.py",
-        "            Q = symmetry_frame(mean, group, dv / 2)",
+        "            Q = symmetry_frame(best, group, dv / 2)",
         "            Q = np.eye(3)",
         ("tests/test_orient.py::test_symmetry_from_a_click_finds_the_axis",),
     ),
