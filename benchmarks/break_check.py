@@ -55,8 +55,8 @@ BREAKS = (
     Break(
         "orient-average-of-all-picks",
         "method/pick.py",
-        "        best = np.argsort(-corr)[:n]",
-        "        best = np.arange(len(zyx))",
+        "    best = np.argsort(-np.asarray(corr))[:n]",
+        "    best = np.arange(len(zyx))",
         ("tests/test_orient.py",),
     ),
     Break(

@@ -33,7 +33,6 @@ from cryosam.cli.options import (
     method_config,
     out_option,
     progress_bar,
-    read_reference_maps,
 )
 from cryosam.errors import CryosamError
 
@@ -143,10 +142,9 @@ def _map_options(settings, jobs, specs, symmetry, diameter) -> None:
     classes = list(dict.fromkeys(c for j in jobs for c in j.picked_classes))
     if not diameter and any(j.classes for j in jobs):
         raise CryosamError("--diameter is required: the approximate particle diameter in Å")
-    settings.reference_maps, settings.symmetry = map_settings(specs, symmetry, classes)
+    settings.reference_maps, settings.symmetry, maps = map_settings(specs, symmetry, classes)
     seeded = {c for j in jobs for c in j.map_classes}
-    maps = {c: m for c, m in read_reference_maps(specs, classes).items() if c in seeded}
-    for cls, angst in map_diameters(maps, [], diameter).items():
+    for cls, angst in map_diameters({c: maps[c] for c in seeded}, [], diameter).items():
         typer.echo(f"{cls}: diameter {angst:.0f} Å, from its map (--diameter sets it)", err=True)
 
 

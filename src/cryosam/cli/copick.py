@@ -84,7 +84,8 @@ def copick_command(
         user_id=user_id,
         session_id=session_id,
     )
-    maps, groups = map_settings(reference_map, symmetry, _objects(prompt_object, reference_map))
+    objects = _objects(prompt_object, reference_map)
+    maps, groups, _ = map_settings(reference_map, symmetry, objects)
     items, st = plan_project(
         config,
         prompt_object,

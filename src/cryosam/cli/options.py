@@ -209,10 +209,11 @@ def parse_symmetry(specs: list[str], classes: list[str]) -> dict[str, str]:
 
 def map_settings(specs: list[str], symmetry: list[str], classes: list[str]):
     """``--reference-map`` and ``--symmetry`` for jobs that read the maps themselves:
-    ``(class -> absolute map path, class -> group)``, every map read once here to check it."""
+    ``(class -> absolute map path, class -> group, class -> the map as read)``, every map
+    read once here to check it."""
     maps = read_reference_maps(specs, classes)
     paths = {c: str(m.path.resolve()) for c, m in maps.items()}
-    return paths, parse_symmetry(symmetry, classes)
+    return paths, parse_symmetry(symmetry, classes), maps
 
 
 def progress_bar(total: int, desc: str):

@@ -788,10 +788,11 @@ def orient_picks(s: Setup, reports: list[ClassReport], picks: Picks):
             ref = prompt_reference(s.prepared, dv, s.config, points, masks, False)
         if ref is None or not len(mine):
             continue
-        M, mean, best = _oriented(s, picks.zyx[mine], ref, dv)
+        M, mean, corr = _oriented(s, picks.zyx[mine], ref, dv)
         group = s.symmetry.get(rep.name, "C1")
         ops = symmetry_group(group)
         if len(ops) > 1 and rep.name not in s.maps:  # a click's frame: find the axes
+            best = _best_average(s, picks.zyx[mine], M, corr, mean.shape[0])
             Q = symmetry_frame(best, group, dv / 2)
             M, mean = M @ Q, rotate_box(mean, Q)
             if rep.query is not None and rep.query.reference is not None:
@@ -826,25 +827,27 @@ def _check_map_symmetry(s: Setup, cls: str) -> None:
         )
 
 
+def _best_average(s: Setup, zyx, M, corr, size: int) -> np.ndarray:
+    """The aligned average of the ``orient_average_best`` fraction of the picks that
+    correlated best (at least three)."""
+    n = max(3, int(np.ceil(s.config.orient_average_best * len(zyx))))
+    best = np.argsort(-np.asarray(corr))[:n]
+    return average(s.prepared, np.asarray(zyx, np.float64)[best], M[best], size)
+
+
 def _oriented(s: Setup, zyx, ref, dv: float):
     """The picks' rotations against ``ref``, then ``orient_rounds`` times again against the
-    aligned average of the best-correlating of them (``orient_average_best``; the reference's
-    frame): ``(M, average of all, average of the best)``. The best, not all: in a crowded
+    aligned average of the best-correlating of them (:func:`_best_average`; the reference's
+    frame): ``(M, average of all, each pick's correlation)``. The best, not all: in a crowded
     cell a third or more of the picks are look-alikes, whose blur flipped true particles in
     the next round (dev2 ribosome, one click: p90 error 82-89° from all, 17-19° from half)."""
     size = 2 * int(np.ceil(s.config.verify_box_factor * dv)) + 1
-    zyx = np.asarray(zyx, np.float64)
     M, corr = orient(s.prepared, zyx, ref, dv, s.config)
-
-    def best_average():
-        n = max(3, int(np.ceil(s.config.orient_average_best * len(zyx))))
-        best = np.argsort(-corr)[:n]
-        return average(s.prepared, zyx[best], M[best], size)
-
     for _ in range(s.config.orient_rounds if len(zyx) > 2 else 0):
-        again = average_reference(best_average(), ref, s.prepared, dv, s.config)
+        best = _best_average(s, zyx, M, corr, size)
+        again = average_reference(best, ref, s.prepared, dv, s.config)
         M, corr = orient(s.prepared, zyx, again, dv, s.config)
-    return M, average(s.prepared, zyx, M, size), best_average()
+    return M, average(s.prepared, zyx, M, size), corr
 
 
 def turned_reference(ref: Reference, Q: np.ndarray, ops) -> Reference:
