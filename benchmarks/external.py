@@ -160,6 +160,8 @@ def run_cryosam(volume, vs, click, d_px, true, config: Config, name: str, **kw) 
     row["_zyx"], row["_scores"] = cz[ranked], cs[ranked]  # for studies of the cut
     # every candidate with its status: the cut's own pool (membranes, beads) can be replayed
     row["_all_zyx"], row["_all_scores"], row["_all_status"] = cz, cs, np.asarray(st, str)
+    # and the picks themselves (mask centroids): pick-level studies (duplicates, the tail)
+    row["_picks_zyx"], row["_picks_score"] = out.picks.zyx, np.asarray(out.picks.score)
     for col, values in out.candidate_columns.items():
         row[f"_{col}"] = np.asarray(values)[ranked]
     row.update({

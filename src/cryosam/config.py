@@ -168,6 +168,12 @@ class Config:
         "matches' by more than this fraction (or their spread, if wider) is ranked lower, "
         "in proportion (0: off).",
     )
+    pick_strays: bool = _p(
+        True,
+        "Drop the accepted matches that form a separate low mode of score and agreement with "
+        "their class's average (a few look-alikes at the end of a sparse cell's cut; their "
+        "status becomes stray). Where no such mode stands apart nothing is dropped.",
+    )
     verify_box_factor: float = _p(0.6, "Half the verification box, in diameters.")
     verify_shift: int = _p(
         1, "Binned voxels searched around each centred candidate when it is scored."

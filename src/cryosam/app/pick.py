@@ -352,12 +352,18 @@ def write_gallery_of(path: Path, tomogram: Tomogram, outcome: PickOutcome) -> Pa
             (cands.class_name == rep.name) & (outcome.candidate_status == "below_cut")
         )
         below = below[np.argsort(-cands.score[below], kind="stable")][:n]
+        stray = np.flatnonzero(
+            (cands.class_name == rep.name) & (outcome.candidate_status == "stray")
+        )
+        stray = stray[np.argsort(-cands.score[stray], kind="stable")][:n]
         worst = order[::-1][:n][::-1]
         rows += [
             (f"{rep.name}: best", mine.zyx[order[:n]], mine.score[order[:n]]),
             (f"{rep.name}: worst kept", mine.zyx[worst], mine.score[worst]),
             (f"{rep.name}: best rejected", cands.zyx[below], cands.score[below]),
         ]
+        if len(stray):  # dropped after the cut: unlike the class's average
+            rows.append((f"{rep.name}: strays", cands.zyx[stray], cands.score[stray]))
     d = max((r.diameter_px for r in outcome.reports), default=12.0)
     title = (
         f"{tomogram_stem(tomogram.name)}: accepted picks and best rejected candidates "

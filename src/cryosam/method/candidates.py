@@ -39,6 +39,9 @@ class Status(str, Enum):
     """It lies on or beside a gold fiducial (a bead, its elongation or its streaks)."""
     ON_MEMBRANE = "on_membrane"
     """Its centre lies on a membrane (a dense sheet, not a particle)."""
+    STRAY = "stray"
+    """Accepted, then dropped: it and a few others form a low mode of score and agreement
+    with the class's average (``pick_strays``)."""
 
     def __str__(self) -> str:
         return self.value

@@ -249,3 +249,43 @@ def mass_count_cut(scores, cut: Cut, of_class_mass, sep: float, floor: float = 0
     if value >= cut.value:
         return cut
     return Cut(value, CutRule.SHAPE_MASS_COUNT)
+
+
+STRAYS_MAX = 0.5
+"""The strays are a minority: the class's average they disagree with is the majority's."""
+STRAYS_MIN = 10
+"""Fewer matches than this are not a distribution of agreement."""
+
+
+def robust_bandwidth(x) -> float:
+    """Silverman's robust rule of thumb (R's ``bw.nrd0``): ``0.9 min(sd, IQR / 1.34)
+    n^-1/5``. The plain rule takes the spread of both groups together and smooths a small
+    second mode away."""
+    x = np.asarray(x, np.float64)
+    q75, q25 = np.percentile(x, [75, 25])
+    spread = min(float(np.std(x)), float(q75 - q25) / 1.34) or float(np.std(x))
+    return 0.9 * spread * len(x) ** -0.2
+
+
+def strays(score, agreement) -> np.ndarray:
+    """Which accepted matches are strays: a separate low mode (:func:`valley`, with the
+    :func:`robust_bandwidth`) of their score and their agreement with the class's average
+    together (each in units of its spread over the matches), holding fewer than
+    :data:`STRAYS_MAX` of them. In a sparse cell the last matches the cut keeps include a
+    few look-alikes of the right size (TRiC and the heaviest proteasomes beside the
+    ribosomes): their score is near the cut, and their density does not agree with the
+    average of the particles picked; a true particle's does. Where the two do not form two
+    groups (crowded cells, where the look-alikes are as many and agree nearly as well) no
+    mode stands apart and nothing is dropped. ``agreement`` NaN: left out (kept)."""
+    s = np.asarray(score, np.float64)
+    a = np.asarray(agreement, np.float64)
+    out = np.zeros(len(s), bool)
+    ok = np.isfinite(a) & np.isfinite(s)
+    if ok.sum() < STRAYS_MIN or not np.std(s[ok]) or not np.std(a[ok]):
+        return out
+    z = sum((v[ok] - v[ok].mean()) / v[ok].std() for v in (s, a))
+    gap = valley(z, robust_bandwidth(z))
+    if gap is None or np.mean(z < gap) >= STRAYS_MAX:
+        return out
+    out[np.flatnonzero(ok)[z < gap]] = True
+    return out

@@ -44,6 +44,7 @@ from cryosam.method.cut import (
     mass_count_cut,
     separation,
     shape_cut,
+    strays,
 )
 from cryosam.method.extended import in_zone, membrane_zone
 from cryosam.method.instances import (
@@ -113,6 +114,7 @@ class ClassReport:
     separation: float = float("nan")
     n_near_fiducial: int = 0
     n_on_membrane: int = 0
+    n_strays: int = 0
     comparisons: list[int] = field(default_factory=list)
     feature_cache: str = "off"
     verified: bool = False
@@ -729,13 +731,17 @@ def finish(
     say("matches segmented")
     picks, semantic, instances, rows = assemble(s, entries, reports)
     with timer.stage("orient"):
-        picks.angles, averages, agreement = orient_picks(s, reports, picks)
+        picks.angles, averages, agreement, stray = orient_picks(s, reports, picks, rows)
     column = np.full(len(table), np.nan)
     column[rows[rows >= 0]] = agreement[rows >= 0]
     table.columns["average_correlation"] = column
+    if stray.any():
+        table.status[rows[stray]] = Status.STRAY
+        picks, semantic, instances, rows = without(picks, semantic, instances, rows, stray)
     say("picks oriented")
     for rep in reports:
         rep.n_accepted = int(np.sum(picks.class_name == rep.name))
+        rep.n_strays = int(np.sum(table.status[table.class_name == rep.name] == Status.STRAY))
     if not len(picks) and s.own:
         raise CryosamError("nothing was picked; check the prompts, --diameter and --invert")
     cands = Picks(
@@ -763,18 +769,21 @@ def finish(
     )
 
 
-def orient_picks(s: Setup, reports: list[ClassReport], picks: Picks):
+def orient_picks(s: Setup, reports: list[ClassReport], picks: Picks, rows: np.ndarray):
     """Stage 10: each pick's RELION ``(rot, tilt, psi)`` relative to its class's reference
     (:mod:`cryosam.method.orient`; the verified reference, else one made from the class's
     prompts; NaN for a class with neither), and each class's aligned average of its picks
-    (at the tomogram's sampling, a box of ``2 verify_box_factor`` diameters), and each pick's
-    correlation with the average of the others of its class (inside its diameter):
-    ``(angles, {class: average}, correlations)``. A symmetric class without a map has its
-    frame turned so its axes lie where the group has them
+    (at the tomogram's sampling, a box of ``2 verify_box_factor`` diameters), each pick's
+    correlation with the average of the others of its class (inside its diameter), and
+    which matches (``rows`` >= 0: not prompts) are :func:`~cryosam.method.cut.strays`
+    (``pick_strays``; the average is then of the others):
+    ``(angles, {class: average}, correlations, strays)``. A symmetric class without a map
+    has its frame turned so its axes lie where the group has them
     (:func:`~cryosam.method.orient.symmetry_frame` on the average; the class reference
     turned with it)."""
     angles = np.full((len(picks), 3), np.nan)
     agreement = np.full(len(picks), np.nan)
+    stray = np.zeros(len(picks), bool)
     averages = {}
     for rep in reports:
         mine = np.flatnonzero(picks.class_name == rep.name)
@@ -801,8 +810,28 @@ def orient_picks(s: Setup, reports: list[ClassReport], picks: Picks):
         angles[mine] = relion_angles(M)
         mean = symmetrize(mean, ops)
         agreement[mine] = average_correlations(s.prepared, picks.zyx[mine], M, mean, dv / 2)
+        if s.config.pick_strays:
+            matches = mine[rows[mine] >= 0]
+            stray[matches] = strays(picks.score[matches], agreement[matches])
+            if stray[mine].any():  # the average of the particles kept
+                kept = ~stray[mine]
+                mean = average(s.prepared, picks.zyx[mine][kept], M[kept], len(mean))
+                mean = symmetrize(mean, ops)
         averages[rep.name] = mean
-    return angles, averages, agreement
+    return angles, averages, agreement, stray
+
+
+def without(picks: Picks, semantic, instances, rows, drop):
+    """``(picks, semantic, instances, rows)`` without the picks ``drop`` (a mask): their
+    masks erased, the others' instance labels renumbered in order."""
+    keep = ~np.asarray(drop, bool)
+    new = np.zeros(len(picks) + 1, np.int64)
+    new[1:][keep] = np.arange(1, int(keep.sum()) + 1)
+    instances = new[instances].astype(instances.dtype)
+    semantic = np.where(instances > 0, semantic, 0).astype(semantic.dtype)
+    picks = picks.select(keep)
+    picks.instance = new[picks.instance]
+    return picks, semantic, instances, rows[keep]
 
 
 MAP_SYMMETRY_MIN = 0.5
@@ -862,7 +891,9 @@ def symmetrized_reference(ref: Reference, ops) -> Reference:
     return replace(ref, template=symmetrize(ref.template, ops), weight=weight)
 
 
-REDECIDED = {Status.ACCEPTED, Status.BELOW_CUT, Status.SIZE_MISMATCH, Status.OTHER_CLASS}
+REDECIDED = {
+    Status.ACCEPTED, Status.BELOW_CUT, Status.SIZE_MISMATCH, Status.OTHER_CLASS, Status.STRAY,
+}  # fmt: skip
 """The statuses a new cut decides again (the others came before the cut)."""
 
 

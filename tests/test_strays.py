@@ -1,0 +1,107 @@
+"""Strays: accepted matches that form a separate low mode of score and agreement with their
+class's average are dropped after orientation (``pick_strays``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import cryosam.method.pick as pick_module
+from cryosam.app.pick import in_memory, pick
+from cryosam.config import Config
+from cryosam.io.picks import Picks
+from cryosam.io.prompts import Prompt
+from cryosam.method.candidates import Status
+from cryosam.method.cut import robust_bandwidth, strays
+from cryosam.method.pick import without
+from tests.conftest import small_sim
+
+
+def _matches(n_true: int, n_stray: int, seed: int = 0):
+    """Scores and agreements of ``n_true`` particles and ``n_stray`` look-alikes near the
+    cut that do not agree with the average (their indices last)."""
+    rng = np.random.default_rng(seed)
+    score = np.r_[rng.normal(0.45, 0.06, n_true), rng.normal(0.25, 0.02, n_stray)]
+    agree = np.r_[rng.normal(0.45, 0.06, n_true), rng.normal(0.08, 0.05, n_stray)]
+    return score, agree
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_low_mode_of_score_and_agreement_is_dropped(seed):
+    score, agree = _matches(90, 10, seed)
+    off = strays(score, agree)
+    assert off[90:].all()  # every stray
+    assert off[:90].sum() <= 1  # and (nearly) no particle
+
+
+def test_one_population_or_a_majority_keeps_everything():
+    rng = np.random.default_rng(3)
+    one = rng.normal(0.4, 0.08, (2, 120))
+    assert not strays(*one).any()  # crowded: no mode stands apart
+    score, agree = _matches(40, 60)
+    assert not strays(score, agree).any()  # the average is the majority's
+    score, agree = _matches(6, 2)
+    assert not strays(score, agree).any()  # too few for a distribution
+
+
+def test_unknown_agreement_is_kept_and_the_rest_still_judged():
+    score, agree = _matches(90, 10)
+    agree[0] = np.nan
+    agree[95] = np.nan
+    off = strays(score, agree)
+    assert not off[0] and not off[95]
+    assert off[[90, 91, 92, 93, 94, 96, 97, 98, 99]].all()
+
+
+def test_the_robust_bandwidth_is_narrower_than_silvermans_for_two_groups():
+    score, agree = _matches(90, 10)
+    z = score / score.std() + agree / agree.std()
+    assert robust_bandwidth(z) < 1.06 * z.std() * len(z) ** -0.2
+
+
+def test_without_drops_picks_and_renumbers_their_masks():
+    zyx = np.array([[1.0, 1, 1], [5, 5, 5], [9, 9, 9]])
+    picks = Picks(zyx, [0.9, 0.5, 0.4], ["a", "a", "a"], [1, 2, 3], np.zeros((3, 3)))
+    instances = np.zeros((11, 11, 11), np.uint16)
+    for k, c in enumerate([1, 5, 9], start=1):
+        instances[c - 1 : c + 2, c - 1 : c + 2, c - 1 : c + 2] = k
+    semantic = (instances > 0).astype(np.uint8)
+    rows = np.array([-1, 7, 8])
+    p, sem, inst, r = without(picks, semantic, instances, rows, np.array([False, True, False]))
+    np.testing.assert_array_equal(p.zyx, [[1, 1, 1], [9, 9, 9]])
+    np.testing.assert_array_equal(p.instance, [1, 2])
+    np.testing.assert_array_equal(r, [-1, 8])
+    assert inst[5, 5, 5] == 0 and sem[5, 5, 5] == 0  # the stray's mask is gone
+    assert inst[9, 9, 9] == 2 and inst[1, 1, 1] == 1 and sem[9, 9, 9] == 1
+    assert set(np.unique(inst)) == {0, 1, 2} and inst.dtype == instances.dtype
+
+
+def test_a_pick_drops_its_strays_from_picks_masks_and_counts(monkeypatch):
+    """The pick's wiring: the matches the rule names become ``stray`` candidates, leave the
+    picks and the label map, and are counted in the class's report; the prompt is never
+    judged; ``pick_strays=false`` keeps them."""
+    sim = small_sim((40, 96, 96), {"ribosome": 0.05}, snr=1.0, seed=21)
+    c = sim.centres("ribosome")
+    p = c[np.argmin(np.linalg.norm(c - np.array([20, 48, 48]), axis=1))]
+    tomo = in_memory(sim.tomogram, 10.0, "strays")
+    prompts, diam = [Prompt(tuple(p), "ribosome")], {"ribosome": 25.0}
+    judged = []
+
+    def two_lowest(score, agreement):
+        judged.append(len(score))
+        off = np.zeros(len(score), bool)
+        off[np.argsort(score)[:2]] = True
+        return off
+
+    monkeypatch.setattr(pick_module, "strays", two_lowest)
+    kept = pick(tomo, prompts, diam, cache=False, config=Config(pick_strays=False)).outcome
+    out = pick(tomo, prompts, diam, cache=False).outcome
+    assert len(kept.picks) >= 5 and judged == [len(kept.picks) - 1]  # the prompt not judged
+    assert len(out.picks) == len(kept.picks) - 2
+    assert out.reports[0].n_strays == 2 and kept.reports[0].n_strays == 0
+    assert np.sum(out.candidate_status == str(Status.STRAY)) == 2
+    gone = kept.picks.zyx[~np.isin(kept.picks.zyx, out.picks.zyx).all(1)]
+    assert len(gone) == 2 and np.all(np.sort(kept.picks.score)[:2] <= out.picks.score.min())
+    labels = np.unique(out.instances)
+    np.testing.assert_array_equal(labels[labels > 0], np.arange(1, len(out.picks) + 1))
+    assert not np.any((out.semantic > 0) & (out.instances == 0))
