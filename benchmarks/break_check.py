@@ -32,6 +32,20 @@ class Break:
 
 BREAKS = (
     Break(
+        "strays-the-high-mode",
+        "method/cut.py",
+        "    out[np.flatnonzero(ok)[z < gap]] = True",
+        "    out[np.flatnonzero(ok)[z >= gap]] = True",
+        ("tests/test_strays.py",),
+    ),
+    Break(
+        "strays-left-in-the-picks",
+        "method/pick.py",
+        "picks, semantic, instances, rows = without(picks, semantic, instances, rows, stray)",
+        "_ = without(picks, semantic, instances, rows, stray)",
+        ("tests/test_strays.py",),
+    ),
+    Break(
         "orient-composition-reversed",
         "method/orient.py",
         "    return M @ deltas[align[:, 0]], corr",
