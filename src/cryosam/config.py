@@ -172,7 +172,8 @@ class Config:
         True,
         "Drop the accepted matches that form a separate low mode of score and agreement with "
         "their class's average (a few look-alikes at the end of a sparse cell's cut; their "
-        "status becomes stray). Where no such mode stands apart nothing is dropped.",
+        "status becomes stray). Where no such mode stands apart nothing is dropped; a cut "
+        "the user set (cryosam recut --min-score) is kept as it is.",
     )
     verify_box_factor: float = _p(0.6, "Half the verification box, in diameters.")
     verify_shift: int = _p(

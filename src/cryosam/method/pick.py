@@ -776,7 +776,7 @@ def orient_picks(s: Setup, reports: list[ClassReport], picks: Picks, rows: np.nd
     (at the tomogram's sampling, a box of ``2 verify_box_factor`` diameters), each pick's
     correlation with the average of the others of its class (inside its diameter), and
     which matches (``rows`` >= 0: not prompts) are :func:`~cryosam.method.cut.strays`
-    (``pick_strays``; the average is then of the others):
+    (``pick_strays``, not under a user's cut; the average is then of the others):
     ``(angles, {class: average}, correlations, strays)``. A symmetric class without a map
     has its frame turned so its axes lie where the group has them
     (:func:`~cryosam.method.orient.symmetry_frame` on the average; the class reference
@@ -810,7 +810,7 @@ def orient_picks(s: Setup, reports: list[ClassReport], picks: Picks, rows: np.nd
         angles[mine] = relion_angles(M)
         mean = symmetrize(mean, ops)
         agreement[mine] = average_correlations(s.prepared, picks.zyx[mine], M, mean, dv / 2)
-        if s.config.pick_strays:
+        if s.config.pick_strays and rep.cut_method != CutRule.USER.value:  # a user's cut stands
             matches = mine[rows[mine] >= 0]
             stray[matches] = strays(picks.score[matches], agreement[matches])
             if stray[mine].any():  # the average of the particles kept
