@@ -78,8 +78,9 @@ def test_without_drops_picks_and_renumbers_their_masks():
 
 def test_a_pick_drops_its_strays_from_picks_masks_and_counts(monkeypatch):
     """The pick's wiring: the matches the rule names become ``stray`` candidates, leave the
-    picks and the label map, and are counted in the class's report; the prompt is never
-    judged; ``pick_strays=false`` keeps them."""
+    picks and the label map, and are counted in the class's report; the prompt and the
+    particles cut by the volume's border are never judged; ``pick_strays=false`` keeps
+    them."""
     sim = small_sim((40, 96, 96), {"ribosome": 0.05}, snr=1.0, seed=21)
     c = sim.centres("ribosome")
     p = c[np.argmin(np.linalg.norm(c - np.array([20, 48, 48]), axis=1))]
@@ -96,12 +97,18 @@ def test_a_pick_drops_its_strays_from_picks_masks_and_counts(monkeypatch):
     monkeypatch.setattr(pick_module, "strays", two_lowest)
     kept = pick(tomo, prompts, diam, cache=False, config=Config(pick_strays=False)).outcome
     out = pick(tomo, prompts, diam, cache=False).outcome
-    assert len(kept.picks) >= 5 and judged == [len(kept.picks) - 1]  # the prompt not judged
+    z = kept.picks.zyx
+    inside = np.all((z >= 12.5) & (z <= np.subtract(sim.tomogram.shape, 13.5)), axis=1)
+    prompt = np.all(np.isclose(z, z[0]), axis=1)  # the prompt's pick comes first
+    assert judged == [int(np.sum(inside & ~prompt))] and judged[0] >= 3
+    assert (~inside).any()  # some were near the border, and not judged
     assert len(out.picks) == len(kept.picks) - 2
     assert out.reports[0].n_strays == 2 and kept.reports[0].n_strays == 0
     assert np.sum(out.candidate_status == str(Status.STRAY)) == 2
-    gone = kept.picks.zyx[~np.isin(kept.picks.zyx, out.picks.zyx).all(1)]
-    assert len(gone) == 2 and np.all(np.sort(kept.picks.score)[:2] <= out.picks.score.min())
+    gone = ~np.isin(z, out.picks.zyx).all(1)
+    assert gone.sum() == 2 and inside[gone].all()
+    lowest = np.sort(kept.picks.score[inside & ~prompt])[:2]
+    np.testing.assert_allclose(np.sort(kept.picks.score[gone]), lowest)
     labels = np.unique(out.instances)
     np.testing.assert_array_equal(labels[labels > 0], np.arange(1, len(out.picks) + 1))
     assert not np.any((out.semantic > 0) & (out.instances == 0))

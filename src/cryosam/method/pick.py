@@ -775,8 +775,9 @@ def orient_picks(s: Setup, reports: list[ClassReport], picks: Picks, rows: np.nd
     prompts; NaN for a class with neither), and each class's aligned average of its picks
     (at the tomogram's sampling, a box of ``2 verify_box_factor`` diameters), each pick's
     correlation with the average of the others of its class (inside its diameter), and
-    which matches (``rows`` >= 0: not prompts) are :func:`~cryosam.method.cut.strays`
-    (``pick_strays``, not under a user's cut; the average is then of the others):
+    which matches (``rows`` >= 0: not prompts; half a diameter or more inside the volume) are
+    :func:`~cryosam.method.cut.strays` (``pick_strays``, not under a user's cut; the average
+    is then of the others):
     ``(angles, {class: average}, correlations, strays)``. A symmetric class without a map
     has its frame turned so its axes lie where the group has them
     (:func:`~cryosam.method.orient.symmetry_frame` on the average; the class reference
@@ -811,7 +812,13 @@ def orient_picks(s: Setup, reports: list[ClassReport], picks: Picks, rows: np.nd
         mean = symmetrize(mean, ops)
         agreement[mine] = average_correlations(s.prepared, picks.zyx[mine], M, mean, dv / 2)
         if s.config.pick_strays and rep.cut_method != CutRule.USER.value:  # a user's cut stands
-            matches = mine[rows[mine] >= 0]
+            # a particle cut by the volume's border agrees less with any average: not judged
+            inside = np.all(
+                (picks.zyx[mine] >= dv / 2)
+                & (picks.zyx[mine] <= np.subtract(s.prepared.shape, 1 + dv / 2)),
+                axis=1,
+            )
+            matches = mine[(rows[mine] >= 0) & inside]
             stray[matches] = strays(picks.score[matches], agreement[matches])
             if stray[mine].any():  # the average of the particles kept
                 kept = ~stray[mine]
