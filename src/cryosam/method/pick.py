@@ -635,9 +635,14 @@ def _size_mismatch(mask: InstanceMask, ref: float, centre, d: float, shape, tol:
     if ref <= 0 or mask.empty:
         return False
     ratio = mask.voxels / ref
-    c = np.asarray(centre)
-    cut_by_border = bool(np.any(c < 0.5 * d) or np.any(c > np.asarray(shape) - 1 - 0.5 * d))
-    return ratio > tol or (ratio < 1 / tol and not cut_by_border)
+    return ratio > tol or (ratio < 1 / tol and bool(inside_by(centre, d / 2, shape)[0]))
+
+
+def inside_by(zyx, margin: float, shape) -> np.ndarray:
+    """Per point, whether it lies at least ``margin`` voxels inside every face of a volume of
+    ``shape`` (a particle centred nearer is cut by the border)."""
+    z = np.asarray(zyx, np.float64).reshape(-1, 3)
+    return np.all((z >= margin) & (z <= np.asarray(shape) - 1 - margin), axis=1)
 
 
 def assemble(s: Setup, entries: list[PickEntry], reports: list[ClassReport]):
@@ -813,11 +818,7 @@ def orient_picks(s: Setup, reports: list[ClassReport], picks: Picks, rows: np.nd
         agreement[mine] = average_correlations(s.prepared, picks.zyx[mine], M, mean, dv / 2)
         if s.config.pick_strays and rep.cut_method != CutRule.USER.value:  # a user's cut stands
             # a particle cut by the volume's border agrees less with any average: not judged
-            inside = np.all(
-                (picks.zyx[mine] >= dv / 2)
-                & (picks.zyx[mine] <= np.subtract(s.prepared.shape, 1 + dv / 2)),
-                axis=1,
-            )
+            inside = inside_by(picks.zyx[mine], dv / 2, s.prepared.shape)
             matches = mine[(rows[mine] >= 0) & inside]
             stray[matches] = strays(picks.score[matches], agreement[matches])
             if stray[mine].any():  # the average of the particles kept
@@ -830,14 +831,14 @@ def orient_picks(s: Setup, reports: list[ClassReport], picks: Picks, rows: np.nd
 
 def without(picks: Picks, semantic, instances, rows, drop):
     """``(picks, semantic, instances, rows)`` without the picks ``drop`` (a mask): their
-    masks erased, the others' instance labels renumbered in order."""
+    masks erased (``semantic`` in place), the others' instance labels renumbered in order."""
     keep = ~np.asarray(drop, bool)
-    new = np.zeros(len(picks) + 1, np.int64)
+    new = np.zeros(len(picks) + 1, instances.dtype)  # the label map's own type: no wide copy
     new[1:][keep] = np.arange(1, int(keep.sum()) + 1)
-    instances = new[instances].astype(instances.dtype)
-    semantic = np.where(instances > 0, semantic, 0).astype(semantic.dtype)
+    instances = new[instances]
+    semantic[instances == 0] = 0  # the dropped masks' voxels (no other mask holds them)
     picks = picks.select(keep)
-    picks.instance = new[picks.instance]
+    picks.instance = new[picks.instance].astype(np.int64)
     return picks, semantic, instances, rows[keep]
 
 
