@@ -62,3 +62,14 @@ def test_an_off_centre_click_is_used_at_its_particles_centre():
     assert np.linalg.norm(used - c) < 0.6 * np.linalg.norm(click - c), (used, c, click)
     plain = pick_particles(sim.tomogram, [Prompt(tuple(click), "ribosome")], {"ribosome": d})
     np.testing.assert_array_equal(plain.prompts[0].zyx, click)  # the default leaves it
+
+
+def test_candidates_move_to_their_blob_on_a_binned_grid_and_never_outside():
+    from cryosam.method.centre import BALL_SIGMA, blob_centres
+
+    vol, (a, b) = _two_touching_particles()
+    pts = np.array([a + [0, 0, -6.0], b + [3.0, 4.0, 0], [1.0, 1.0, 1.0]])
+    got = blob_centres(vol, pts, D, 0.4, BALL_SIGMA, b=2)
+    assert np.linalg.norm(got[0] - a) <= 2.0 and np.linalg.norm(got[1] - b) <= 2.0
+    assert np.all(got >= 0) and np.all(got <= np.array(vol.shape) - 1)
+    np.testing.assert_array_equal(blob_centres(vol, pts, D, 0.0, BALL_SIGMA, b=2), pts)

@@ -157,6 +157,12 @@ class Config:
         "Each round moves every candidate up to this many times to its best shift of the "
         "rotation search (a hill climb from where matching put it).",
     )
+    verify_from_blobs: bool = _p(
+        True,
+        "The last round also climbs each candidate from the centre of the particle-sized "
+        "blob nearest it (within 0.4 diameters) and keeps the better-correlating place: a "
+        "match left a third of a diameter off its particle scores as a look-alike.",
+    )
     verify_similarity_weight: float = _p(
         0.5,
         "Weight of the feature similarity beside the shape correlation in the score that "
