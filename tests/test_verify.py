@@ -184,6 +184,19 @@ def test_shape_cut_finds_the_matches_mode_or_the_knee():
     assert shape_cut([0.5, 0.6], floor=0.1).value == 0.1  # too few for a distribution
 
 
+def test_with_strays_to_follow_the_cut_takes_the_knee_below_a_valley():
+    # a small mode of matches with a tail into many look-alikes: the valley lies in the tail
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.gamma(2, 0.06, 1200), rng.normal(0.5, 0.06, 140)])
+    alone = shape_cut(x)
+    followed = shape_cut(x, strays_follow=True)
+    assert alone.rule is CutRule.SHAPE_VALLEY and followed.rule is CutRule.SHAPE_KNEE
+    assert followed.value < alone.value
+    # without a valley (one long tail) the cut is the same either way
+    tail = rng.gamma(2, 0.06, 1200)
+    assert shape_cut(tail, strays_follow=True) == shape_cut(tail)
+
+
 def test_combined_score_lets_the_features_vote():
     corr = np.array([0.30, 0.30, 0.20, 0.25])
     sim = np.array([0.99, 0.90, 0.95, 0.95])

@@ -491,7 +491,8 @@ def score_and_cut(
         cands = Candidates(v.zyx, v.score, v.status, columns=columns)
         mark_not_particles(s, cls, cands, timer)  # centring may have moved one there
         pool = cands.cut_pool
-        cut = shape_cut(cands.score[pool], v.floor, columns["similarity"][pool], rep.background)
+        sim = columns["similarity"][pool]
+        cut = shape_cut(cands.score[pool], v.floor, sim, rep.background, config.pick_strays)
     else:
         cut = feature_cut(cands.score[cands.cut_pool], config.tau_sim, rep.background)
     rep.n_near_fiducial = int(np.sum(cands.status == Status.NEAR_FIDUCIAL))
