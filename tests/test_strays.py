@@ -81,9 +81,9 @@ def test_a_pick_drops_its_strays_from_picks_masks_and_counts(monkeypatch):
     picks and the label map, and are counted in the class's report; the prompt and the
     particles cut by the volume's border are never judged; ``pick_strays=false`` keeps
     them."""
-    sim = small_sim((40, 96, 96), {"ribosome": 0.05}, snr=1.0, seed=21)
+    sim = small_sim((56, 128, 128), {"ribosome": 0.08}, snr=1.0, seed=21)
     c = sim.centres("ribosome")
-    p = c[np.argmin(np.linalg.norm(c - np.array([20, 48, 48]), axis=1))]
+    p = c[np.argmin(np.linalg.norm(c - np.array([28, 64, 64]), axis=1))]
     tomo = in_memory(sim.tomogram, 10.0, "strays")
     prompts, diam = [Prompt(tuple(p), "ribosome")], {"ribosome": 25.0}
     judged = []
@@ -94,9 +94,13 @@ def test_a_pick_drops_its_strays_from_picks_masks_and_counts(monkeypatch):
         off[np.argsort(score)[:2]] = True
         return off
 
+    # the same cut with the strays to follow (it takes the knee below a valley), none named
+    monkeypatch.setattr(pick_module, "strays", lambda score, agreement: np.zeros(len(score), bool))
+    kept = pick(tomo, prompts, diam, cache=False).outcome
     monkeypatch.setattr(pick_module, "strays", two_lowest)
-    kept = pick(tomo, prompts, diam, cache=False, config=Config(pick_strays=False)).outcome
     out = pick(tomo, prompts, diam, cache=False).outcome
+    off = pick(tomo, prompts, diam, cache=False, config=Config(pick_strays=False)).outcome
+    assert off.reports[0].n_strays == 0 and str(Status.STRAY) not in set(off.candidate_status)
     z = kept.picks.zyx
     inside = np.all((z >= 12.5) & (z <= np.subtract(sim.tomogram.shape, 13.5)), axis=1)
     prompt = np.all(np.isclose(z, z[0]), axis=1)  # the prompt's pick comes first
