@@ -285,9 +285,8 @@ def test_verification_beats_feature_scores_beside_the_look_alike():
     f_on = score_picks(on.picks.zyx, barrels, 9.0).f1
     f_off = score_picks(off.picks.zyx, barrels, 9.0).f1
     assert f_on > f_off + 0.1, (f_on, f_off)
-    # ranking and cut judged apart (the cut, the knee of 58 candidates' upper half, keeps 17
-    # of the 24 barrels here since the last climb also starts from blob centres: F1 0.94 ->
-    # 0.80 on this scene of our own simulator; on the external dev tomograms it gains)
+    # ranking and cut judged apart (with verify_from_blobs the knee of 58 candidates' upper
+    # half keeps 17 of the 24 barrels here: F1 0.94 -> 0.80, the ranking still better)
     ranked = on.candidates.score, off.candidates.score
     best_on, best_off = (
         score_picks(c.zyx, barrels, 9.0, r).best_f1

@@ -22,7 +22,7 @@ particles themselves:
    climbs from the centre of the particle-sized blob nearest the start (the peak of the
    Laplacian of Gaussian at the diameter's scale within :data:`BLOB_REACH` diameters,
    :func:`~cryosam.method.centre.blob_centres`) and keeps whichever place correlates better
-   (``verify_from_blobs``).
+   (``verify_from_blobs``, off by default: on the real tomogram it cut 465 picks to 36).
 4. **Refinement.** In each of ``verify_rounds`` the best candidates (10, 20, 40) are aligned
    (their best rotation and shift undone) and averaged into the reference, which scores every
    candidate again: the noise of a single prompt averages out, as in subtomogram averaging,
