@@ -157,6 +157,12 @@ def _floored(value: float, rule: CutRule, floor: float) -> Cut:
     return Cut(value, rule) if value >= floor else Cut(floor, CutRule.SHAPE_FLOOR)
 
 
+def _upper_knee(x: np.ndarray) -> tuple[float, float]:
+    """``(value, depth)`` of the :func:`knee` of the ranked upper half (depth 0 when too few)."""
+    upper = x[x >= np.median(x)]
+    return knee(upper) if not _too_few(upper) else (float(upper.min()), 0.0)
+
+
 def confident_cut(scores, floor: float = 0.0) -> Cut:
     """The surest matches, at least ``floor``: the :func:`valley` when the matches form their
     own mode, else the :func:`knee` of the ranked upper half (the lower half is junk that would
@@ -169,8 +175,7 @@ def confident_cut(scores, floor: float = 0.0) -> Cut:
     gap = valley(x)
     if gap is not None:
         return _floored(gap, CutRule.SHAPE_VALLEY, floor)
-    upper = x[x >= np.median(x)]
-    value, depth = knee(upper) if not _too_few(upper) else (float(upper.min()), 0.0)
+    value, depth = _upper_knee(x)
     if depth < KNEE_DEPTH:
         return Cut(max(floor, float(x.min())), CutRule.SHAPE_NO_KNEE)
     return _floored(value, CutRule.SHAPE_KNEE, floor)
@@ -180,7 +185,7 @@ def _knee_below(x: np.ndarray, cut: Cut, floor: float) -> Cut:
     """The :func:`knee` of the ranked upper half where it lies below a valley ``cut``."""
     if cut.rule is not CutRule.SHAPE_VALLEY:
         return cut
-    value, depth = knee(x[x >= np.median(x)])
+    value, depth = _upper_knee(x)
     if depth < KNEE_DEPTH or value >= cut.value:
         return cut
     return _floored(value, CutRule.SHAPE_KNEE, floor)
