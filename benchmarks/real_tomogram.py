@@ -73,10 +73,13 @@ def eye_sheet(volume, voxel_size, picks, diameter_px, path: Path, seed: int = 0)
             -box[c[0] - slab : c[0] + slab + 1, c[1] - h : c[1] + h, c[2] - h : c[2] + h].mean(0)
         )
     vmin, vmax = np.percentile(np.concatenate([c.ravel() for c in crops]), [1, 99.5])
-    for i, (ax, crop) in enumerate(zip(axes.flat, crops)):
+    # picks fill rows 1-5 (fewer than 50 leave blanks), the random places rows 6-10
+    cells = [(i, "pick") for i in range(len(take))] + [(50 + i, "random") for i in range(50)]
+    for (cell, kind), crop in zip(cells, crops):
+        ax = axes.flat[cell]
         ax.imshow(crop, cmap="gray_r", vmin=vmin, vmax=vmax)
         ax.add_patch(plt.Circle((h - 0.5, h - 0.5), diameter_px / 2, fill=False, color="r", lw=0.6))
-        ax.set_title(f"{'pick' if i < len(take) else 'random'} {i % 50}", fontsize=8)
+        ax.set_title(f"{kind} {cell % 50}", fontsize=8)
     for ax in axes.flat:
         ax.axis("off")
     fig.suptitle(
