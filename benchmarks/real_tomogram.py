@@ -83,7 +83,7 @@ def eye_sheet(volume, voxel_size, picks, diameter_px, path: Path, seed: int = 0)
     for ax in axes.flat:
         ax.axis("off")
     fig.suptitle(
-        "rows 1-5: 50 random accepted picks; rows 6-10: 50 random places "
+        f"rows 1-5: {len(take)} random accepted picks; rows 6-10: 50 random places "
         "(xy slabs 9 nm thick, low-passed to 2.5 nm; dark = protein; circle = the diameter)"
     )
     fig.tight_layout()
