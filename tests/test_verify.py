@@ -16,6 +16,7 @@ from cryosam.method.verify import (
     combined_score,
     mass_adjusted,
     of_class_mass,
+    rescue_from_blobs,
     verify_candidates,
 )
 from cryosam.simulate.species import rotate_template, template
@@ -334,3 +335,27 @@ def test_the_last_round_also_climbs_from_the_nearest_blob_centre():
     moved = np.linalg.norm(runs[True].zyx - truth, axis=1)
     assert np.median(moved) < 0.1 * d
     assert runs[True].correlation.mean() > runs[False].correlation.mean() + 0.05
+
+
+def test_rejected_matches_climb_again_from_their_blob_centre_unless_on_a_kept_place():
+    # rejected matches a third of a diameter off (no climb: only the blob start can move
+    # them); one lands where a match was kept and stays, those not tried stay
+    vol, placed = scene(["proteasome"] * 8, seed=4, noise=0.4)
+    d = diameter("proteasome")
+    truth = np.array([c for c, _ in placed])
+    off = np.random.default_rng(5).uniform(-1, 1, truth.shape)
+    start = truth + off * (0.3 * d) / np.linalg.norm(off, axis=1, keepdims=True)
+    config = Config(verify_climb=0)
+    v = ShapeVerifier(vol, d, config)
+    ref = v.reference(truth[:1])
+    corr = v.climb(ref, start, 0)[0]
+    score = corr + 1.0  # the score moves with the correlation, whatever its offset
+    below = np.arange(8) < 6
+    zyx, c2, s2 = rescue_from_blobs(vol, start, corr, score, below, truth[:1], d, config, ref)
+    tried = np.arange(1, 6)
+    assert np.linalg.norm(zyx[tried] - truth[tried], axis=1).max() < 0.1 * d
+    assert np.all(c2[tried] > corr[tried] + 0.05)
+    np.testing.assert_allclose(s2 - c2, score - corr)
+    for i in (0, 6, 7):
+        np.testing.assert_array_equal(zyx[i], start[i])
+        assert c2[i] == corr[i] and s2[i] == score[i]

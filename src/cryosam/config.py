@@ -165,6 +165,14 @@ class Config:
         "default: it lifts the simulated dev tomograms but cut the real tomogram's picks "
         "from 465 to 36.",
     )
+    verify_rescue_from_blobs: bool = _p(
+        True,
+        "After the cut, each rejected candidate climbs again from the centre of the "
+        "particle-sized blob nearest it (within 0.4 diameters); where its correlation rises "
+        "its score rises by as much, and it is kept if that reaches the cut (which is not "
+        "found again): a particle the climb left a third of a diameter off scores like a "
+        "look-alike.",
+    )
     verify_similarity_weight: float = _p(
         0.5,
         "Weight of the feature similarity beside the shape correlation in the score that "

@@ -81,6 +81,7 @@ from cryosam.method.verify import (
     combined_score,
     map_reference,
     prompt_reference,
+    rescue_from_blobs,
     rotate_box,
     verify_candidates,
 )
@@ -506,8 +507,34 @@ def score_and_cut(
     if verify and config.verify_refine_angles:
         with timer.stage("verify"):
             rerank_refined(s, cands, cut.value, dv, v.reference)
+    if verify and config.verify_rescue_from_blobs:
+        with timer.stage("verify"):
+            rescue_rejected(s, cls, cands, cut.value, dv, v.reference, timer)
     _apply_cut(cands, cut, rep)
     return cands
+
+
+def rescue_rejected(s: Setup, cls: str, cands: Candidates, cut: float, dv: float, ref, timer):
+    """``verify_rescue_from_blobs``: the free candidates below ``cut`` climb again from
+    their nearest blob centre (:func:`~cryosam.method.verify.rescue_from_blobs`); those that
+    moved are checked for fiducials and membranes again."""
+    free = cands.free
+    keep = (free & (cands.score >= cut)) | (cands.status == Status.PROMPT)
+    before = cands.zyx.copy()
+    corr = cands.columns["correlation"]
+    cands.zyx, corr[:], cands.score = rescue_from_blobs(
+        s.prepared,
+        cands.zyx,
+        corr,
+        cands.score,
+        free & (cands.score < cut),
+        cands.zyx[keep],
+        dv,
+        s.config,
+        ref,
+    )
+    if np.any(cands.zyx != before):
+        mark_not_particles(s, cls, cands, timer)
 
 
 RERANK_MARGIN = 20

@@ -22,7 +22,10 @@ particles themselves:
    climbs from the centre of the particle-sized blob nearest the start (the peak of the
    Laplacian of Gaussian at the diameter's scale within :data:`BLOB_REACH` diameters,
    :func:`~cryosam.method.centre.blob_centres`) and keeps whichever place correlates better
-   (``verify_from_blobs``, off by default: on the real tomogram it cut 465 picks to 36).
+   (``verify_from_blobs``, off by default: on the real tomogram it cut 465 picks to 36). By
+   default only the candidates the cut rejected climb again from their blob centre, after
+   the cut, which is not found again (:func:`rescue_from_blobs`,
+   ``verify_rescue_from_blobs``).
 4. **Refinement.** In each of ``verify_rounds`` the best candidates (10, 20, 40) are aligned
    (their best rotation and shift undone) and averaged into the reference, which scores every
    candidate again: the noise of a single prompt averages out, as in subtomogram averaging,
@@ -607,3 +610,47 @@ def _judge_negatives(v: ShapeVerifier, refined: Reference, zc, status, negatives
             nref = v.refine(nref, zc[lean], neg[lean], align[lean], min(top, int(lean.sum())))
             neg, _ = v.score(nref, zc)
         status[(status == Status.CANDIDATE) & (neg > pos)] = Status.NEGATIVE
+
+
+def rescue_from_blobs(
+    volume, zyx, correlation, score, below, keep, diameter_px: float, config: Config, ref
+):
+    """Candidates the cut rejected, climbed again from the centre of the particle-sized blob
+    nearest each (:func:`~cryosam.method.centre.blob_centres`, within :data:`BLOB_REACH`)
+    with the class's final reference ``ref``: a match left a third of a diameter off its
+    particle at a local maximum of the correlation scores like a look-alike (dev1, one
+    ribosome click: 13 of 95 ribosomes 7-12 voxels off). ``below`` (mask) are the rejected
+    ones tried, ``keep`` the ``zyx`` of the places already kept. Returns ``(zyx, correlation,
+    score)`` for all candidates: a tried one moves where its correlation rose, and its score
+    rises by as much; one that lands within the NMS radius of a kept place, or of a better
+    moved one, stays where it was. The cut is not found again: the scores it was found on
+    are those of the climb from where matching put the candidates, so where the blob centre
+    changes nothing (a particle already centred, a look-alike at its own centre) nothing
+    moves."""
+    zyx = np.array(zyx, np.float64).reshape(-1, 3)
+    corr, score = np.array(correlation, np.float64), np.array(score, np.float64)
+    idx = np.flatnonzero(below)
+    if not len(idx):
+        return zyx, corr, score
+    v = ShapeVerifier(volume, diameter_px, config)
+    ref = v.fit(ref)
+    blobs = blob_centres(volume, zyx[idx], diameter_px, BLOB_REACH, BALL_SIGMA, v.bin)
+    # one already within a binned voxel of its blob centre would climb the same way again
+    away = np.linalg.norm(blobs - zyx[idx], axis=1) > v.bin
+    idx, blobs = idx[away], blobs[away]
+    if not len(idx):
+        return zyx, corr, score
+    c2, _, z2 = v.climb(ref, blobs, config.verify_climb)
+    up = c2 > corr[idx]
+    idx, c2, z2 = idx[up], c2[up], z2[up]
+    radius = config.nms_radius_factor * diameter_px
+    kept = np.asarray(keep, np.float64).reshape(-1, 3)
+    if len(kept) and len(idx):
+        clear = cKDTree(kept).query(z2)[0] >= radius
+        idx, c2, z2 = idx[clear], c2[clear], z2[clear]
+    if len(idx):
+        order = nms(z2, c2, radius)
+        idx, c2, z2 = idx[order], c2[order], z2[order]
+    score[idx] += c2 - corr[idx]
+    corr[idx], zyx[idx] = c2, z2
+    return zyx, corr, score
