@@ -35,6 +35,7 @@ def main(argv=None) -> int:
     ap.add_argument("--shape", default="200,400,400")
     ap.add_argument("--preset", default="default")
     ap.add_argument("--snr", type=float, default=0.5)
+    ap.add_argument("--set", action="append", default=[], help="NAME=VALUE, as cryosam pick")
     args = ap.parse_args(argv)
     shape = tuple(int(s) for s in args.shape.split(","))
     case = OUT.parent / f"full-{args.preset}-{'x'.join(map(str, shape))}-snr{args.snr:g}"
@@ -62,6 +63,7 @@ def main(argv=None) -> int:
         "--out",
         str(out),
         "--overwrite",
+        *[a for s in args.set for a in ("--set", s)],
     ]
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, capture_output=True)
