@@ -48,6 +48,23 @@ def small_sim(shape, fractions, snr=1.0, seed=0, vesicles=0, filaments=0):
     return simulate(cfg)
 
 
+def clicked_ribosomes(name: str):
+    """A thick scene of ribosomes (8 % of the volume, SNR 1) with one click near its middle:
+    ``(sim, tomogram, prompts, diameters)`` for a whole pick."""
+    from cryosam.app.pick import in_memory
+    from cryosam.io.prompts import Prompt
+
+    sim = small_sim((56, 128, 128), {"ribosome": 0.08}, snr=1.0, seed=21)
+    c = sim.centres("ribosome")
+    p = c[np.argmin(np.linalg.norm(c - np.array([28, 64, 64]), axis=1))]
+    return (
+        sim,
+        in_memory(sim.tomogram, 10.0, name),
+        [Prompt(tuple(p), "ribosome")],
+        {"ribosome": 25.0},
+    )
+
+
 @pytest.fixture(autouse=True)
 def _private_cache(tmp_path_factory, monkeypatch):
     """Tests never write into the user's cryosam cache."""

@@ -5,19 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 import cryosam.method.pick as pick_module
-from cryosam.app.pick import in_memory, pick
+from cryosam.app.pick import pick
 from cryosam.config import Config
-from cryosam.io.prompts import Prompt
 from cryosam.method.candidates import Status
-from tests.conftest import small_sim
+from tests.conftest import clicked_ribosomes
 
 
 def test_a_rescued_match_reaching_the_cut_is_picked_and_the_cut_stays(monkeypatch):
-    sim = small_sim((56, 128, 128), {"ribosome": 0.08}, snr=1.0, seed=21)
-    c = sim.centres("ribosome")
-    p = c[np.argmin(np.linalg.norm(c - np.array([28, 64, 64]), axis=1))]
-    tomo = in_memory(sim.tomogram, 10.0, "rescue")
-    prompts, diam = [Prompt(tuple(p), "ribosome")], {"ribosome": 25.0}
+    sim, tomo, prompts, diam = clicked_ribosomes("rescue")
     calls = []
 
     def lift_best_rejected(volume, zyx, corr, score, below, keep, d, config, ref):

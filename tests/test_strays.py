@@ -7,14 +7,13 @@ import numpy as np
 import pytest
 
 import cryosam.method.pick as pick_module
-from cryosam.app.pick import in_memory, pick
+from cryosam.app.pick import pick
 from cryosam.config import Config
 from cryosam.io.picks import Picks
-from cryosam.io.prompts import Prompt
 from cryosam.method.candidates import Status
 from cryosam.method.cut import robust_bandwidth, strays
 from cryosam.method.pick import without
-from tests.conftest import small_sim
+from tests.conftest import clicked_ribosomes
 
 
 def _matches(n_true: int, n_stray: int, seed: int = 0):
@@ -81,11 +80,7 @@ def test_a_pick_drops_its_strays_from_picks_masks_and_counts(monkeypatch):
     picks and the label map, and are counted in the class's report; the prompt and the
     particles cut by the volume's border are never judged; ``pick_strays=false`` keeps
     them."""
-    sim = small_sim((56, 128, 128), {"ribosome": 0.08}, snr=1.0, seed=21)
-    c = sim.centres("ribosome")
-    p = c[np.argmin(np.linalg.norm(c - np.array([28, 64, 64]), axis=1))]
-    tomo = in_memory(sim.tomogram, 10.0, "strays")
-    prompts, diam = [Prompt(tuple(p), "ribosome")], {"ribosome": 25.0}
+    sim, tomo, prompts, diam = clicked_ribosomes("strays")
     judged = []
 
     def two_lowest(score, agreement):
