@@ -52,6 +52,30 @@ def test_unknown_agreement_is_kept_and_the_rest_still_judged():
     assert off[[90, 91, 92, 93, 94, 96, 97, 98, 99]].all()
 
 
+def _few_strays(seed: int, n: int = 94, k: int = 6):
+    """``n`` particles and ``k`` look-alikes just below them: a mode the robust bandwidth
+    smooths away; masses of the class for the particles and of a lighter molecule (TRiC
+    beside ribosomes) for the look-alikes, or of the class for all."""
+    rng = np.random.default_rng(seed)
+    score = np.r_[rng.normal(0.40, 0.06, n), rng.normal(0.28, 0.015, k)]
+    agree = np.r_[rng.normal(0.42, 0.08, n), rng.normal(0.22, 0.04, k)]
+    light = np.r_[rng.normal(0.19, 0.03, n), rng.normal(0.10, 0.015, k)]
+    same = rng.normal(0.19, 0.03, n + k)
+    return score, agree, light, same
+
+
+@pytest.mark.parametrize("seed", [1, 3, 5])
+def test_a_few_strays_are_dropped_when_their_mass_is_not_the_class_s(seed):
+    score, agree, light, same = _few_strays(seed)
+    assert not strays(score, agree).any()  # too few for the robust bandwidth's mode
+    off = strays(score, agree, light, 0.3)
+    assert off[94:].all() and not off[:94].any()
+    assert not strays(score, agree, same, 0.3).any()  # of the class's mass: kept
+    assert not strays(score, agree, light, 0.0).any()  # no mass window: kept
+    noisy = np.r_[np.random.default_rng(seed).normal(0.2, 0.3, 94), light[94:]]
+    assert not strays(score, agree, noisy, 0.3).any()  # mass no measure (TRiC's spread)
+
+
 def test_the_robust_bandwidth_is_narrower_than_silvermans_for_two_groups():
     score, agree = _matches(90, 10)
     z = score / score.std() + agree / agree.std()
@@ -81,16 +105,17 @@ def test_a_pick_drops_its_strays_from_picks_masks_and_counts(monkeypatch):
     particles cut by the volume's border are never judged; ``pick_strays=false`` keeps
     them."""
     sim, tomo, prompts, diam = clicked_ribosomes("strays")
-    judged = []
+    judged, masses = [], []
 
-    def two_lowest(score, agreement):
+    def two_lowest(score, agreement, mass=None, tolerance=0.0):
         judged.append(len(score))
+        masses.append((mass, tolerance))
         off = np.zeros(len(score), bool)
         off[np.argsort(score)[:2]] = True
         return off
 
     # the same cut with the strays to follow (it takes the knee below a valley), none named
-    monkeypatch.setattr(pick_module, "strays", lambda score, agreement: np.zeros(len(score), bool))
+    monkeypatch.setattr(pick_module, "strays", lambda score, *_: np.zeros(len(score), bool))
     kept = pick(tomo, prompts, diam, cache=False).outcome
     monkeypatch.setattr(pick_module, "strays", two_lowest)
     out = pick(tomo, prompts, diam, cache=False).outcome
@@ -100,6 +125,9 @@ def test_a_pick_drops_its_strays_from_picks_masks_and_counts(monkeypatch):
     inside = np.all((z >= 12.5) & (z <= np.subtract(sim.tomogram.shape, 13.5)), axis=1)
     prompt = np.all(np.isclose(z, z[0]), axis=1)  # the prompt's pick comes first
     assert judged == [int(np.sum(inside & ~prompt))] and judged[0] >= 3
+    mass, tolerance = masses[0]  # each match's mass from verification goes with it
+    assert len(mass) == judged[0] and np.isfinite(mass).all() and (mass > 0).any()
+    assert tolerance == Config().verify_mass_tolerance
     assert (~inside).any()  # some were near the border, and not judged
     assert len(out.picks) == len(kept.picks) - 2
     assert out.reports[0].n_strays == 2 and kept.reports[0].n_strays == 0

@@ -276,6 +276,35 @@ def mass_count_cut(scores, cut: Cut, of_class_mass, sep: float, floor: float = 0
     return Cut(value, CutRule.SHAPE_MASS_COUNT)
 
 
+def class_mass(mass, known, tolerance: float) -> tuple[float, float, float] | None:
+    """``(median, robust spread, window)`` of the class's mass: the median mass of the
+    ``known`` candidates (indices: the prompts and the confident matches), their robust
+    spread (1.4826 MAD), and the window's half-width: that spread, but at least ``tolerance``
+    of the median (mass is measured noisily, and the best matches are the heaviest, so their
+    own spread is too narrow). ``None`` without known candidates, with ``tolerance`` 0 or a
+    non-positive median."""
+    known = np.asarray(known, int)
+    if not tolerance or not len(known):
+        return None
+    m = np.asarray(mass, np.float64)[known]
+    m_ref = float(np.median(m))
+    if m_ref <= 0:
+        return None
+    robust = 1.4826 * float(np.median(np.abs(m - m_ref)))
+    return m_ref, robust, max(robust, tolerance * m_ref)
+
+
+MASS_COUNT_SPREAD = 0.8
+"""The known matches' masses count particles only while their robust spread is at most this
+fraction of their median: a hollow double ring (TRiC) has a mass near its background's, and
+its known matches' spread (dev1: 1.1 of the median) says nothing about which candidates have
+it; where counting by mass helped, the spread was 0.17-0.65 (crowded ribosome on dev2/dev3:
+dev3 click 2 lies at 0.60-0.65 depending on which candidates the membranes remove; the real
+tomogram 0.54-0.62). 0.8 lies between the two, near their geometric mean (0.85): 0.6, set
+before the widest ribosome clicks were seen, let one rejected membrane candidate turn the
+count off (dev3 click 2: F1 0.38 -> 0.08)."""
+
+
 STRAYS_MAX = 0.5
 """The strays are a minority: the class's average they disagree with is the majority's."""
 STRAYS_MIN = 10
@@ -292,7 +321,7 @@ def robust_bandwidth(x) -> float:
     return 0.9 * spread * len(x) ** -0.2
 
 
-def strays(score, agreement) -> np.ndarray:
+def strays(score, agreement, mass=None, tolerance: float = 0.0) -> np.ndarray:
     """Which accepted matches are strays: a separate low mode (:func:`valley`, with the
     :func:`robust_bandwidth`) of their score and their agreement with the class's average
     together (each in units of its spread over the matches), holding fewer than
@@ -301,7 +330,14 @@ def strays(score, agreement) -> np.ndarray:
     ribosomes): their score is near the cut, and their density does not agree with the
     average of the particles picked; a true particle's does. Where the two do not form two
     groups (crowded cells, where the look-alikes are as many and agree nearly as well) no
-    mode stands apart and nothing is dropped. ``agreement`` NaN: left out (kept)."""
+    mode stands apart and nothing is dropped. ``agreement`` NaN: left out (kept).
+
+    A handful of look-alikes (6-7 of 100 matches) is a mode the robust bandwidth smooths
+    away; with ``mass`` (per match, :meth:`~cryosam.method.verify.ShapeVerifier.mass`) a
+    mode found at half that bandwidth (:data:`STRAYS_NARROW`) is dropped too when the mass
+    confirms it: its median lies outside the window (:func:`class_mass`, ``tolerance``) of
+    the other matches' mass. Alone, the narrow bandwidth also splits the tail of one
+    population (a few low-scoring true particles, of the class's mass)."""
     s = np.asarray(score, np.float64)
     a = np.asarray(agreement, np.float64)
     out = np.zeros(len(s), bool)
@@ -309,8 +345,39 @@ def strays(score, agreement) -> np.ndarray:
     if ok.sum() < STRAYS_MIN or not np.std(s[ok]) or not np.std(a[ok]):
         return out
     z = sum((v[ok] - v[ok].mean()) / v[ok].std() for v in (s, a))
-    gap = valley(z, robust_bandwidth(z))
-    if gap is None or np.mean(z < gap) >= STRAYS_MAX:
-        return out
-    out[np.flatnonzero(ok)[z < gap]] = True
+    bw = robust_bandwidth(z)
+    low = _low_mode(z, bw)
+    if low is None and mass is not None:
+        low = _low_mode(z, STRAYS_NARROW * bw)
+        m = np.asarray(mass, np.float64)[ok]
+        if low is not None and not _off_mass(m, low, tolerance):
+            low = None
+    if low is not None:
+        out[np.flatnonzero(ok)[low]] = True
     return out
+
+
+STRAYS_NARROW = 0.5
+"""The narrow bandwidth, a fraction of the robust one: about what a plug-in selector
+(Botev's improved Sheather-Jones) takes on the dev1 ribosome matches (0.40-0.56 of it)."""
+
+
+def _low_mode(z: np.ndarray, bandwidth: float) -> np.ndarray | None:
+    """The values below the :func:`valley` of ``z`` at ``bandwidth`` when they are fewer
+    than :data:`STRAYS_MAX` of them, else ``None``."""
+    gap = valley(z, bandwidth)
+    if gap is None or np.mean(z < gap) >= STRAYS_MAX:
+        return None
+    return z < gap
+
+
+def _off_mass(mass: np.ndarray, low: np.ndarray, tolerance: float) -> bool:
+    """Whether the median mass of the ``low`` group lies outside the window of the others'
+    (:func:`class_mass`); never where mass is no measure (the others' spread above
+    :data:`MASS_COUNT_SPREAD` of their median) or unknown."""
+    if not np.isfinite(mass).all():
+        return False
+    window = class_mass(mass, np.flatnonzero(~low), tolerance)
+    if window is None or window[1] > MASS_COUNT_SPREAD * window[0]:
+        return False
+    return abs(float(np.median(mass[low])) - window[0]) > window[2]

@@ -764,7 +764,8 @@ def finish(
     say("matches segmented")
     picks, semantic, instances, rows = assemble(s, entries, reports)
     with timer.stage("orient"):
-        picks.angles, averages, agreement, stray = orient_picks(s, reports, picks, rows)
+        mass = _per_pick(table.columns.get("mass"), rows)
+        picks.angles, averages, agreement, stray = orient_picks(s, reports, picks, rows, mass)
     column = np.full(len(table), np.nan)
     column[rows[rows >= 0]] = agreement[rows >= 0]
     table.columns["average_correlation"] = column
@@ -802,15 +803,24 @@ def finish(
     )
 
 
-def orient_picks(s: Setup, reports: list[ClassReport], picks: Picks, rows: np.ndarray):
+def _per_pick(column, rows: np.ndarray) -> np.ndarray | None:
+    """A candidate ``column`` read at each pick's table row (NaN for a prompt, ``rows`` -1)."""
+    if column is None:
+        return None
+    out = np.full(len(rows), np.nan)
+    out[rows >= 0] = np.asarray(column, np.float64)[rows[rows >= 0]]
+    return out
+
+
+def orient_picks(s: Setup, reports: list[ClassReport], picks: Picks, rows: np.ndarray, mass=None):
     """Stage 10: each pick's RELION ``(rot, tilt, psi)`` relative to its class's reference
     (:mod:`cryosam.method.orient`; the verified reference, else one made from the class's
     prompts; NaN for a class with neither), and each class's aligned average of its picks
     (at the tomogram's sampling, a box of ``2 verify_box_factor`` diameters), each pick's
     correlation with the average of the others of its class (inside its diameter), and
     which matches (``rows`` >= 0: not prompts; half a diameter or more inside the volume) are
-    :func:`~cryosam.method.cut.strays` (``pick_strays``, not under a user's cut; the average
-    is then of the others):
+    :func:`~cryosam.method.cut.strays` (``pick_strays``, not under a user's cut, with each
+    match's ``mass`` when known; the average is then of the others):
     ``(angles, {class: average}, correlations, strays)``. A symmetric class without a map
     has its frame turned so its axes lie where the group has them
     (:func:`~cryosam.method.orient.symmetry_frame` on the average; the class reference
@@ -848,7 +858,9 @@ def orient_picks(s: Setup, reports: list[ClassReport], picks: Picks, rows: np.nd
             # a particle cut by the volume's border agrees less with any average: not judged
             inside = inside_by(picks.zyx[mine], dv / 2, s.prepared.shape)
             matches = mine[(rows[mine] >= 0) & inside]
-            stray[matches] = strays(picks.score[matches], agreement[matches])
+            m = mass[matches] if mass is not None else None
+            tol = s.config.verify_mass_tolerance
+            stray[matches] = strays(picks.score[matches], agreement[matches], m, tol)
             if stray[mine].any():  # the average of the particles kept
                 kept = ~stray[mine]
                 mean = average(s.prepared, picks.zyx[mine][kept], M[kept], len(mean))

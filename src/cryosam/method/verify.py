@@ -51,7 +51,7 @@ from scipy.spatial import cKDTree
 from cryosam.config import Config
 from cryosam.method.candidates import Status
 from cryosam.method.centre import BALL_SIGMA, blob_centres
-from cryosam.method.cut import confident_cut
+from cryosam.method.cut import MASS_COUNT_SPREAD, class_mass, confident_cut
 from cryosam.method.matching import nms
 from cryosam.method.rotations import rotation_grid
 from cryosam.volume.binning import block_mean, extract_boxes
@@ -424,23 +424,6 @@ def combined_score(correlation, similarity, free, weight: float) -> np.ndarray:
     return c + weight * (f - float(np.median(f[free]))) * spread
 
 
-def class_mass(mass, known, tolerance: float) -> tuple[float, float, float] | None:
-    """``(median, robust spread, window)`` of the class's mass: the median mass of the
-    ``known`` candidates (indices: the prompts and the confident matches), their robust
-    spread (1.4826 MAD), and the window's half-width: that spread, but at least ``tolerance``
-    of the median (mass is measured noisily, and the best matches are the heaviest, so their
-    own spread is too narrow). ``None`` without known candidates, with ``tolerance`` 0 or a
-    non-positive median."""
-    known = np.asarray(known, int)
-    if not tolerance or not len(known):
-        return None
-    m_ref = float(np.median(mass[known]))
-    if m_ref <= 0:
-        return None
-    robust = 1.4826 * float(np.median(np.abs(mass[known] - m_ref)))
-    return m_ref, robust, max(robust, tolerance * m_ref)
-
-
 def mass_adjusted(score, mass, free, known, tolerance: float) -> np.ndarray:
     """``score`` lowered where a candidate's mass (:meth:`ShapeVerifier.mass`) is off the
     class's (:func:`class_mass`). Within one spread nothing changes; beyond, the score drops
@@ -457,17 +440,6 @@ def mass_adjusted(score, mass, free, known, tolerance: float) -> np.ndarray:
     s_free = score[free]
     s_spread = 1.4826 * float(np.median(np.abs(s_free - np.median(s_free))))
     return score - max(s_spread, 1e-9) * excess
-
-
-MASS_COUNT_SPREAD = 0.8
-"""The known matches' masses count particles only while their robust spread is at most this
-fraction of their median: a hollow double ring (TRiC) has a mass near its background's, and
-its known matches' spread (dev1: 1.1 of the median) says nothing about which candidates have
-it; where counting by mass helped, the spread was 0.17-0.65 (crowded ribosome on dev2/dev3:
-dev3 click 2 lies at 0.60-0.65 depending on which candidates the membranes remove; the real
-tomogram 0.54-0.62). 0.8 lies between the two, near their geometric mean (0.85): 0.6, set
-before the widest ribosome clicks were seen, let one rejected membrane candidate turn the
-count off (dev3 click 2: F1 0.38 -> 0.08)."""
 
 
 def of_class_mass(mass, known, tolerance: float) -> np.ndarray | None:
