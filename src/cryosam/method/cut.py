@@ -305,6 +305,16 @@ before the widest ribosome clicks were seen, let one rejected membrane candidate
 count off (dev3 click 2: F1 0.38 -> 0.08)."""
 
 
+def mass_window(mass, known, tolerance: float) -> tuple[float, float] | None:
+    """``(median, half-width)`` of the class's mass window (:func:`class_mass`) where mass is a
+    measure: ``None`` without a window, or when the ``known`` matches' masses spread more than
+    :data:`MASS_COUNT_SPREAD` of their median."""
+    window = class_mass(mass, known, tolerance)
+    if window is None or window[1] > MASS_COUNT_SPREAD * window[0]:
+        return None
+    return window[0], window[2]
+
+
 STRAYS_MAX = 0.5
 """The strays are a minority: the class's average they disagree with is the majority's."""
 STRAYS_MIN = 10
@@ -373,11 +383,8 @@ def _low_mode(z: np.ndarray, bandwidth: float) -> np.ndarray | None:
 
 def _off_mass(mass: np.ndarray, low: np.ndarray, tolerance: float) -> bool:
     """Whether the median mass of the ``low`` group lies outside the window of the others'
-    (:func:`class_mass`); never where mass is no measure (the others' spread above
-    :data:`MASS_COUNT_SPREAD` of their median) or unknown."""
+    (:func:`mass_window`); never where mass is no measure or unknown."""
     if not np.isfinite(mass).all():
         return False
-    window = class_mass(mass, np.flatnonzero(~low), tolerance)
-    if window is None or window[1] > MASS_COUNT_SPREAD * window[0]:
-        return False
-    return abs(float(np.median(mass[low])) - window[0]) > window[2]
+    window = mass_window(mass, np.flatnonzero(~low), tolerance)
+    return window is not None and abs(float(np.median(mass[low])) - window[0]) > window[1]

@@ -51,7 +51,7 @@ from scipy.spatial import cKDTree
 from cryosam.config import Config
 from cryosam.method.candidates import Status
 from cryosam.method.centre import BALL_SIGMA, blob_centres
-from cryosam.method.cut import MASS_COUNT_SPREAD, class_mass, confident_cut
+from cryosam.method.cut import class_mass, confident_cut, mass_window
 from cryosam.method.matching import nms
 from cryosam.method.rotations import rotation_grid
 from cryosam.volume.binning import block_mean, extract_boxes
@@ -443,16 +443,15 @@ def mass_adjusted(score, mass, free, known, tolerance: float) -> np.ndarray:
 
 
 def of_class_mass(mass, known, tolerance: float) -> np.ndarray | None:
-    """Per candidate, whether its mass lies within the class's window (:func:`class_mass`);
-    ``None`` when the class has no mass window, or when the known matches' masses spread
-    more than :data:`MASS_COUNT_SPREAD` of their median (their mass is then no measure)."""
-    window = class_mass(mass, known, tolerance)
+    """Per candidate, whether its mass lies within the class's window
+    (:func:`~cryosam.method.cut.mass_window`); ``None`` when the class has no mass window, or
+    when the known matches' masses spread more than
+    :data:`~cryosam.method.cut.MASS_COUNT_SPREAD` of their median (their mass is then no
+    measure)."""
+    window = mass_window(mass, known, tolerance)
     if window is None:
         return None
-    m_ref, robust, spread = window
-    if robust > MASS_COUNT_SPREAD * m_ref:
-        return None
-    return np.abs(np.asarray(mass, np.float64) - m_ref) <= spread
+    return np.abs(np.asarray(mass, np.float64) - window[0]) <= window[1]
 
 
 def _known_matches(
