@@ -28,6 +28,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import median_abs_deviation
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -36,7 +37,6 @@ from cryosam.config import Config  # noqa: E402
 from cryosam.eval.metrics import score_picks  # noqa: E402
 from cryosam.eval.tables import format_table  # noqa: E402
 from cryosam.method.verify import Reference, ShapeVerifier, fit_box  # noqa: E402
-from cryosam.volume.binning import extract_boxes  # noqa: E402
 from cryosam.volume.prepare import prepare_volume  # noqa: E402
 
 
@@ -52,20 +52,15 @@ def all_true_reference(v: ShapeVerifier, first, true) -> Reference:
 
 def rim_density(v: ShapeVerifier, zyx) -> np.ndarray:
     """Each point's mean density 1-1.25 radii out less the median 1.5-1.9 radii out."""
-    r = 0.5 * v.d
-    half = int(np.ceil(1.9 * r))
-    g = np.sqrt(((np.indices((2 * half + 1,) * 3) - half) ** 2).sum(0))
-    rim, far = (g > r) & (g <= 1.25 * r), (g > 1.5 * r) & (g <= 1.9 * r)
-    P = extract_boxes(v.volume, np.asarray(zyx, np.float64), 2 * half + 1, v.bin)
-    return P[:, rim].mean(1) - np.median(P[:, far], axis=1)
+    return v.band_contrast(zyx, (1.0, 1.25), (1.5, 1.9))
 
 
 def rim_penalised(score, rim, n_best: int = 20, allowed: float = 1.5) -> np.ndarray:
     """``score`` less one robust spread of the scores per rim spread beyond ``allowed``."""
-    mad = lambda a: 1.4826 * float(np.median(np.abs(a - np.median(a)))) + 1e-9  # noqa: E731
     best = rim[np.argsort(-score)[:n_best]]
-    excess = np.clip((rim - np.median(best)) / mad(best) - allowed, 0.0, None)
-    return score - mad(score) * excess
+    spread = median_abs_deviation(best, scale="normal") + 1e-9
+    excess = np.clip((rim - np.median(best)) / spread - allowed, 0.0, None)
+    return score - (median_abs_deviation(score, scale="normal") + 1e-9) * excess
 
 
 def map_reference(v: ShapeVerifier, target: str) -> Reference:

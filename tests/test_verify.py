@@ -241,6 +241,23 @@ def test_mass_ranks_a_lighter_particle_of_the_same_shape_lower():
     assert of_class_mass(wide + 0.3, np.arange(6), 0.25).all()
 
 
+def test_band_contrast_sees_a_halo_that_the_mass_does_not():
+    """Two equal balls, one ringed by a thin halo just outside its radius: the rim band
+    (1-1.25 radii) tells them apart, the mass (ball less the 1.15-1.5 shell) barely."""
+    vol = np.zeros((40, 40, 80), np.float32)
+    g = np.indices(vol.shape).astype(np.float64)
+    centres = np.array([[20.0, 20.0, 20.0], [20.0, 20.0, 60.0]])
+    dist = [np.sqrt(((g - c[:, None, None, None]) ** 2).sum(0)) for c in centres]
+    for r in dist:
+        vol[r <= 8] = 1.0
+    vol[(dist[1] > 8) & (dist[1] <= 9.5)] = 0.5  # the halo
+    v = ShapeVerifier(vol, 16.0)  # binning 1 at this size
+    rim = v.band_contrast(centres, (1.0, 1.25), (1.5, 1.9))
+    assert rim[1] > rim[0] + 0.3
+    assert np.allclose(v.mass(centres), v.band_contrast(centres, (-1.0, 1.0), (1.15, 1.5)))
+    assert abs(v.mass(centres)[1] - v.mass(centres)[0]) < 0.1
+
+
 def test_verify_candidates_merges_duplicates_and_honours_negatives():
     names = ["proteasome"] * 4 + ["double_ring"] * 4
     vol, placed = scene(names, seed=7, noise=0.4)

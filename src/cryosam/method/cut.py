@@ -12,6 +12,7 @@ from enum import Enum
 
 import numpy as np
 from scipy import ndimage
+from scipy.stats import median_abs_deviation
 from skimage.filters import threshold_otsu
 
 from cryosam.method.matching import similarity
@@ -242,7 +243,7 @@ def separation(scores, cut: float) -> float:
     acc, rej = x[x >= cut], x[x < cut]
     if not len(acc) or len(rej) < MIN_DISTRIBUTION:
         return float("nan")
-    mad = 1.4826 * float(np.median(np.abs(rej - np.median(rej))))
+    mad = float(median_abs_deviation(rej, scale="normal"))
     return (float(np.median(acc)) - float(np.median(rej))) / max(mad, 1e-12)
 
 
@@ -290,7 +291,7 @@ def class_mass(mass, known, tolerance: float) -> tuple[float, float, float] | No
     m_ref = float(np.median(m))
     if m_ref <= 0:
         return None
-    robust = 1.4826 * float(np.median(np.abs(m - m_ref)))
+    robust = float(median_abs_deviation(m, scale="normal"))
     return m_ref, robust, max(robust, tolerance * m_ref)
 
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage
+from scipy.stats import median_abs_deviation
 from skimage import measure, morphology
 
 from cryosam.config import Config
@@ -97,7 +98,7 @@ def robust_z(r: np.ndarray) -> np.ndarray:
     step = max(1, int(round((r.size / 2e6) ** (1 / 3))))
     sample = r[::step, ::step, ::step].astype(np.float64)
     med = float(np.median(sample))
-    mad = 1.4826 * float(np.median(np.abs(sample - med)))
+    mad = float(median_abs_deviation(sample, axis=None, scale="normal"))
     r -= np.float32(med)
     r /= np.float32(mad if mad > 0 else 1.0)
     return r

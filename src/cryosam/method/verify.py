@@ -47,6 +47,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
+from scipy.stats import median_abs_deviation
 
 from cryosam.config import Config
 from cryosam.method.candidates import Status
@@ -322,15 +323,21 @@ class ShapeVerifier:
         local background). The correlation is blind to it (Pearson ignores scale): a 50S
         subunit correlates with a 70S ribosome's reference nearly as well as a 70S does,
         with 60 % of its density."""
+        return self.band_contrast(zyx, (-1.0, 1.0), (1.15, 1.5))
+
+    def band_contrast(self, zyx, inner, outer) -> np.ndarray:
+        """Each point's mean density in the ``inner`` band less its median in the ``outer``
+        one; a band ``(lo, hi)`` holds the voxels more than ``lo`` and at most ``hi``
+        particle radii from the point (a negative ``lo`` takes the centre too)."""
         r = 0.5 * self.d
-        half = int(np.ceil(1.5 * r))
+        half = int(np.ceil(outer[1] * r))
         g = np.sqrt(((np.indices((2 * half + 1,) * 3) - half) ** 2).sum(0))
-        ball, shell = g <= r, (g > 1.15 * r) & (g <= 1.5 * r)
+        a, b = ((g > lo * r) & (g <= hi * r) for lo, hi in (inner, outer))
         zyx = np.asarray(zyx, np.float64).reshape(-1, 3)
         out = np.zeros(len(zyx))
         for i0 in range(0, len(zyx), self.chunk):
             P = extract_boxes(self.volume, zyx[i0 : i0 + self.chunk], 2 * half + 1, self.bin)
-            out[i0 : i0 + len(P)] = P[:, ball].mean(1) - np.median(P[:, shell], axis=1)
+            out[i0 : i0 + len(P)] = P[:, a].mean(1) - np.median(P[:, b], axis=1)
         return out
 
     def refine(self, ref: Reference, zyx, scores, align, n_top: int) -> Reference:
@@ -438,7 +445,7 @@ def mass_adjusted(score, mass, free, known, tolerance: float) -> np.ndarray:
     m_ref, _, spread = window
     excess = np.clip(np.abs(mass - m_ref) / spread - 1.0, 0.0, None)
     s_free = score[free]
-    s_spread = 1.4826 * float(np.median(np.abs(s_free - np.median(s_free))))
+    s_spread = float(median_abs_deviation(s_free, scale="normal"))
     return score - max(s_spread, 1e-9) * excess
 
 
