@@ -150,9 +150,9 @@ def test_thousands_of_prompts_vote_on_the_contrast_through_a_sample(monkeypatch)
         vol[(zz - c[0]) ** 2 + (yy - c[1]) ** 2 + (xx - c[2]) ** 2 <= 4] -= 3.0
     calls = []
     real = contrast._bandpass
-    monkeypatch.setattr(contrast, "_bandpass", lambda b, d: calls.append(1) or real(b, d))
+    monkeypatch.setattr(contrast, "_bandpass", lambda b, d, **k: calls.append(1) or real(b, d, **k))
     dark, _ = contrast.protein_is_dark(vol, 5.0, pts[:: len(pts) // 40])
     assert dark and len(calls) <= contrast.MAX_VOTERS
     calls.clear()
-    contrast.protein_is_dark(vol, 5.0, pts)
-    assert 0 < len(calls) <= contrast.MAX_VOTERS
+    contrast.protein_is_dark(vol, 5.0, pts)  # most of these are on noise: the skewness decides
+    assert 0 < len(calls) <= contrast.MAX_VOTERS + 1
