@@ -92,12 +92,14 @@ def _prompt_evidence(volume, point, diameter_px: float) -> float:
     hi = np.minimum(c + half + 1, volume.shape)
     block = np.asarray(volume[tuple(slice(a, b) for a, b in zip(lo, hi))], np.float32)
     bp = _bandpass(block, diameter_px, fine_fraction=CLICK_FINE)
-    g = np.indices(block.shape) - (c - lo).reshape(3, 1, 1, 1)
-    ball = (g**2).sum(0) <= max(1.0, CLICK_BALL * diameter_px) ** 2
-    if not ball.any():  # the point lies outside the volume: the nearest voxel
-        ball[tuple(np.clip(c - lo, 0, np.asarray(block.shape) - 1))] = True
+    r = max(1.0, CLICK_BALL * diameter_px)
+    at = np.clip(c - lo, 0, np.asarray(block.shape) - 1)  # the nearest voxel when outside
+    near = tuple(slice(max(0, a - int(r)), a + int(r) + 1) for a in at)
+    g = np.ogrid[tuple(slice(s.start - a, s.start - a + n) for s, a, n in
+                       zip(near, at, bp[near].shape))]  # fmt: skip
+    values = bp[near][sum(x**2 for x in g) <= r**2]
     scale = float(bp.std()) or 1.0
-    return float(bp[ball].mean() - np.median(bp)) / scale
+    return float(values.mean() - np.median(bp)) / scale
 
 
 def _skewness(volume, diameter_px: float) -> float:
