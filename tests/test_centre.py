@@ -8,7 +8,7 @@ import pytest
 from cryosam.config import Config
 from cryosam.errors import CryosamError
 from cryosam.io.prompts import Prompt
-from cryosam.method.centre import blob_centre, snap_prompts
+from cryosam.method.centre import SNAP_WEAK, blob_centre, snap_prompts
 
 D = 20.0
 
@@ -32,11 +32,21 @@ def test_a_click_off_centre_towards_a_neighbour_moves_to_its_own_particle():
     np.testing.assert_array_equal(blob_centre(vol, a + [0, 0, 5.0], D, 0.0), a + [0, 0, 5.0])
 
 
+def _two_touching_balls():
+    """Two solid balls of diameter ``D`` (bright) whose surfaces touch, in noise."""
+    g = np.indices((48, 48, 80)).astype(float)
+    vol = np.random.default_rng(0).normal(0, 0.3, g.shape[1:])
+    centres = [np.array([24.0, 24.0, 28.0]), np.array([24.0, 24.0, 48.0])]
+    for c in centres:
+        vol[np.sqrt(np.sum((g - c[:, None, None, None]) ** 2, axis=0)) <= D / 2] += 1.0
+    return vol.astype(np.float32), centres
+
+
 def test_only_positive_prompts_of_sized_classes_move():
-    vol, (a, _) = _two_touching_particles()
-    click = tuple(float(v) for v in a + [0, 0, 5.0])
+    vol, (a, _) = _two_touching_balls()
+    click = tuple(float(v) for v in a - [0, 0, 9.0])  # on the rim, away from the neighbour
     prompts = [Prompt(click, "ribo"), Prompt(click, "ribo", negative=True), Prompt(click, "x")]
-    moved = snap_prompts(vol, prompts, {"ribo": D}, 0.35)
+    moved = snap_prompts(vol, prompts, {"ribo": D}, 0.5)
     assert np.linalg.norm(np.subtract(moved[0].zyx, a)) <= 1.5
     assert moved[1].zyx == click and moved[2].zyx == click
     assert moved[0].class_name == "ribo" and moved[1].negative
@@ -55,13 +65,27 @@ def test_an_off_centre_click_is_used_at_its_particles_centre():
     ribos = sim.centres("ribosome")
     c = ribos[np.argmin(np.linalg.norm(ribos - np.array([24, 56, 56]), axis=1))]
     d = 29.0  # px at the simulation's 10 A
-    click = c + 0.25 * d * np.array([0.0, 0.6, 0.8])
-    cfg = Config(prompt_snap=0.35)
+    click = c + 0.45 * d * np.array([0.0, 0.6, 0.8])  # on its rim
+    cfg = Config(prompt_snap=0.5)
     out = pick_particles(sim.tomogram, [Prompt(tuple(click), "ribosome")], {"ribosome": d}, cfg)
     used = np.asarray(out.prompts[0].zyx)
     assert np.linalg.norm(used - c) < 0.6 * np.linalg.norm(click - c), (used, c, click)
-    plain = pick_particles(sim.tomogram, [Prompt(tuple(click), "ribosome")], {"ribosome": d})
-    np.testing.assert_array_equal(plain.prompts[0].zyx, click)  # the default leaves it
+    never = Config(prompt_snap=0.0)
+    plain = pick_particles(sim.tomogram, [Prompt(tuple(click), "ribosome")], {"ribosome": d}, never)
+    np.testing.assert_array_equal(plain.prompts[0].zyx, click)  # 0: clicks never move
+
+
+def test_only_a_click_on_the_flank_moves():
+    """The default moves a click whose blob response is under half the peak's within reach
+    (on a ball's rim: 0.45 diameters out) and leaves one a quarter diameter off, whose
+    response is still 0.8 of the peak's, where it is."""
+    vol, (a, _) = _two_touching_balls()
+    for off in ([0, 0, 5.0], [0, 5.0, 0], [1.0, 0, 0]):
+        near = a - np.array(off)
+        np.testing.assert_array_equal(blob_centre(vol, near, D, 0.5, SNAP_WEAK), near)
+        assert np.linalg.norm(blob_centre(vol, near, D, 0.5) - a) <= 1.5  # unconditional
+    for off in ([0, 0, 9.0], [0, 9.0, 0], [-9.0, 0, 0]):
+        assert np.linalg.norm(blob_centre(vol, a - np.array(off), D, 0.5, SNAP_WEAK) - a) <= 1.5
 
 
 def test_candidates_move_to_their_blob_on_a_binned_grid_and_never_outside():

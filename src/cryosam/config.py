@@ -96,10 +96,10 @@ class Config:
     )
     nms_radius_factor: float = _p(0.5, "3D non-maximum suppression radius, in diameters.")
     prompt_snap: float = _p(
-        0.0,
-        "A click moves to the centre of the particle-sized blob within this many diameters of "
-        "it before anything is made from it (0: clicks stay where they are; 0.35 makes the "
-        "picks nearly independent of where on the particle it was clicked).",
+        0.35,
+        "A click on a particle's flank or beside it (its particle-sized blob response under "
+        "half the strongest within this many diameters) moves to that strongest blob's centre "
+        "before anything is made from it; a click near the centre stays (0: clicks never move).",
     )
     map_seeds: int = _p(
         3,
