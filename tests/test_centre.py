@@ -97,3 +97,36 @@ def test_candidates_move_to_their_blob_on_a_binned_grid_and_never_outside():
     assert np.linalg.norm(got[0] - a) <= 2.0 and np.linalg.norm(got[1] - b) <= 2.0
     assert np.all(got >= 0) and np.all(got <= np.array(vol.shape) - 1)
     np.testing.assert_array_equal(blob_centres(vol, pts, D, 0.0, BALL_SIGMA, b=2), pts)
+
+
+def test_the_user_hears_which_clicks_moved():
+    from cryosam.app.pick import MOVED_LISTED, moved_prompt_notes
+
+    a, b = Prompt((10.0, 20.0, 30.0), "ribo"), Prompt((40.0, 20.0, 30.0), "ribo")
+    moved_a = Prompt((10.0, 20.0, 36.0), "ribo")
+    notes = moved_prompt_notes([a, b], [moved_a, b])
+    assert len(notes) == 1 and "z,y,x=10,20,30" in notes[0] and "6.0 voxels" in notes[0]
+    assert moved_prompt_notes([a, b], [a, b]) == []
+    many = [Prompt((float(i), 20.0, 30.0), "ribo") for i in range(MOVED_LISTED + 1)]
+    shifted = [Prompt((p.zyx[0], 21.0, 30.0), "ribo") for p in many]
+    (note,) = moved_prompt_notes(many, shifted)
+    assert note.startswith(f"{MOVED_LISTED + 1} clicks")
+
+
+def test_a_pick_from_a_click_on_the_rim_says_it_moved():
+    from cryosam.app.pick import in_memory, pick
+    from tests.conftest import small_sim
+
+    sim = small_sim((48, 112, 112), {"ribosome": 0.05}, seed=41)
+    ribos = sim.centres("ribosome")
+    c = ribos[np.argmin(np.linalg.norm(ribos - np.array([24, 56, 56]), axis=1))]
+    d = 29.0
+    click = c + 0.45 * d * np.array([0.0, 0.6, 0.8])
+    run = pick(
+        in_memory(sim.tomogram, 10.0),
+        [Prompt(tuple(click), "ribosome")],
+        {"ribosome": d},
+        Config(prompt_snap=0.5),
+    )
+    assert any("flank" in w and "moved" in w for w in run.warnings), run.warnings
+    assert run.record["prompts_used"][0] != [round(v, 2) for v in click]

@@ -136,8 +136,7 @@ def pick(
         **particle_file_record(relion5, tomo_name, tomogram.name, reference_maps, symmetry),
         **(record or {}),
     }
-    said = list(outcome.prompt_outcome.warnings) + weak_cut_warnings(outcome.reports, out)
-    run = PickRun(outcome, rec, said)
+    run = PickRun(outcome, rec, run_notes(outcome, prompts, out))
     if out is not None:
         run.out = write_pick_outputs(
             Path(out), tomogram, run, relion5, timer, command_line, overwrite
@@ -153,6 +152,43 @@ def prompt_record(prompts, used) -> dict:
         "prompts": [p.__dict__ for p in prompts],
         "prompts_used": [[round(v, 2) for v in p.zyx] for p in used],
     }
+
+
+def run_notes(outcome: PickOutcome, prompts, out) -> list[str]:
+    """What a pick says to its user: the prompts' segmentation warnings, a weak cut
+    (:func:`weak_cut_warnings`) and the clicks that were moved (:func:`moved_prompt_notes`)."""
+    return [
+        *outcome.prompt_outcome.warnings,
+        *weak_cut_warnings(outcome.reports, out),
+        *moved_prompt_notes(prompts, outcome.prompts),
+    ]
+
+
+MOVED_LISTED = 3
+"""At most this many moved clicks are named one by one; more are counted."""
+
+
+def moved_prompt_notes(prompts, used) -> list[str]:
+    """What the user should hear about clicks ``prompt_snap`` moved (a click on a particle's
+    flank goes to the particle's centre): each moved click, or how many when there are more
+    than :data:`MOVED_LISTED`."""
+    moved = [
+        (p.zyx, u.zyx)
+        for p, u in zip(prompts, used)
+        if not p.negative and np.linalg.norm(np.subtract(p.zyx, u.zyx)) > 0
+    ]
+    if not moved:
+        return []
+    how = "run.json's prompts_used lists each as used; --set prompt_snap=0 keeps clicks in place"
+    if len(moved) > MOVED_LISTED:
+        n = len(moved)
+        return [f"{n} clicks lay on a particle's flank and were moved to its centre ({how})"]
+    fmt = lambda z: ",".join(f"{v:.0f}" for v in z)  # noqa: E731
+    return [
+        f"the click at z,y,x={fmt(a)} lay on a particle's flank and was moved "
+        f"{np.linalg.norm(np.subtract(a, b)):.1f} voxels to its centre, {fmt(b)} ({how})"
+        for a, b in moved
+    ]
 
 
 def particle_file_record(relion5: bool, tomo_name, file_name: str, maps, symmetry) -> dict:
