@@ -58,3 +58,29 @@ def test_a_click_that_says_little_leaves_the_contrast_to_the_volume(blob_volume)
     dark, evidence = protein_is_dark(flat, 6, [(5, 15, 33)])
     assert dark
     assert evidence == pytest.approx(protein_is_dark(flat, 6)[1])
+
+
+def test_prompts_that_read_against_the_volume_are_doubted(blob_volume):
+    from cryosam.volume.contrast import contrast_doubt
+
+    assert contrast_doubt(blob_volume, 6, dark=True) is None  # the balls are dark: agreed
+    said = contrast_doubt(blob_volume, 6, dark=False)
+    assert said and "--invert" in said and "bright protein" in said
+    assert contrast_doubt(-blob_volume, 6, dark=True) is not None
+    noise = np.random.default_rng(5).normal(0, 1, blob_volume.shape).astype(np.float32)
+    assert contrast_doubt(noise, 6, dark=False) is None  # no clear skew: nothing to say
+
+
+def test_a_pick_warns_when_its_click_reads_the_contrast_against_the_volume(blob_volume):
+    from cryosam.config import Config
+    from cryosam.io.prompts import Prompt
+    from cryosam.method.pick import setup
+
+    vol = blob_volume.copy()
+    zz, yy, xx = np.mgrid[:20, :32, :40]
+    vol[(zz - 5) ** 2 + (yy - 15) ** 2 + (xx - 33) ** 2 <= 9] += 2.0  # one bright blob
+    s = setup(vol, [Prompt((5.0, 15.0, 33.0), "x")], {"x": 6.0}, Config())
+    assert not s.inverted
+    assert any("--invert" in w for w in s.seg.warnings), s.seg.warnings
+    fine = setup(blob_volume, [Prompt((10.0, 8.0, 10.0), "x")], {"x": 6.0}, Config())
+    assert fine.inverted and not any("--invert" in w for w in fine.seg.warnings)

@@ -89,6 +89,7 @@ from cryosam.models import build_encoder, build_segmenter
 from cryosam.models.cache import FeatureCache, cache_key
 from cryosam.models.features import FeatureVolume
 from cryosam.timing import Timer
+from cryosam.volume.contrast import contrast_doubt
 from cryosam.volume.fiducials import (
     count_beads,
     erase_zone,
@@ -243,6 +244,7 @@ def setup(
         d_min = min(diameters_px[c] for c in own + list(external) + unprompted)
         points = np.array([p.zyx for p in positives]) if own else None
         prepared, inverted = prepare_volume(volume, config.invert, d_min, points)
+        doubt = contrast_doubt(volume, d_min, inverted) if own and config.invert == "auto" else None
         if own and config.prompt_snap:  # clicks to their particles' centres
             prompts = snap_prompts(prepared, prompts, diameters_px, config.prompt_snap)
             positives = [p for p in prompts if not p.negative]
@@ -272,7 +274,7 @@ def setup(
             )
         else:
             seg = SegmentOutcome([], [], np.zeros((1, 1, 1), np.uint8), inverted)
-    seg.warnings[:0] = said
+    seg.warnings[:0] = said + ([doubt] if doubt else [])
     return Setup(
         config,
         list(prompts),
