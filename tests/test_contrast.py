@@ -60,15 +60,43 @@ def test_a_click_that_says_little_leaves_the_contrast_to_the_volume(blob_volume)
     assert evidence == pytest.approx(protein_is_dark(flat, 6)[1])
 
 
-def test_prompts_that_read_against_the_volume_are_doubted(blob_volume):
-    from cryosam.volume.contrast import contrast_doubt
+def _bright_blob(vol):
+    """``vol`` with one bright ball at (5, 15, 33), where a click reads bright protein."""
+    out = vol.copy()
+    zz, yy, xx = np.mgrid[: vol.shape[0], : vol.shape[1], : vol.shape[2]]
+    out[(zz - 5) ** 2 + (yy - 15) ** 2 + (xx - 33) ** 2 <= 9] += 2.0
+    return out
 
-    assert contrast_doubt(blob_volume, 6, dark=True) is None  # the balls are dark: agreed
-    said = contrast_doubt(blob_volume, 6, dark=False)
+
+def test_prompts_that_read_against_the_volume_are_doubted(blob_volume):
+    from cryosam.volume.contrast import contrast_doubt, read_contrast
+
+    agreed = read_contrast(blob_volume, 6, [(10, 8, 10)], skewness=True)
+    assert agreed.dark and agreed.by_prompts and agreed.skewness < 0
+    assert contrast_doubt(agreed) is None  # the balls are dark: agreed
+    against = read_contrast(_bright_blob(blob_volume), 6, [(5, 15, 33)], skewness=True)
+    assert not against.dark and against.by_prompts
+    said = contrast_doubt(against)
     assert said and "--invert" in said and "bright protein" in said
-    assert contrast_doubt(-blob_volume, 6, dark=True) is not None
+    assert contrast_doubt(read_contrast(-_bright_blob(blob_volume), 6, [(5, 15, 33)], True))
+    unread = read_contrast(_bright_blob(blob_volume), 6, [(5, 15, 33)])
+    assert unread.skewness is None and contrast_doubt(unread) is None  # not asked: no doubt
     noise = np.random.default_rng(5).normal(0, 1, blob_volume.shape).astype(np.float32)
-    assert contrast_doubt(noise, 6, dark=False) is None  # no clear skew: nothing to say
+    noisy = read_contrast(_bright_blob(noise), 6, [(5, 15, 33)], skewness=True)
+    assert contrast_doubt(noisy) is None  # no clear skew: nothing to say
+
+
+def test_the_volume_is_read_once_when_the_clicks_say_little(blob_volume, monkeypatch):
+    from cryosam.volume import contrast
+
+    calls = []
+    skew = contrast._skewness
+    monkeypatch.setattr(contrast, "_skewness", lambda *a: calls.append(1) or skew(*a))
+    flat = blob_volume.copy()
+    flat[2:9, 10:20, 28:38] = 0.0
+    reading = contrast.read_contrast(flat, 6, [(5, 15, 33)], skewness=True)
+    assert reading.dark and not reading.by_prompts and len(calls) == 1
+    assert contrast.contrast_doubt(reading) is None  # the skewness decided: nothing to doubt
 
 
 def test_a_pick_warns_when_its_click_reads_the_contrast_against_the_volume(blob_volume):
@@ -76,10 +104,7 @@ def test_a_pick_warns_when_its_click_reads_the_contrast_against_the_volume(blob_
     from cryosam.io.prompts import Prompt
     from cryosam.method.pick import setup
 
-    vol = blob_volume.copy()
-    zz, yy, xx = np.mgrid[:20, :32, :40]
-    vol[(zz - 5) ** 2 + (yy - 15) ** 2 + (xx - 33) ** 2 <= 9] += 2.0  # one bright blob
-    s = setup(vol, [Prompt((5.0, 15.0, 33.0), "x")], {"x": 6.0}, Config())
+    s = setup(_bright_blob(blob_volume), [Prompt((5.0, 15.0, 33.0), "x")], {"x": 6.0}, Config())
     assert not s.inverted
     assert any("--invert" in w for w in s.seg.warnings), s.seg.warnings
     fine = setup(blob_volume, [Prompt((10.0, 8.0, 10.0), "x")], {"x": 6.0}, Config())

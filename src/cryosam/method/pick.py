@@ -243,8 +243,8 @@ def setup(
     with timer.stage("prepare"):
         d_min = min(diameters_px[c] for c in own + list(external) + unprompted)
         points = np.array([p.zyx for p in positives]) if own else None
-        prepared, inverted = prepare_volume(volume, config.invert, d_min, points)
-        doubt = contrast_doubt(volume, d_min, inverted) if own and config.invert == "auto" else None
+        prepared, inverted = prepare_volume(volume, config.invert, d_min, points, bool(own))
+        doubt = contrast_doubt(prepared.reading) if prepared.reading else None
         if own and config.prompt_snap:  # clicks to their particles' centres
             prompts = snap_prompts(prepared, prompts, diameters_px, config.prompt_snap)
             positives = [p for p in prompts if not p.negative]

@@ -27,6 +27,8 @@ decides all but one of those (under :data:`CLEAR`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy import ndimage
 
@@ -58,19 +60,31 @@ def _bandpass(block: np.ndarray, diameter_px: float, fine_fraction: float = 0.12
     return ndimage.gaussian_filter(block, fine) - ndimage.gaussian_filter(block, coarse)
 
 
-def protein_is_dark(
-    volume: np.ndarray, diameter_px: float = 10.0, points_zyx=None
-) -> tuple[bool, float]:
-    """Detect contrast polarity.
+@dataclass(frozen=True)
+class ContrastReading:
+    """What ``--invert auto`` read: ``dark`` (protein darker than ice), the signed
+    ``evidence`` that decided it (negative: dark), whether the prompts decided it
+    (``by_prompts``; else the volume's skewness did), and the volume's band-pass ``skewness``
+    when it was computed (None otherwise)."""
+
+    dark: bool
+    evidence: float
+    by_prompts: bool
+    skewness: float | None
+
+
+def read_contrast(
+    volume: np.ndarray, diameter_px: float = 10.0, points_zyx=None, skewness: bool = False
+) -> ContrastReading:
+    """Detect contrast polarity (the module's rules), computing the volume's skewness at most
+    once: when the prompts do not decide, or when ``skewness`` asks for it anyway (for
+    :func:`contrast_doubt`).
 
     Args:
         volume: ``(z, y, x)`` tomogram.
         diameter_px: approximate particle diameter in voxels (sets the band-pass).
         points_zyx: optional ``(N, 3)`` prompt positions on protein.
-
-    Returns:
-        ``(dark, evidence)``: ``dark`` is True when protein is darker than ice;
-        ``evidence`` is the signed statistic used (negative means dark).
+        skewness: also compute the skewness when the prompts decide.
     """
     evidence = 0.0
     if points_zyx is not None and len(points_zyx):
@@ -78,9 +92,19 @@ def protein_is_dark(
         if len(pts) > MAX_VOTERS:  # a vote: an even sample of thousands of prompts decides
             pts = pts[np.linspace(0, len(pts) - 1, MAX_VOTERS).round().astype(int)]
         evidence = float(np.mean([_prompt_evidence(volume, p, diameter_px) for p in pts]))
-    if abs(evidence) < CLEAR:  # no prompts, or prompts that do not say it clearly
-        evidence = _skewness(volume, diameter_px)
-    return evidence < 0, evidence
+    by_prompts = abs(evidence) >= CLEAR  # else no prompts, or prompts that say little
+    skew = _skewness(volume, diameter_px) if skewness or not by_prompts else None
+    evidence = evidence if by_prompts else float(skew)
+    return ContrastReading(evidence < 0, evidence, by_prompts, skew)
+
+
+def protein_is_dark(
+    volume: np.ndarray, diameter_px: float = 10.0, points_zyx=None
+) -> tuple[bool, float]:
+    """``(dark, evidence)`` of :func:`read_contrast`: ``dark`` is True when protein is darker
+    than ice; ``evidence`` is the signed statistic used (negative means dark)."""
+    reading = read_contrast(volume, diameter_px, points_zyx)
+    return reading.dark, reading.evidence
 
 
 def _prompt_evidence(volume, point, diameter_px: float) -> float:
@@ -117,14 +141,17 @@ SKEW_CLEAR = 0.3
 12-voxel band; the real tomogram -0.61 at 25 voxels, -0.11 at 12)."""
 
 
-def contrast_doubt(volume, diameter_px: float, dark: bool) -> str | None:
-    """A warning when the prompts decided the contrast (``dark``) against what the volume's
-    skewness clearly says (a click on ice or on a hollow particle's centre reads the wrong way,
-    and every later stage then works on an inverted tomogram); None when they agree."""
-    skew = _skewness(volume, diameter_px)
-    if abs(skew) < SKEW_CLEAR or (skew < 0) == dark:
+def contrast_doubt(reading: ContrastReading) -> str | None:
+    """A warning when the prompts decided the contrast against what the volume's skewness
+    clearly says (a click on ice or on a hollow particle's centre reads the wrong way, and
+    every later stage then works on an inverted tomogram); None when they agree, when the
+    skewness decided, or when it was not computed."""
+    skew = reading.skewness
+    if not reading.by_prompts or skew is None or abs(skew) < SKEW_CLEAR:
         return None
-    said, other = ("dark", "bright") if dark else ("bright", "dark")
+    if (skew < 0) == reading.dark:
+        return None
+    said, other = ("dark", "bright") if reading.dark else ("bright", "dark")
     return (
         f"the prompts read as {said} protein but the tomogram's histogram says {other} "
         f"(band-pass skewness {skew:+.2f}): check that the clicks are on particles, or state "

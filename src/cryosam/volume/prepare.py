@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from cryosam.errors import CryosamError
-from cryosam.volume.contrast import resolve_invert
+from cryosam.volume.contrast import ContrastReading, read_contrast, resolve_invert
 
 
 def _moments(volume) -> tuple[float, float]:
@@ -43,6 +43,7 @@ class PreparedVolume:
         self.shape = tuple(int(s) for s in raw.shape)
         self.size = int(np.prod(self.shape))
         self.erased: np.ndarray | None = None
+        self.reading: ContrastReading | None = None  # what ``--invert auto`` read
 
     def erase(self, zyx: np.ndarray) -> None:
         """From now on the voxels ``zyx`` (``(N, 3)`` indices) read as 0."""
@@ -77,8 +78,17 @@ def standardise(volume: np.ndarray, invert: bool) -> np.ndarray:
 
 
 def prepare_volume(
-    volume: np.ndarray, invert: str, diameter_px: float, points_zyx=None
+    volume: np.ndarray, invert: str, diameter_px: float, points_zyx=None, skewness: bool = False
 ) -> tuple[PreparedVolume, bool]:
-    """Standardised volume with bright protein (a lazy view), and whether it was inverted."""
-    inverted = resolve_invert(invert, volume, diameter_px, points_zyx)
-    return PreparedVolume(volume, inverted), inverted
+    """Standardised volume with bright protein (a lazy view), and whether it was inverted.
+
+    With ``invert="auto"`` the view's ``reading`` keeps what the contrast test read; with
+    ``skewness`` it also holds the volume's skewness, so
+    :func:`~cryosam.volume.contrast.contrast_doubt` needs no second reading."""
+    if invert != "auto":
+        view = PreparedVolume(volume, resolve_invert(invert, volume))
+        return view, view.invert
+    reading = read_contrast(volume, diameter_px, points_zyx, skewness)
+    view = PreparedVolume(volume, reading.dark)
+    view.reading = reading
+    return view, view.invert
