@@ -293,3 +293,42 @@ def test_many_prompts_say_how_far_their_segmentation_has_come():
     twice = [Prompt(tuple(b), "ball") for b in balls[:20] for _ in range(2)]
     pick_particles(sim.tomogram, twice, {"ball": 12.0}, progress=said.append)
     assert [s for s in said if s.startswith("prompts segmented: ")] == counts
+
+
+def test_the_size_check_measures_the_class_on_its_matches_not_one_prompt(monkeypatch):
+    """One prompt's mask is one draw of the segmenter: here it came out twice its matches'
+    size, so against it every match looked too small. Against the matches' median only the
+    one really small mask (a subunit) is a size mismatch; with few matches the prompt's
+    size still decides."""
+    from types import SimpleNamespace
+
+    import cryosam.method.pick as mp
+    from cryosam.method.propagate import InstanceMask
+
+    sizes = [1000, 1100, 900, 1050, 950, 1000, 1020, 980, 1010, 990, 300]  # the last: a subunit
+
+    def fake_mask(segmenter, shape, zyx, d, config, *a):
+        n = sizes[int(zyx[2]) - 20]  # the candidate's number in x
+        return InstanceMask(np.ones((n, 1, 1), bool), np.asarray(zyx, int), np.asarray(zyx))
+
+    monkeypatch.setattr(mp, "propagate_instance", fake_mask)
+
+    def run(n):
+        status = np.array([Status.ACCEPTED] * n, dtype=object)
+        zyx = np.array([[20.0, 20.0, 20 + k] for k in range(n)])
+        table = Candidates(zyx, np.ones(n), status, np.array(["x"] * n, object), np.full(n, 16.0))
+        s = SimpleNamespace(
+            segmenter=SimpleNamespace(set_volume=lambda *a: None),
+            prepared=SimpleNamespace(shape=(40, 40, 60)),
+            diameters_px={"x": 16.0},
+            config=Config(),
+        )
+        rep = SimpleNamespace(name="x", query=SimpleNamespace(ref_voxels=2000.0), verified=True)
+        entries = mp.segment_accepted(s, [rep], table, np.arange(n))
+        return [e.row for e in entries], list(table.status)
+
+    rows, status = run(len(sizes))
+    assert rows == list(range(len(sizes) - 1))  # every match but the subunit
+    assert status[-1] == Status.SIZE_MISMATCH
+    rows, _ = run(5)  # too few to measure the class: the prompt's size
+    assert rows == []
