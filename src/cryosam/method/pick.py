@@ -632,7 +632,8 @@ def class_voxels(prompted: float, masks: list[InstanceMask]) -> float:
     """The class's mask volume for the size check: the median over its accepted matches'
     masks (at least :data:`SIZE_FROM_MATCHES`), else ``prompted`` (the prompted masks'
     median). One prompt's mask is one draw of the segmenter: on dev1 resampled to 8 Å the
-    clicked proteasome's mask was 1.3 times its matches' median, and the check dropped 17 true
+    clicked proteasome's mask was 1.1 times its matches' median (1.3 times the true ones'),
+    and the check dropped 17 true
     proteasomes (of 150) as too small; against the matches' median it drops 2, and the
     look-alikes it drops stay the same (2)."""
     sizes = [m.voxels for m in masks if not m.empty]
