@@ -1,5 +1,6 @@
 """Strays: accepted matches that form a separate low mode of score and agreement with their
-class's average are dropped after orientation (``pick_strays``)."""
+class's average, or lie far below the matches' median, are dropped after orientation
+(``pick_strays``)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from cryosam.app.pick import pick
 from cryosam.config import Config
 from cryosam.io.picks import Picks
 from cryosam.method.candidates import Status
-from cryosam.method.cut import robust_bandwidth, strays
+from cryosam.method.cut import off_mass, outliers, robust_bandwidth, robust_z, strays
 from cryosam.method.pick import without
 from tests.conftest import clicked_ribosomes
 
@@ -52,6 +53,36 @@ def test_unknown_agreement_is_kept_and_the_rest_still_judged():
     assert off[[90, 91, 92, 93, 94, 96, 97, 98, 99]].all()
 
 
+def _spread_strays(seed: int, n: int = 145, k: int = 25):
+    """``n`` particles and ``k`` look-alikes spread evenly from just below them to far below
+    (dev1 20S proteasome, one click): whether they pile into a mode of their own depends on
+    the draw."""
+    rng = np.random.default_rng(seed)
+    score = np.r_[rng.normal(0.45, 0.05, n), rng.uniform(0.25, 0.40, k)]
+    agree = np.r_[rng.normal(0.45, 0.06, n), rng.uniform(0.05, 0.35, k)]
+    return score, agree
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_look_alikes_far_below_are_dropped_whether_or_not_they_form_a_mode(seed):
+    score, agree = _spread_strays(seed)
+    off = strays(score, agree)
+    far = np.r_[np.zeros(145, bool), (score[145:] < 0.33) & (agree[145:] < 0.2)]
+    assert far.any() and off[far].all()  # (the valley alone drops none for seeds 0, 2, 9)
+    assert off[:145].sum() <= 2
+
+
+def test_outliers_are_counted_from_the_median_and_mad():
+    rng = np.random.default_rng(4)
+    score, agree = rng.normal(0.4, 0.05, (2, 200))
+    assert not outliers(score, agree).any()  # one population: nothing 3.5 robust sd below
+    score[:30], agree[:30] = 0.1, 0.0  # a minority far below does not move the median
+    assert outliers(score, agree)[:30].all() and not outliers(score, agree)[30:].any()
+    z = robust_z([1.0, 2, 3, 4, 100])  # MAD 1: a normal's sd is 1.4826 of it
+    np.testing.assert_allclose(z[:4], [-1.349, -0.674, 0, 0.674], atol=1e-3)
+    assert not robust_z(np.ones(5)).any()
+
+
 def _few_strays(seed: int, n: int = 94, k: int = 6):
     """``n`` particles and ``k`` look-alikes just below them: a mode the robust bandwidth
     smooths away; masses of the class for the particles and of a lighter molecule (TRiC
@@ -67,13 +98,29 @@ def _few_strays(seed: int, n: int = 94, k: int = 6):
 @pytest.mark.parametrize("seed", [1, 3, 5])
 def test_a_few_strays_are_dropped_when_their_mass_is_not_the_class_s(seed):
     score, agree, light, same = _few_strays(seed)
-    assert not strays(score, agree).any()  # too few for the robust bandwidth's mode
+    alone = strays(score, agree)  # too few for the robust bandwidth's mode: the far ones only
+    assert not alone[94:].all() and not alone[:94].any()
     off = strays(score, agree, light, 0.3)
     assert off[94:].all() and not off[:94].any()
-    assert not strays(score, agree, same, 0.3).any()  # of the class's mass: kept
-    assert not strays(score, agree, light, 0.0).any()  # no mass window: kept
+    # of the class's mass, no mass window, or mass no measure (TRiC's spread): as without
     noisy = np.r_[np.random.default_rng(seed).normal(0.2, 0.3, 94), light[94:]]
-    assert not strays(score, agree, noisy, 0.3).any()  # mass no measure (TRiC's spread)
+    for mass, tolerance in ((same, 0.3), (light, 0.0), (noisy, 0.3)):
+        np.testing.assert_array_equal(strays(score, agree, mass, tolerance), alone)
+
+
+def test_of_a_mode_the_mass_confirms_only_the_members_off_the_class_s_mass_are_dropped():
+    """The narrow mode takes in the low tail of the particles' own scores too (dev1 ribosome
+    at half the dose: 14 of its 28 were ribosomes); their mass is the class's."""
+    rng = np.random.default_rng(7)
+    mass = np.r_[rng.normal(0.19, 0.02, 90), rng.normal(0.19, 0.01, 4), rng.normal(0.1, 0.01, 6)]
+    low = np.r_[np.zeros(90, bool), np.ones(10, bool)]  # 4 tail particles, 6 look-alikes
+    np.testing.assert_array_equal(off_mass(mass, low, 0.3), np.r_[np.zeros(94, bool), [True] * 6])
+    mass[94:] = 0.19  # the whole mode of the class's mass: not confirmed
+    assert off_mass(mass, low, 0.3) is None
+    mass[94:] = 0.1
+    assert off_mass(mass, low, 0.0) is None  # no window
+    assert off_mass(np.r_[mass[:-1], np.nan], low, 0.3) is None  # a mass unknown
+    assert off_mass(mass, None, 0.3) is None  # no mode
 
 
 def test_the_robust_bandwidth_is_narrower_than_silvermans_for_two_groups():
