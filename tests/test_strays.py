@@ -123,6 +123,17 @@ def test_of_a_mode_the_mass_confirms_only_the_members_off_the_class_s_mass_are_d
     assert off_mass(mass, None, 0.3) is None  # no mode
 
 
+@pytest.mark.parametrize("seed", range(12))
+def test_a_light_group_the_mass_confirms_needs_only_a_dip_not_a_deep_valley(seed):
+    """Ten look-alikes of half the class's mass three spreads below it: their narrow
+    valley is sometimes shallow (seed 9: deeper than 0.75 of its flanks); mass decides."""
+    rng = np.random.default_rng(seed)
+    x = np.r_[rng.normal(0, 1, 88), rng.normal(-3.0, 0.45, 10)]
+    mass = np.r_[rng.normal(0.19, 0.02, 88), rng.normal(0.11, 0.015, 10)]
+    off = strays(x, x, mass, 0.3)
+    assert off[88:].sum() >= 7 and off[:88].sum() <= 2
+
+
 def test_the_robust_bandwidth_is_narrower_than_silvermans_for_two_groups():
     score, agree = _matches(90, 10)
     z = score / score.std() + agree / agree.std()
