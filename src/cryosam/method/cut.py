@@ -360,7 +360,7 @@ def strays(score, agreement, mass=None, tolerance: float = 0.0) -> np.ndarray:
         return out
     z = sum((v[ok] - v[ok].mean()) / v[ok].std() for v in (s, a))
     bw = robust_bandwidth(z)
-    low = _low_mode(z, bw)
+    low = _low_mode(z, bw, STRAYS_DEPTH)
     if low is None and mass is not None:
         low = _low_mode(z, STRAYS_NARROW * bw, STRAYS_NARROW_DEPTH)
         low = off_mass(np.asarray(mass, np.float64)[ok], low, tolerance)
@@ -402,6 +402,17 @@ STRAYS_NARROW = 0.5
 """The narrow bandwidth, a fraction of the robust one: about what a plug-in selector
 (Botev's improved Sheather-Jones) takes on the dev1 ribosome matches (0.40-0.56 of it)."""
 
+
+STRAYS_DEPTH = 0.8
+"""How deep the valley of the strays' mode must be (a fraction of its flanks, as
+:data:`VALLEY_DEPTH`, which a cut needs): the strays are a minority the cut already let
+through, so a shallower valley counts. On dev1-dev3 (ribosome and proteasome, five clicks
+each, the dev1 ones also at 8 A, at half the dose and a quarter diameter off) the valleys
+whose low side was mostly look-alikes were 0.52-0.78 deep (0.777 and 0.768: 25 of 30 and
+38 of 40 look-alikes, dev1 proteasome click 1 and a quarter-diameter click 2, which 0.75
+kept: F1 0.904 and 0.859, 0.963 each without them); those that split particles from
+particles 0.86-0.99 (half the dose: 14 ribosomes of 28; crowded ribosomes: 23 of 60, 22 of
+99). 0.85 drops the same matches."""
 
 STRAYS_NARROW_DEPTH = 0.9
 """How deep the narrow mode's valley must be (a fraction of its flanks, as
