@@ -373,13 +373,14 @@ STRAYS_OUTLIER = 3.5
 """How far below the matches' median, in robust standard deviations, a stray lies: the cut of
 Iglewicz and Hoaglin's modified z-score (1993). A valley needs the strays to pile up into a
 mode of their own; a few dozen look-alikes spread over several standard deviations do not
-(dev1 20S proteasome, one click: 25 look-alikes from 2.4 to 5.3 below the particles' median;
-the valley's depth was 0.74-0.78 of its flanks from run to run, against the 0.75 it needs, so
-one look-alike more or less decided whether all were dropped, F1 0.904 or 0.962). The
-median and the median absolute deviation are the particles' whatever the strays do, so far
-outliers are dropped however they spread. On dev1-dev3 (ribosome and proteasome, five
-clicks each) nothing in a crowded cell lies this far below; the dev1 proteasome's
-look-alikes do (8-18 of their 10-25 per click, with 1-3 particles)."""
+(dev1 20S proteasome, one click: 25 look-alikes from 2.4 to 5.3 below the particles' mean,
+in the units of the sum; the valley's depth was 0.74-0.78 of its flanks from run to run,
+against the 0.75 a cut needs, so one look-alike more or less decided whether all were
+dropped, F1 0.904 or 0.962). The median and the median absolute deviation are the
+particles' whatever the strays do, so far outliers are dropped however they spread. On
+dev1-dev3 (ribosome and proteasome, five clicks each) one match of the twenty crowded runs
+lies this far below (a look-alike); of the dev1 proteasome's 10-25 look-alikes per click,
+8-18 do, with 1-3 particles."""
 
 
 def robust_z(x) -> np.ndarray:
