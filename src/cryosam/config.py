@@ -187,9 +187,10 @@ class Config:
     pick_strays: bool = _p(
         True,
         "Drop the accepted matches that form a separate low mode of score and agreement with "
-        "their class's average (a few look-alikes at the end of a sparse cell's cut; their "
-        "status becomes stray). Where no such mode stands apart nothing is dropped; a cut "
-        "the user set (cryosam recut --min-score) is kept as it is.",
+        "their class's average, or lie far below the matches' median (modified z-score under "
+        "-3.5): a few look-alikes at the end of a sparse cell's cut; their status becomes "
+        "stray. Where none stands apart nothing is dropped; a cut the user set (cryosam "
+        "recut --min-score) is kept as it is.",
     )
     verify_box_factor: float = _p(0.6, "Half the verification box, in diameters.")
     verify_shift: int = _p(

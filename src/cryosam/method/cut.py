@@ -411,7 +411,7 @@ through, so a shallower valley counts. On dev1-dev3 (ribosome and proteasome, fi
 each, the dev1 ones also at 8 A, at half the dose and a quarter diameter off) the valleys
 whose low side was mostly look-alikes were 0.52-0.78 deep (0.777 and 0.768: 25 of 30 and
 38 of 40 look-alikes, dev1 proteasome click 1 and a quarter-diameter click 2, which 0.75
-kept: F1 0.904 and 0.859, 0.963 each without them); those that split particles from
+kept: F1 0.904 and 0.859, 0.962 each without them); those that split particles from
 particles 0.86-0.99 (half the dose: 14 ribosomes of 28; crowded ribosomes: 23 of 60, 22 of
 99). 0.85 drops the same matches."""
 
