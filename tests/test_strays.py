@@ -68,7 +68,7 @@ def test_look_alikes_far_below_are_dropped_whether_or_not_they_form_a_mode(seed)
     score, agree = _spread_strays(seed)
     off = strays(score, agree)
     far = np.r_[np.zeros(145, bool), (score[145:] < 0.33) & (agree[145:] < 0.2)]
-    assert far.any() and off[far].all()  # (the valley alone drops none for seeds 0, 2, 9)
+    assert far.any() and off[far].all()  # (stop 39's valley alone dropped none: seeds 0, 2, 9)
     assert off[:145].sum() <= 2
 
 
@@ -136,7 +136,7 @@ def test_a_mode_of_strays_needs_a_shallower_valley_than_a_cut(seed):
 @pytest.mark.parametrize("seed", range(12))
 def test_a_light_group_the_mass_confirms_needs_only_a_dip_not_a_deep_valley(seed):
     """Ten look-alikes of half the class's mass three spreads below it: their narrow
-    valley is sometimes shallow (seed 9: deeper than 0.75 of its flanks); mass decides."""
+    valley is sometimes shallow (seed 9: shallower than the 0.75 a cut needs); mass decides."""
     rng = np.random.default_rng(seed)
     x = np.r_[rng.normal(0, 1, 88), rng.normal(-3.0, 0.45, 10)]
     mass = np.r_[rng.normal(0.19, 0.02, 88), rng.normal(0.11, 0.015, 10)]
