@@ -388,9 +388,8 @@ def robust_z(x) -> np.ndarray:
     absolute deviation (a normal's standard deviation is 1.4826 of its MAD), which a
     minority of outliers does not move; zeros when the MAD is 0."""
     x = np.asarray(x, np.float64)
-    med = float(np.median(x))
-    scale = 1.4826 * float(np.median(np.abs(x - med)))
-    return (x - med) / scale if scale > 0 else np.zeros_like(x)
+    scale = float(median_abs_deviation(x, scale="normal"))
+    return (x - np.median(x)) / scale if scale > 0 else np.zeros_like(x)
 
 
 def outliers(score, agreement) -> np.ndarray:
@@ -425,7 +424,7 @@ clicks each of ribosome and proteasome, the dev1 ones also at 8 A and half the d
 depth from 0.8 to 0.95 drops the same matches."""
 
 
-def _low_mode(z: np.ndarray, bandwidth: float, depth: float = VALLEY_DEPTH) -> np.ndarray | None:
+def _low_mode(z: np.ndarray, bandwidth: float, depth: float) -> np.ndarray | None:
     """The values below the :func:`valley` of ``z`` at ``bandwidth`` (as deep as ``depth``)
     when they are fewer than :data:`STRAYS_MAX` of them, else ``None``."""
     gap = valley(z, bandwidth, depth)
