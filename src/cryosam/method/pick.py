@@ -520,8 +520,9 @@ def score_and_cut(
 def rescue_rejected(s: Setup, cls: str, cands: Candidates, cut: float, dv: float, ref, timer):
     """``verify_rescue_from_blobs``: the free candidates below ``cut`` climb again from
     their nearest blob centre (:func:`~cryosam.method.verify.rescue_from_blobs`); those that
-    moved are checked for fiducials and membranes again."""
-    free = cands.free
+    moved are checked for fiducials and membranes again. Candidates a negative prompt
+    claimed are tried and kept as if free (as in :func:`rerank_refined`)."""
+    free = cands.free | (cands.status == Status.NEGATIVE)
     keep = (free & (cands.score >= cut)) | (cands.status == Status.PROMPT)
     before = cands.zyx.copy()
     corr = cands.columns["correlation"]
@@ -552,8 +553,12 @@ def rerank_refined(s: Setup, cands: Candidates, cut: float, dv: float, ref) -> N
     (:func:`~cryosam.method.orient.orient`); ranked by that correlation with half their
     feature similarity and their mass penalty (both in its units, as in the score), they take
     over the group's scores in their new order: the distribution the cut was found on, and so
-    the cut and its count, stay as they were. ``correlation`` holds the refined values."""
-    free = np.flatnonzero(cands.free)
+    the cut and its count, stay as they were. ``correlation`` holds the refined values.
+    Candidates a negative prompt claimed are ranked as if free: a negative takes its matches
+    away and must not rearrange the others (ranked without them, the group reached deeper
+    and let a look-alike in: dev1 ribosome, three TRiC negatives, F1 0.984 -> 0.979)."""
+    ranked = cands.free | (cands.status == Status.NEGATIVE)
+    free = np.flatnonzero(ranked)
     n = int(np.sum(cands.score[free] >= cut))
     if not n or len(free) < 3:
         return
@@ -561,7 +566,7 @@ def rerank_refined(s: Setup, cands: Candidates, cut: float, dv: float, ref) -> N
     fine = orient(s.prepared, cands.zyx[group], ref, dv, s.config)[1]
     corr, sim = cands.columns["correlation"], cands.columns["similarity"]
     w = s.config.verify_similarity_weight
-    before_mass = combined_score(corr, sim, cands.free, w)[group]
+    before_mass = combined_score(corr, sim, ranked, w)[group]
     scale = float(np.std(fine)) / max(float(np.std(corr[group])), 1e-9)
     penalty = np.clip(before_mass - cands.score[group], 0.0, None) * scale
     key = combined_score(fine, sim[group], np.ones(len(group), bool), w) - penalty
