@@ -200,6 +200,10 @@ class ShapeVerifier:
         self.offsets = np.stack(np.unravel_index(np.arange(s**3), (s, s, s)), 1)
         self.chunk = CHUNK
         self._prepared: dict = {}
+        # flat indices, in an (n + 2 shift)-sided box, of the sphere's voxels at each shift
+        m = self.n + 2 * self.shift
+        inner = np.ravel_multi_index(tuple(np.nonzero(self.sphere)), (m, m, m))
+        self._gather = inner[None, :] + np.ravel_multi_index(self.offsets.T, (m, m, m))[:, None]
 
     # --- references ---
     def fit(self, ref: Reference) -> Reference:
@@ -291,11 +295,8 @@ class ShapeVerifier:
         """``(len(B), rotations, shifts)``: the weighted Pearson correlation of each
         ``(n + 2 shift)``-sided box with the reference at every rotation and shift."""
         A, W, wsum, _ = self._prepare(ref, coarse)
-        n, sel = self.n, self.sphere
-        V = np.stack(
-            [B[:, a : a + n, b : b + n, c : c + n][:, sel] for a, b, c in self.offsets], axis=1
-        )
-        flat = V.reshape(-1, V.shape[-1]).T  # voxels x (boxes * shifts)
+        V = B.reshape(len(B), -1)[:, self._gather.ravel()]  # boxes x (shifts * voxels)
+        flat = V.reshape(-1, self._gather.shape[1]).T  # voxels x (boxes * shifts)
         num = A @ flat
         s1 = W @ flat
         s2 = W @ (flat * flat)
@@ -305,15 +306,19 @@ class ShapeVerifier:
 
     def climb(self, ref: Reference, zyx, steps: int):
         """Each point moved, ``steps`` times at most, to its best shift of the rotation search
-        (a hill climb on the correlation): ``(scores, align, moved zyx)``."""
+        (a hill climb on the correlation): ``(scores, align, moved zyx)``. A point that
+        stayed where it was would stay again: only those that moved are searched again."""
         p = np.asarray(zyx, np.float64).reshape(-1, 3).copy()
         hi = np.asarray(self.volume.shape) - 1
+        climbing = np.arange(len(p))
         for _ in range(steps):
-            _, align = self.score(ref, p, coarse=True)
+            _, align = self.score(ref, p[climbing], coarse=True)
             step = (self.offsets[align[:, 1]] - self.shift) * self.bin
-            if not step.any():
+            moved = step.any(axis=1)
+            if not moved.any():
                 break
-            p = np.clip(p + step, 0, hi)
+            climbing, step = climbing[moved], step[moved]
+            p[climbing] = np.clip(p[climbing] + step, 0, hi)
         scores, align = self.score(ref, p)
         return scores, align, p
 
