@@ -380,3 +380,28 @@ def test_rejected_matches_climb_again_from_their_blob_centre_unless_on_a_kept_pl
     for i in (0, 6, 7):
         np.testing.assert_array_equal(zyx[i], start[i])
         assert c2[i] == corr[i] and s2[i] == score[i]
+
+
+def test_a_negative_claims_only_clear_wins_over_the_class():
+    """A candidate goes to a negative prompt only when the negative's correlation beats the
+    class's by more than a correlation's standard error over the sphere (1 / sqrt(voxels)):
+    a closer call is a tie and stays with the class."""
+    from types import SimpleNamespace
+
+    from cryosam.method.verify import _judge_negatives
+
+    sphere = np.ones((10, 10, 10), bool)  # 1000 voxels: the margin is 1 / sqrt(1000)
+    se = 1 / np.sqrt(sphere.sum())
+    pos = np.full(6, 0.40)
+    neg = pos + se * np.array([-1.0, 0.0, 0.5, 0.9, 1.5, 3.0])
+    box = np.zeros(sphere.shape, np.float32)
+
+    def score(ref, zc):  # the class's reference has the class's template (1), the negative's 0
+        return (pos if ref.template.flat[0] == 1 else neg), np.zeros((len(zc), 2), int)
+
+    v = SimpleNamespace(
+        sphere=sphere, bin=1, score=score, reference=lambda pts: Reference(box, box, 1)
+    )
+    status = np.array([Status.CANDIDATE] * 5 + [Status.PROMPT], dtype=object)
+    _judge_negatives(v, Reference(box + 1, box, 1), np.zeros((6, 3)), status, [(0, 0, 0)], 0)
+    assert list(status == Status.NEGATIVE) == [False, False, False, False, True, False]
