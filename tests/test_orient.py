@@ -144,38 +144,6 @@ def test_rerank_keeps_the_count_and_picks_the_particles(oriented):
     assert sorted(kept) == [0, 1, 2, 3, 4], cands.score
 
 
-def test_rerank_is_the_same_whatever_negatives_claimed(oriented, monkeypatch):
-    """A negative prompt takes its matches away and rearranges nothing: candidates it
-    claimed are re-ranked as if free, so every free candidate's score is what it would be
-    without the negative. (Ranked without them, the group of twice the cut's count reached
-    deeper and two more of the particles below took the scores above the cut.)"""
-    from types import SimpleNamespace
-
-    from cryosam.method import pick as pick_module
-    from cryosam.method.candidates import Candidates, Status, statuses
-
-    monkeypatch.setattr(pick_module, "RERANK_MARGIN", 0)
-    A, _, _ = oriented
-    vol = _scene(A)
-    ref = ShapeVerifier(vol, 20, FINE).reference([CENTRES[0]])
-    noise = [(60, 15, 70), (60, 70, 12), (8, 40, 40), (40, 8, 72), (66, 72, 72)]
-    zyx = np.asarray(CENTRES + noise, float)
-    score = np.array([0.40, 0.41, 0.42, 0.43, 0.44, 0.50, 0.51, 0.52, 0.53, 0.54])
-
-    def reranked(status):
-        cols = {"correlation": score.copy(), "similarity": np.zeros(10)}
-        cands = Candidates(zyx, score.copy(), status, columns=cols)
-        s = SimpleNamespace(prepared=vol, config=FINE)
-        pick_module.rerank_refined(s, cands, 0.50, 20, ref)
-        return cands.score
-
-    with_negatives = statuses(10)
-    with_negatives[[8, 9]] = Status.NEGATIVE  # two of the noise spots above the cut
-    plain, claimed = reranked(statuses(10)), reranked(with_negatives)
-    assert np.all(plain[:5] >= 0.50), plain  # the particles take the scores above the cut
-    assert np.array_equal(plain[:8], claimed[:8]), (plain, claimed)
-
-
 def test_full_grid_covers_every_rotation():
     rots = Rotation.random(300, random_state=3)
     for full, worst in ((True, 25.0), (False, 60.0)):

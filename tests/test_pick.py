@@ -51,6 +51,29 @@ def test_negative_prompt_rejects_what_it_marks(sim):
     assert "negative" in set(out.candidate_status)
 
 
+def test_a_negative_takes_its_own_matches_away_and_changes_nothing_else(sim):
+    """The matches a negative prompt claims go on as free ones (ranked, cut, segmented,
+    judged for strays) and leave only at the end: every other pick is the same as without
+    the negative, at the same place with the same score."""
+    ribos = sim.centres("ribosome")
+    pos = central(ribos, sim.tomogram.shape)
+    neg = ribos[np.argsort(np.linalg.norm(ribos - pos, axis=1))[3]]
+    d = {"ribosome": 29.0}
+    plain = pick_particles(sim.tomogram, [Prompt(tuple(pos), "ribosome")], d)
+    prompts = [Prompt(tuple(pos), "ribosome"), Prompt(tuple(neg), None, negative=True)]
+    out = pick_particles(sim.tomogram, prompts, d)
+    dist = np.linalg.norm(out.picks.zyx[:, None] - plain.picks.zyx[None], axis=2)
+    same = dist.argmin(1)
+    assert np.all(dist.min(1) < 1e-6), dist.min(1)  # no pick of its own
+    assert np.allclose(out.picks.score, plain.picks.score[same])
+    gone = np.setdiff1d(np.arange(len(plain.picks)), same)
+    assert len(gone) and len(out.picks) + len(gone) == len(plain.picks)
+    negative = out.candidates.zyx[out.candidate_status == "negative"]
+    for p in plain.picks.zyx[gone]:  # each pick it took is a match it claimed
+        assert np.linalg.norm(negative - p, axis=1).min() < 29.0 / 2
+    assert out.averages["ribosome"].shape == plain.averages["ribosome"].shape
+
+
 def test_two_classes_compete(sim):
     ribos, balls = sim.centres("ribosome"), sim.centres("ball")
     prompts = [

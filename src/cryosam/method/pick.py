@@ -493,6 +493,13 @@ def score_and_cut(
             rep.query.reference, rep.verified = v.reference, True
         columns = {"correlation": v.correlation, "similarity": cands.score, "mass": v.mass}
         cands = Candidates(v.zyx, v.score, v.status, columns=columns)
+        # a negative prompt's matches go on as free ones (ranked, cut, segmented, judged for
+        # strays) and leave only when the picks are final (:func:`finish`): a negative takes
+        # its own matches away and changes nothing else (ranked without them, the re-ranked
+        # group reached deeper and let a TRiC ring in: dev1 ribosome 0.984 -> 0.979)
+        claimed = cands.status == Status.NEGATIVE
+        cands.status[claimed] = Status.CANDIDATE
+        columns[CLAIMED] = claimed.astype(np.float64)
         mark_not_particles(s, cls, cands, timer)  # centring may have moved one there
         pool = cands.cut_pool
         sim = columns["similarity"][pool]
@@ -520,9 +527,8 @@ def score_and_cut(
 def rescue_rejected(s: Setup, cls: str, cands: Candidates, cut: float, dv: float, ref, timer):
     """``verify_rescue_from_blobs``: the free candidates below ``cut`` climb again from
     their nearest blob centre (:func:`~cryosam.method.verify.rescue_from_blobs`); those that
-    moved are checked for fiducials and membranes again. Candidates a negative prompt
-    claimed are tried and kept as if free (as in :func:`rerank_refined`)."""
-    free = cands.free | (cands.status == Status.NEGATIVE)
+    moved are checked for fiducials and membranes again."""
+    free = cands.free
     keep = (free & (cands.score >= cut)) | (cands.status == Status.PROMPT)
     before = cands.zyx.copy()
     corr = cands.columns["correlation"]
@@ -553,12 +559,8 @@ def rerank_refined(s: Setup, cands: Candidates, cut: float, dv: float, ref) -> N
     (:func:`~cryosam.method.orient.orient`); ranked by that correlation with half their
     feature similarity and their mass penalty (both in its units, as in the score), they take
     over the group's scores in their new order: the distribution the cut was found on, and so
-    the cut and its count, stay as they were. ``correlation`` holds the refined values.
-    Candidates a negative prompt claimed are ranked as if free: a negative takes its matches
-    away and must not rearrange the others (ranked without them, the group reached deeper
-    and let a look-alike in: dev1 ribosome, three TRiC negatives, F1 0.984 -> 0.979)."""
-    ranked = cands.free | (cands.status == Status.NEGATIVE)
-    free = np.flatnonzero(ranked)
+    the cut and its count, stay as they were. ``correlation`` holds the refined values."""
+    free = np.flatnonzero(cands.free)
     n = int(np.sum(cands.score[free] >= cut))
     if not n or len(free) < 3:
         return
@@ -566,7 +568,7 @@ def rerank_refined(s: Setup, cands: Candidates, cut: float, dv: float, ref) -> N
     fine = orient(s.prepared, cands.zyx[group], ref, dv, s.config)[1]
     corr, sim = cands.columns["correlation"], cands.columns["similarity"]
     w = s.config.verify_similarity_weight
-    before_mass = combined_score(corr, sim, ranked, w)[group]
+    before_mass = combined_score(corr, sim, cands.free, w)[group]
     scale = float(np.std(fine)) / max(float(np.std(corr[group])), 1e-9)
     penalty = np.clip(before_mass - cands.score[group], 0.0, None) * scale
     key = combined_score(fine, sim[group], np.ones(len(group), bool), w) - penalty
@@ -783,25 +785,36 @@ def pick_particles(
     return finish(s, reports, Candidates.join([c for _, c in found]), timer, say)
 
 
+CLAIMED = "_claimed"
+"""Candidates column (1 or 0) of the matches a negative prompt claimed, carried as free until
+:func:`finish` drops them (status ``NEGATIVE``); not written out."""
+
+
 def finish(
     s: Setup, reports: list[ClassReport], table: Candidates, timer: Timer, say
 ) -> PickOutcome:
     """Stages 7-9 on every class's cut candidates: classes compete, the accepted are
-    segmented, picks are assembled (shared by :func:`pick_particles` and :func:`recut`)."""
+    segmented, picks are assembled (shared by :func:`pick_particles` and :func:`recut`);
+    strays and the matches a negative prompt claimed then leave the picks."""
+    claimed = np.nan_to_num(table.columns.pop(CLAIMED, np.zeros(len(table)))) > 0
     kept = table.compete(s.config.nms_radius_factor)
     with timer.stage("segment_matches"):
         entries = segment_accepted(s, reports, table, kept)
     say("matches segmented")
     picks, semantic, instances, rows = assemble(s, entries, reports)
+    gone = np.zeros(len(picks), bool)
+    gone[rows >= 0] = claimed[rows[rows >= 0]]
     with timer.stage("orient"):
         mass = _per_pick(table.columns.get("mass"), rows)
-        picks.angles, averages, agreement, stray = orient_picks(s, reports, picks, rows, mass)
+        oriented = orient_picks(s, reports, picks, rows, mass, gone)
+        picks.angles, averages, agreement, stray = oriented
     column = np.full(len(table), np.nan)
     column[rows[rows >= 0]] = agreement[rows >= 0]
     table.columns["average_correlation"] = column
-    if stray.any():
-        table.status[rows[stray]] = Status.STRAY
-        picks, semantic, instances, rows = without(picks, semantic, instances, rows, stray)
+    table.status[rows[stray & ~gone]] = Status.STRAY
+    table.status[claimed] = Status.NEGATIVE
+    if (stray | gone).any():
+        picks, semantic, instances, rows = without(picks, semantic, instances, rows, stray | gone)
     say("picks oriented")
     for rep in reports:
         rep.n_accepted = int(np.sum(picks.class_name == rep.name))
@@ -842,7 +855,9 @@ def _per_pick(column, rows: np.ndarray) -> np.ndarray | None:
     return out
 
 
-def orient_picks(s: Setup, reports: list[ClassReport], picks: Picks, rows: np.ndarray, mass=None):
+def orient_picks(
+    s: Setup, reports: list[ClassReport], picks: Picks, rows: np.ndarray, mass=None, gone=None
+):
     """Stage 10: each pick's RELION ``(rot, tilt, psi)`` relative to its class's reference
     (:mod:`cryosam.method.orient`; the verified reference, else one made from the class's
     prompts; NaN for a class with neither), and each class's aligned average of its picks
@@ -851,8 +866,9 @@ def orient_picks(s: Setup, reports: list[ClassReport], picks: Picks, rows: np.nd
     which matches (``rows`` >= 0: not prompts; half a diameter or more inside the volume) are
     :func:`~cryosam.method.cut.strays` (``pick_strays``, not under a user's cut, with each
     match's ``mass`` when known; the average is then of the others):
-    ``(angles, {class: average}, correlations, strays)``. A symmetric class without a map
-    has its frame turned so its axes lie where the group has them
+    ``(angles, {class: average}, correlations, strays)``; the average leaves out the picks
+    ``gone`` (a mask: a negative prompt's, judged for strays as any). A symmetric class
+    without a map has its frame turned so its axes lie where the group has them
     (:func:`~cryosam.method.orient.symmetry_frame` on the average; the class reference
     turned with it)."""
     angles = np.full((len(picks), 3), np.nan)
@@ -891,10 +907,10 @@ def orient_picks(s: Setup, reports: list[ClassReport], picks: Picks, rows: np.nd
             m = mass[matches] if mass is not None else None
             tol = s.config.verify_mass_tolerance
             stray[matches] = strays(picks.score[matches], agreement[matches], m, tol)
-            if stray[mine].any():  # the average of the particles kept
-                kept = ~stray[mine]
-                mean = average(s.prepared, picks.zyx[mine][kept], M[kept], len(mean))
-                mean = symmetrize(mean, ops)
+        drop = stray[mine] | (gone[mine] if gone is not None else False)
+        if drop.any() and not drop.all():  # the average of the particles kept
+            kept = ~drop
+            mean = symmetrize(average(s.prepared, picks.zyx[mine][kept], M[kept], len(mean)), ops)
         averages[rep.name] = mean
     return angles, averages, agreement, stray
 
