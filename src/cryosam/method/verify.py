@@ -585,8 +585,8 @@ def _judge_negatives(v: ShapeVerifier, refined: Reference, zc, status, negatives
     decide). A candidate is claimed only when the negative's correlation exceeds the class's
     by more than one standard error of a correlation over the sphere's voxels
     (1 / sqrt(voxels), 0.02-0.03 at the binned sizes used): a closer call is a tie, and a tie
-    stays with the class (dev2 and dev3, three negatives on 80S ribosomes or TRiC: without
-    the margin they took 19 accepted proteasome matches, 7 of them true, F1 0.406 -> 0.397)."""
+    stays with the class (dev2, three TRiC negatives: without the margin they took 19
+    accepted proteasome matches, 7 of them true, F1 0.406 -> 0.397; with it 0.408)."""
     sphere = v.sphere.astype(np.float32)
     margin = 1.0 / np.sqrt(max(float(sphere.sum()), 1.0))
     pos, _ = v.score(Reference(refined.template, sphere, v.bin), zc)
