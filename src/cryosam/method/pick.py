@@ -856,7 +856,7 @@ def _per_pick(column, rows: np.ndarray) -> np.ndarray | None:
 
 
 def orient_picks(
-    s: Setup, reports: list[ClassReport], picks: Picks, rows: np.ndarray, mass=None, gone=None
+    s: Setup, reports: list[ClassReport], picks: Picks, rows: np.ndarray, mass, gone: np.ndarray
 ):
     """Stage 10: each pick's RELION ``(rot, tilt, psi)`` relative to its class's reference
     (:mod:`cryosam.method.orient`; the verified reference, else one made from the class's
@@ -907,7 +907,7 @@ def orient_picks(
             m = mass[matches] if mass is not None else None
             tol = s.config.verify_mass_tolerance
             stray[matches] = strays(picks.score[matches], agreement[matches], m, tol)
-        drop = stray[mine] | (gone[mine] if gone is not None else False)
+        drop = stray[mine] | gone[mine]
         if drop.any() and not drop.all():  # the average of the particles kept
             kept = ~drop
             mean = symmetrize(average(s.prepared, picks.zyx[mine][kept], M[kept], len(mean)), ops)
