@@ -279,7 +279,8 @@ def test_verify_candidates_merges_duplicates_and_honours_negatives():
     elsewhere = Reference(ref.template, ref.weight, ref.bin, 5, typical=0.6)
     v2 = verify_candidates(vol, cands, status, d, config, elsewhere)
     assert v2.floor == pytest.approx(config.verify_typical_fraction * 0.6)
-    neg = [pts[4]]  # a double ring marked as unwanted
+    neg = [pts[4]]  # a double ring marked as unwanted: it claims as many as the last round
+    config = Config(verify_rounds=(2, 4))  # averages (4), all four rings here
     st2 = verify_candidates(vol, cands, status, d, config, ref, negatives=neg).status
     assert all(st2[4:8] == Status.NEGATIVE)
     assert not any(st2[[0, 1, 2, 3]] == Status.NEGATIVE)
@@ -405,3 +406,34 @@ def test_a_negative_claims_only_clear_wins_over_the_class():
     status = np.array([Status.CANDIDATE] * 5 + [Status.PROMPT], dtype=object)
     _judge_negatives(v, Reference(box + 1, box, 1), np.zeros((6, 3)), status, [(0, 0, 0)], 0)
     assert list(status == Status.NEGATIVE) == [False, False, False, False, True, False]
+
+
+def test_a_negative_claims_only_among_its_own_best_matches():
+    """Candidates unlike the class lean to any negative; a negative claims only those among
+    its ``top`` best-correlating free candidates (here 3 of 8 that all beat the class by a
+    clear margin), so it cannot act as a generic "not the class" filter."""
+    from types import SimpleNamespace
+
+    from cryosam.method.verify import _judge_negatives
+
+    sphere = np.ones((10, 10, 10), bool)
+    pos = np.full(9, 0.20)
+    neg = np.array([0.30, 0.50, 0.35, 0.45, 0.31, 0.40, 0.32, 0.33, 0.90])
+    box = np.zeros(sphere.shape, np.float32)
+
+    def score(ref, zc):
+        return (pos if ref.template.flat[0] == 1 else neg), np.zeros((len(zc), 2), int)
+
+    v = SimpleNamespace(
+        sphere=sphere,
+        bin=1,
+        score=score,
+        reference=lambda pts: Reference(box, box, 1),
+        refine=lambda ref, *args: ref,
+    )
+    status = np.array([Status.CANDIDATE] * 8 + [Status.PROMPT], dtype=object)
+    _judge_negatives(v, Reference(box + 1, box, 1), np.zeros((9, 3)), status, [(0, 0, 0)], 3)
+    assert list(np.flatnonzero(status == Status.NEGATIVE)) == [1, 3, 5]
+    status = np.array([Status.CANDIDATE] * 8 + [Status.PROMPT], dtype=object)
+    _judge_negatives(v, Reference(box + 1, box, 1), np.zeros((9, 3)), status, [(0, 0, 0)], 0)
+    assert (status == Status.NEGATIVE).sum() == 8  # no rounds: no count to hold it to
