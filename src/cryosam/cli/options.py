@@ -17,8 +17,9 @@ POINT_HELP = (
 )
 NEGATIVE_HELP = (
     "Negative prompt z,y,x[:CLASS] on something that is NOT wanted; without a class it "
-    "applies to every class. Matches that look clearly more like it than like the class are "
-    "removed (status negative); the other picks stay exactly as without it. Repeatable."
+    "applies to every class. Matches that look clearly more like it than like the class, "
+    "among the 40 that look most like it, are removed (status negative); the other picks "
+    "stay exactly as without it. Repeatable."
 )
 PROMPTS_HELP = (
     "Prompt file: CSV with header z,y,x[,class,negative,tomogram] (voxels), RELION STAR, "
