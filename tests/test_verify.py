@@ -437,3 +437,24 @@ def test_a_negative_claims_only_among_its_own_best_matches():
     status = np.array([Status.CANDIDATE] * 8 + [Status.PROMPT], dtype=object)
     _judge_negatives(v, Reference(box + 1, box, 1), np.zeros((9, 3)), status, [(0, 0, 0)], 0)
     assert (status == Status.NEGATIVE).sum() == 8  # no rounds: no count to hold it to
+
+
+def test_a_reference_refined_from_gaps_loses_its_contrast_and_warns():
+    """Refined from matches on particles, the reference keeps the clicked particle's contrast
+    over its surroundings; refined from the empty places between them (what a faint click's
+    reference matches in a crowded cell) it loses most of it, and the pick warns."""
+    from cryosam.method.verify import DRIFT_MIN, drift_warning
+
+    vol, placed = scene(["proteasome"] * 8, seed=3, noise=0.4)
+    d = diameter("proteasome")
+    pts = np.array([c for c, _ in placed])
+    gaps = pts[:-1] + 15.0  # between the grid's particles (30 voxels apart)
+    config = Config(verify_rounds=(4,))
+    ref = ShapeVerifier(vol, d).reference(pts[:1])
+    on = verify_candidates(vol, pts, [Status.CANDIDATE] * len(pts), d, config, ref)
+    off = verify_candidates(vol, gaps, [Status.CANDIDATE] * len(gaps), d, config, ref)
+    assert on.contrast_kept > 0.8
+    assert off.contrast_kept < DRIFT_MIN
+    assert drift_warning("proteasome", on.contrast_kept) is None
+    assert drift_warning("proteasome", float("nan")) is None
+    assert "gaps between particles" in drift_warning("proteasome", off.contrast_kept)

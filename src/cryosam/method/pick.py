@@ -80,6 +80,7 @@ from cryosam.method.seeds import map_seeds
 from cryosam.method.verify import (
     Reference,
     combined_score,
+    drift_warning,
     map_reference,
     prompt_reference,
     rescue_from_blobs,
@@ -121,6 +122,8 @@ class ClassReport:
     comparisons: list[int] = field(default_factory=list)
     feature_cache: str = "off"
     verified: bool = False
+    reference_contrast_kept: float = float("nan")
+    """The refined reference's contrast as a fraction of its click's (under 0.5: drifted)."""
     seeded_from_map: list = field(default_factory=list)
     """The class's prompts found from its map (no click): ``[z, y, x, correlation]`` each."""
     query: ClassQuery | None = field(default=None, repr=False)
@@ -491,6 +494,9 @@ def score_and_cut(
                 similarity=cands.score,
             )
             rep.query.reference, rep.verified = v.reference, True
+            rep.reference_contrast_kept = round(v.contrast_kept, 3)
+            if ext is None and cls not in s.maps and (said := drift_warning(cls, v.contrast_kept)):
+                s.seg.warnings.append(said)
         columns = {"correlation": v.correlation, "similarity": cands.score, "mass": v.mass}
         cands = Candidates(v.zyx, v.score, v.status, columns=columns)
         # a negative prompt's matches go on as free ones (ranked, cut, segmented, judged for
