@@ -589,7 +589,8 @@ def drift_warning(cls: str, kept: float) -> str | None:
     return (
         f"{cls}: refined from its best matches, the reference kept {kept:.0%} of the clicked "
         "particle's contrast over its surroundings: the picks are probably the gaps between "
-        f"particles, not this particle; click a clearer {cls} or add prompts (see gallery.png)"
+        f"particles, not this particle; click a clearer {cls} first (a class's first click "
+        "makes its reference; see gallery.png)"
     )
 
 
