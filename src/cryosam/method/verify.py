@@ -68,6 +68,8 @@ CHUNK = 64
 """Candidates scored per matrix product."""
 COARSE_STEP = 1.5
 """Climbing searches rotations this many times coarser than ``verify_angle_step``."""
+MASS_BANDS = ((-1.0, 1.0), (1.15, 1.5))
+"""A particle's mass: its mean within its radius less its median 1.15-1.5 radii out (radii)."""
 DRIFT_MIN = 0.5
 """A reference refined from its matches that keeps less than this fraction of the clicked
 particle's contrast (:meth:`ShapeVerifier.box_contrast`) has drifted to what lies between
@@ -334,7 +336,15 @@ class ShapeVerifier:
         local background). The correlation is blind to it (Pearson ignores scale): a 50S
         subunit correlates with a 70S ribosome's reference nearly as well as a 70S does,
         with 60 % of its density."""
-        return self.band_contrast(zyx, (-1.0, 1.0), (1.15, 1.5))
+        return self.band_contrast(zyx, *MASS_BANDS)
+
+    def _bands(self, shape, inner, outer):
+        """Masks of the ``inner`` and ``outer`` bands (see :meth:`band_contrast`) in a box
+        of ``shape`` around its centre."""
+        c = (np.asarray(shape, np.float64) - 1) / 2
+        g = np.sqrt(((np.indices(shape) - c[:, None, None, None]) ** 2).sum(0))
+        r = 0.5 * self.d
+        return tuple((g > lo * r) & (g <= hi * r) for lo, hi in (inner, outer))
 
     def band_contrast(self, zyx, inner, outer) -> np.ndarray:
         """Each point's mean density in the ``inner`` band less its median in the ``outer``
@@ -342,8 +352,7 @@ class ShapeVerifier:
         particle radii from the point (a negative ``lo`` takes the centre too)."""
         r = 0.5 * self.d
         half = int(np.ceil(outer[1] * r))
-        g = np.sqrt(((np.indices((2 * half + 1,) * 3) - half) ** 2).sum(0))
-        a, b = ((g > lo * r) & (g <= hi * r) for lo, hi in (inner, outer))
+        a, b = self._bands((2 * half + 1,) * 3, inner, outer)
         zyx = np.asarray(zyx, np.float64).reshape(-1, 3)
         out = np.zeros(len(zyx))
         for i0 in range(0, len(zyx), self.chunk):
@@ -356,11 +365,10 @@ class ShapeVerifier:
         radii out (the bands of :meth:`mass`, on the box itself): a particle's reference is
         denser at its centre than around it; one averaged from the gaps between particles
         is not."""
-        c = (np.asarray(box.shape, np.float64) - 1) / 2
-        g = np.sqrt(((np.indices(box.shape) - c[:, None, None, None]) ** 2).sum(0))
-        r = 0.5 * self.d
-        shell = box[(g > 1.15 * r) & (g <= 1.5 * r)]
-        return float(box[g <= r].mean() - np.median(shell)) if shell.size else float("nan")
+        inner, shell = self._bands(box.shape, *MASS_BANDS)
+        if not shell.any():
+            return float("nan")
+        return float(box[inner].mean() - np.median(box[shell]))
 
     def refine(self, ref: Reference, zyx, scores, align, n_top: int) -> Reference:
         """``ref`` averaged with the ``n_top`` best points, each aligned to it."""
@@ -534,6 +542,7 @@ def verify_candidates(
     """
     v = ShapeVerifier(volume, diameter_px, config)
     ref = v.fit(reference)
+    start_contrast = v.box_contrast(ref.template)  # the click's, before refinement
     start = np.asarray(zyx, np.float64).reshape(-1, 3)
     status = np.array(status, dtype=object)
     radius = config.nms_radius_factor * diameter_px
@@ -573,7 +582,6 @@ def verify_candidates(
     if len(negatives):
         top = config.verify_rounds[-1] if config.verify_rounds else 0
         _judge_negatives(v, ref, zc, st, negatives, top)
-    start_contrast = v.box_contrast(v.fit(reference).template)
     kept = v.box_contrast(ref.template) / start_contrast if start_contrast > 0 else float("nan")
     return Verified(zc, score, corr, st, ref, floor, mass, mass_ok, kept)
 
