@@ -40,6 +40,21 @@ def test_one_prompt_finds_most_ribosomes(sim):
     assert 0 < out.instances.max() <= len(out.picks)
 
 
+def test_masks_are_trimmed_to_the_class_envelope_and_the_picks_stay(sim):
+    from cryosam.config import Config
+
+    ribos = sim.centres("ribosome")
+    prompt = [Prompt(tuple(central(ribos, sim.tomogram.shape)), "ribosome")]
+    whole = pick_particles(sim.tomogram, prompt, {"ribosome": 29.0}, Config(mask_envelope=False))
+    out = pick_particles(sim.tomogram, prompt, {"ribosome": 29.0})
+    assert np.allclose(out.picks.zyx, whole.picks.zyx) and len(out.picks) >= 5
+    trimmed, full = out.instances > 0, whole.instances > 0
+    assert not (trimmed & ~full).any() and trimmed.sum() < full.sum()
+    assert np.array_equal(out.instances[trimmed], whole.instances[trimmed])  # same ids
+    kept = np.bincount(out.instances.ravel())[1:] / np.bincount(whole.instances.ravel())[1:]
+    assert np.median(kept[np.isfinite(kept)]) > 0.7  # cut back, not cut away
+
+
 def test_negative_prompt_rejects_what_it_marks(sim):
     ribos = sim.centres("ribosome")
     pos = central(ribos, sim.tomogram.shape)

@@ -215,6 +215,18 @@ class Config:
     verify_typical_fraction: float = _p(
         0.5, "A match must score at least this fraction of its reference's typical score."
     )
+    mask_envelope: bool = _p(
+        True,
+        "Each pick's mask keeps only the voxels inside its class's shape: the envelope of the "
+        "picks' aligned average, turned to the pick's orientation and placed at its centre "
+        "(a propagated mask that ran into a neighbour or took in background is cut back; "
+        "classes of fewer than 5 picks are left whole).",
+    )
+    mask_envelope_size: float = _p(
+        1.2,
+        "The envelope holds this many times the median volume of the class's propagated "
+        "masks (the average's densest voxels).",
+    )
     reject_membranes: bool = _p(
         True,
         "Candidates whose centre lies on a membrane (within 6 nm of a sheet found as "
@@ -297,6 +309,10 @@ class Config:
             (self.top_k >= 1, f"top_k must be >= 1, got {self.top_k}"),
             (self.map_seeds >= 1, f"map_seeds must be >= 1, got {self.map_seeds}"),
             (self.orient_rounds >= 0, f"orient_rounds must be >= 0, got {self.orient_rounds}"),
+            (
+                self.mask_envelope_size > 0,
+                f"mask_envelope_size must be positive, got {self.mask_envelope_size}",
+            ),
             (
                 0 < self.orient_average_best <= 1,
                 f"orient_average_best must be in (0, 1], got {self.orient_average_best}",

@@ -22,6 +22,10 @@
    or the prompted masks' when there are few) is ``size_mismatch`` (a verified match whose
    mask ran into its neighbours keeps its pick without the mask).
 9. :func:`assemble`: duplicates merged, label maps painted, picks numbered.
+10. :func:`orient_picks`: each pick's orientation, its class's aligned average, and the
+    strays that agree with neither.
+11. :func:`trim_masks`: each pick's mask cut back to its class's envelope, turned as the pick
+    is (:mod:`cryosam.method.envelope`, ``mask_envelope``).
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from cryosam.method.cut import (
     shape_cut,
     strays,
 )
+from cryosam.method.envelope import ENVELOPE_MIN_PICKS, class_envelope, trim_to_envelope
 from cryosam.method.extended import in_zone, membrane_zone
 from cryosam.method.instances import (
     SegmentOutcome,
@@ -813,7 +818,7 @@ def finish(
     with timer.stage("orient"):
         mass = _per_pick(table.columns.get("mass"), rows)
         oriented = orient_picks(s, reports, picks, rows, mass, gone)
-        picks.angles, averages, agreement, stray = oriented
+        picks.angles, averages, agreement, stray, turns = oriented
     column = np.full(len(table), np.nan)
     column[rows[rows >= 0]] = agreement[rows >= 0]
     table.columns["average_correlation"] = column
@@ -821,6 +826,10 @@ def finish(
     table.status[claimed] = Status.NEGATIVE
     if (stray | gone).any():
         picks, semantic, instances, rows = without(picks, semantic, instances, rows, stray | gone)
+        turns = turns[~(stray | gone)]
+    if s.config.mask_envelope:
+        with timer.stage("mask_envelope"):
+            trim_masks(s, reports, picks, semantic, instances, turns, averages)
     say("picks oriented")
     for rep in reports:
         rep.n_accepted = int(np.sum(picks.class_name == rep.name))
@@ -872,12 +881,14 @@ def orient_picks(
     which matches (``rows`` >= 0: not prompts; half a diameter or more inside the volume) are
     :func:`~cryosam.method.cut.strays` (``pick_strays``, not under a user's cut, with each
     match's ``mass`` when known; the average is then of the others):
-    ``(angles, {class: average}, correlations, strays)``; the average leaves out the picks
+    ``(angles, {class: average}, correlations, strays, rotations)`` (``rotations``: each
+    pick's ``M``, NaN where it has none); the average leaves out the picks
     ``gone`` (a mask: a negative prompt's, judged for strays as any). A symmetric class
     without a map has its frame turned so its axes lie where the group has them
     (:func:`~cryosam.method.orient.symmetry_frame` on the average; the class reference
     turned with it)."""
     angles = np.full((len(picks), 3), np.nan)
+    turns = np.full((len(picks), 3, 3), np.nan)
     agreement = np.full(len(picks), np.nan)
     stray = np.zeros(len(picks), bool)
     averages = {}
@@ -903,7 +914,7 @@ def orient_picks(
             if rep.query is not None and rep.query.reference is not None:
                 rep.query.reference = turned_reference(rep.query.reference, Q, ops)
         M = canonical(M, ops)  # of the equivalent rotations, the one nearest the frame
-        angles[mine] = relion_angles(M)
+        angles[mine], turns[mine] = relion_angles(M), M
         mean = symmetrize(mean, ops)
         agreement[mine] = average_correlations(s.prepared, picks.zyx[mine], M, mean, dv / 2)
         if s.config.pick_strays and rep.cut_method != CutRule.USER.value:  # a user's cut stands
@@ -918,7 +929,26 @@ def orient_picks(
             kept = ~drop
             mean = symmetrize(average(s.prepared, picks.zyx[mine][kept], M[kept], len(mean)), ops)
         averages[rep.name] = mean
-    return angles, averages, agreement, stray
+    return angles, averages, agreement, stray, turns
+
+
+def trim_masks(s: Setup, reports, picks: Picks, semantic, instances, turns, averages) -> None:
+    """Stage 11: each pick's mask cut back, in place, to its class's envelope turned as the
+    pick is (:mod:`cryosam.method.envelope`; classes averaged from fewer than
+    :data:`~cryosam.method.envelope.ENVELOPE_MIN_PICKS` picks are left whole)."""
+    for rep in reports:
+        mine = np.flatnonzero(picks.class_name == rep.name)
+        if rep.name not in averages or len(mine) < ENVELOPE_MIN_PICKS:
+            continue
+        sizes = np.bincount(instances.ravel(), minlength=int(picks.instance.max()) + 1)
+        volumes = sizes[picks.instance[mine]]
+        if not (volumes > 0).any():
+            continue
+        voxels = s.config.mask_envelope_size * float(np.median(volumes[volumes > 0]))
+        envelope = class_envelope(averages[rep.name], voxels)
+        trim_to_envelope(
+            instances, semantic, picks.instance[mine], picks.zyx[mine], turns[mine], envelope
+        )
 
 
 def without(picks: Picks, semantic, instances, rows, drop):

@@ -1,0 +1,67 @@
+"""Masks trimmed to the class's aligned envelope (method.envelope)."""
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from cryosam.method.envelope import class_envelope, trim_to_envelope
+
+
+def _ellipsoid(n: int, axes_zyx, centre=None) -> np.ndarray:
+    c = np.full(3, (n - 1) / 2.0) if centre is None else np.asarray(centre, float)
+    g = np.indices((n,) * 3).astype(float)
+    return sum(((g[i] - c[i]) / axes_zyx[i]) ** 2 for i in range(3)) <= 1.0
+
+
+def test_class_envelope_is_the_dense_connected_part_of_the_requested_size():
+    n = 31
+    body = _ellipsoid(n, (11, 5, 5))  # long along z
+    stray = _ellipsoid(n, (2.5, 2.5, 2.5), centre=(15, 15, 26))  # apart, just as dense
+    rng = np.random.default_rng(0)
+    average = 1.0 * (body | stray) + 0.1 * rng.normal(size=body.shape)
+    env = class_envelope(average, body.sum())
+    assert env[15, 15, 15]
+    assert not env[15, 15, 26]  # the disconnected blob is not the particle
+    assert 0.8 * body.sum() < env.sum() <= body.sum()
+    zs, ys, xs = np.nonzero(env)
+    assert np.ptp(zs) > 1.8 * np.ptp(xs)  # the shape of the average, not a ball
+
+
+def test_trim_cuts_a_leak_and_follows_the_pick_rotation():
+    n, size = 31, 72
+    # the class: long along its z, with a knob at its +z end (so a turn and its inverse differ)
+    envelope = _ellipsoid(n, (12, 5, 5)) | _ellipsoid(n, (3.5, 3.5, 3.5), centre=(28, 15, 15))
+    # the pick: the class turned so that its z lies along the volume's x
+    M = Rotation.from_rotvec([0, np.pi / 2, 0]).as_matrix()  # (z, y, x) vectors: z -> x
+    assert np.allclose(M @ [1, 0, 0], [0, 0, -1])
+    centre = np.array([36.0, 36.0, 36.0])
+    knob = _ellipsoid(size, (3, 3, 3), centre=centre + [0, 0, -13])  # the +z end, turned
+    body = _ellipsoid(size, (5, 5, 11), centre=centre) | knob
+    leak = np.zeros_like(body)
+    leak[34:39, 34:39, 36:60] = True  # runs along x... and far past the particle
+    leak[34:39, 36:66, 34:39] = True  # and along y into a neighbour
+    instances = np.zeros((size,) * 3, np.uint16)
+    instances[body | leak] = 1
+    other = _ellipsoid(size, (4, 4, 4), centre=(36, 12, 12))  # another pick, no rotation
+    instances[other] = 2
+    semantic = (instances > 0).astype(np.uint8)
+    centres = [centre, (36.0, 12.0, 12.0)]
+    turns = np.stack([M, np.full((3, 3), np.nan)])
+
+    erased = trim_to_envelope(instances, semantic, [1, 2], centres, turns, envelope)
+
+    kept = instances == 1
+    assert erased > 0
+    assert kept[body].mean() > 0.95 and kept[knob].mean() > 0.9  # the particle stays
+    g = np.indices(kept.shape) - centre[:, None, None, None]
+    outside = (g[0] / 5.5) ** 2 + (g[1] / 5.5) ** 2 + (g[2] / 12.5) ** 2 > 1  # past the body
+    outside &= ~knob
+    assert leak[outside].sum() > 300 and not kept[leak & outside].any()  # its leaks are gone
+    assert np.array_equal(semantic > 0, instances > 0)  # both maps alike
+    assert (instances == 2).sum() == other.sum()  # no rotation: left whole
+
+    # trimmed as if unturned, most of the particle goes; turned the other way, its knob
+    for wrong in (np.eye(3), M.T):
+        again = np.zeros((size,) * 3, np.uint16)
+        again[body | leak] = 1
+        trim_to_envelope(again, semantic.copy(), [1], [centre], [wrong], envelope)
+        assert (again == 1)[body].mean() < 0.7 or (again == 1)[knob].mean() < 0.5
