@@ -2,6 +2,7 @@
 
     python benchmarks/external_modes.py                   # all tomograms, ribosome + proteasome
     python benchmarks/external_modes.py --tomograms dev2
+    python benchmarks/external_modes.py --modes click     # the single click and its masks only
 
 Per tomogram and target (F1 of ``cryosam.pick`` at its own cut, particles matched within half a
 diameter), beside the single-click run of ``benchmarks/external.py`` (its first click):
@@ -12,7 +13,9 @@ diameter), beside the single-click run of ``benchmarks/external.py`` (its first 
 - ``two classes``: the ribosome and the proteasome clicked in one run, each scored on its
   own (within 0.03 of its single-class run is the aim);
 - masks: semantic Dice of the class against the label map, beside a solid ball of the given
-  diameter at every accepted pick's centre (the masks must beat it).
+  diameter at every accepted pick's centre (the masks must beat it); and per particle, the
+  median Dice of a true pick's instance mask against its particle's share of the label map,
+  beside the ball's.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.spatial import cKDTree
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -59,13 +63,40 @@ def ball_dice(picks_zyx, d_px, truth_mask) -> float:
     return dice_iou(balls, truth_mask)[0]
 
 
+def instance_dice(instances, picks, true_zyx, d_px, truth_mask) -> tuple[float, float]:
+    """Median Dice, over the picks within half a diameter of a true particle, of each pick's
+    instance mask and of a solid ball of diameter ``d_px`` at the pick against that
+    particle's share of the truth mask (its voxels nearer to it than to any other true
+    particle of the class), in a box of 1.6 diameters around the pick."""
+    tree = cKDTree(true_zyx)
+    dist, which = tree.query(picks.zyx)
+    r = int(np.ceil(0.8 * d_px))
+    g = np.indices((2 * r + 1,) * 3) - r
+    ball = (g**2).sum(0) <= (d_px / 2) ** 2
+    ours, balls = [], []
+    for p, k, dd, j in zip(picks.zyx, picks.instance, dist, which):
+        lo = np.round(p).astype(int) - r
+        if dd > d_px / 2 or (lo < 0).any() or (lo + 2 * r + 1 > truth_mask.shape).any():
+            continue
+        box = tuple(slice(a, a + 2 * r + 1) for a in lo)
+        t = truth_mask[box].copy()
+        t[t] = tree.query(np.argwhere(t) + lo)[1] == j
+        for mask, out in ((instances[box] == k, ours), (ball, balls)):
+            out.append(2 * (mask & t).sum() / max(mask.sum() + t.sum(), 1))
+    return float(np.median(ours)), float(np.median(balls))
+
+
 def run(volume, prompts, diam, config):
     t0 = time.perf_counter()
     out = pick(in_memory(volume, 10.0), prompts, diam, config, cache=True).outcome
     return out, time.perf_counter() - t0
 
 
-def modes(tomo: str, targets: list[str], config: Config) -> list[dict]:
+MODES = {"click": "1 click", "prompts": "10 % prompts", "negatives": "+3 negatives"}
+"""``--modes`` names of the runs per target (``two`` runs both targets in one pick)."""
+
+
+def modes(tomo: str, targets: list[str], config: Config, which=(*MODES, "two")) -> list[dict]:
     volume, vs, particles = load(tomo)
     labels = np.asarray(read_tomogram(DATA / f"{tomo}_labels.mrc.gz").data)
     rows = []
@@ -85,6 +116,8 @@ def modes(tomo: str, targets: list[str], config: Config) -> list[dict]:
         cases["+3 negatives"] = [Prompt(tuple(click), target)]
         cases["+3 negatives"] += [Prompt(tuple(p), target, True) for p in negs]
         for name, prompts in cases.items():
+            if name not in [MODES[m] for m in which if m in MODES]:
+                continue
             out, secs = run(volume, prompts, {target: d}, config)
             picked = out.picks.of_class(target)
             s = score_picks(picked.zyx, true, d / 2)
@@ -94,9 +127,11 @@ def modes(tomo: str, targets: list[str], config: Config) -> list[dict]:
                 mask = labels == label
                 row["mask Dice"] = dice_iou(out.semantic == out.class_ids[target], mask)[0]
                 row["ball Dice"] = ball_dice(picked.zyx, d, mask)
+                ours, ball = instance_dice(out.instances, picked, true, d, mask)
+                row["instance Dice"], row["ball instance Dice"] = ours, ball
             rows.append(row)
             print(format_table([row], list(row)).splitlines()[-1], flush=True)
-    if len(targets) == 2:
+    if len(targets) == 2 and "two" in which:
         prompts = [Prompt(tuple(first[t]), t) for t in targets]
         diam = {t: TARGETS[t][1] / vs for t in targets}
         out, secs = run(volume, prompts, diam, config)
@@ -114,12 +149,17 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--tomograms", default="dev1,dev2,dev3")
     ap.add_argument("--targets", default="ribosome,proteasome")
+    ap.add_argument(
+        "--modes",
+        default="click,prompts,negatives,two",
+        help="comma list of " + ", ".join([*MODES, "two"]),
+    )
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
     args = ap.parse_args(argv)
     config = Config().with_overrides(args.set)
     rows = []
     for tomo in args.tomograms.split(","):
-        rows += modes(tomo, args.targets.split(","), config)
+        rows += modes(tomo, args.targets.split(","), config, args.modes.split(","))
     df = pd.DataFrame(rows)
     print("\n## Modes (F1 at cryosam's own cut)\n")
     print(format_table(df.to_dict("records"), list(df.columns)))
