@@ -50,6 +50,22 @@ def class_envelope(average: np.ndarray, voxels: float) -> np.ndarray:
     return env
 
 
+def instance_boxes(instances: np.ndarray) -> list:
+    """Each instance id's bounding box (``None`` where an id is absent), index ``id - 1``:
+    one pass over the label map, no copy of it."""
+    return ndimage.find_objects(instances)
+
+
+def instance_volumes(instances: np.ndarray, boxes: list, labels) -> np.ndarray:
+    """Voxel count of each instance ``labels[i]`` (0 where absent), read inside its box."""
+    out = np.zeros(len(labels), np.int64)
+    for i, label in enumerate(labels):
+        label = int(label)
+        if 0 < label <= len(boxes) and boxes[label - 1] is not None:
+            out[i] = int(np.count_nonzero(instances[boxes[label - 1]] == label))
+    return out
+
+
 def trim_to_envelope(
     instances: np.ndarray,
     semantic: np.ndarray,
@@ -57,13 +73,15 @@ def trim_to_envelope(
     centres,
     matrices,
     envelope: np.ndarray,
+    boxes: list | None = None,
 ) -> int:
     """Erase, in place, the voxels of each instance ``labels[i]`` that lie outside
     ``envelope`` turned by ``matrices[i]`` (``pick(x) = envelope(M^T x)``, as
     :func:`cryosam.method.orient.average` aligns) and centred at ``centres[i]`` (voxels
     ``(z, y, x)``), from ``instances`` and ``semantic`` alike. An instance without a finite
-    rotation is left whole. Returns how many voxels were erased."""
-    boxes = ndimage.find_objects(instances)
+    rotation is left whole. ``boxes``: :func:`instance_boxes` of ``instances`` when known.
+    Returns how many voxels were erased."""
+    boxes = instance_boxes(instances) if boxes is None else boxes
     env = envelope.astype(np.float32)
     c = (np.asarray(env.shape, np.float64) - 1) / 2.0
     erased = 0

@@ -51,7 +51,13 @@ from cryosam.method.cut import (
     shape_cut,
     strays,
 )
-from cryosam.method.envelope import ENVELOPE_MIN_PICKS, class_envelope, trim_to_envelope
+from cryosam.method.envelope import (
+    ENVELOPE_MIN_PICKS,
+    class_envelope,
+    instance_boxes,
+    instance_volumes,
+    trim_to_envelope,
+)
 from cryosam.method.extended import in_zone, membrane_zone
 from cryosam.method.instances import (
     SegmentOutcome,
@@ -936,19 +942,18 @@ def trim_masks(s: Setup, reports, picks: Picks, semantic, instances, turns, aver
     """Stage 11: each pick's mask cut back, in place, to its class's envelope turned as the
     pick is (:mod:`cryosam.method.envelope`; classes averaged from fewer than
     :data:`~cryosam.method.envelope.ENVELOPE_MIN_PICKS` picks are left whole)."""
+    boxes = instance_boxes(instances)
     for rep in reports:
         mine = np.flatnonzero(picks.class_name == rep.name)
         if rep.name not in averages or len(mine) < ENVELOPE_MIN_PICKS:
             continue
-        sizes = np.bincount(instances.ravel(), minlength=int(picks.instance.max()) + 1)
-        volumes = sizes[picks.instance[mine]]
+        volumes = instance_volumes(instances, boxes, picks.instance[mine])
         if not (volumes > 0).any():
             continue
         voxels = s.config.mask_envelope_size * float(np.median(volumes[volumes > 0]))
         envelope = class_envelope(averages[rep.name], voxels)
-        trim_to_envelope(
-            instances, semantic, picks.instance[mine], picks.zyx[mine], turns[mine], envelope
-        )
+        labels, zyx = picks.instance[mine], picks.zyx[mine]
+        trim_to_envelope(instances, semantic, labels, zyx, turns[mine], envelope, boxes)
 
 
 def without(picks: Picks, semantic, instances, rows, drop):
