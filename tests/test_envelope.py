@@ -3,7 +3,8 @@
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from cryosam.method.envelope import class_envelope, trim_to_envelope
+from cryosam.method.envelope import class_envelope, trim_mask
+from cryosam.method.propagate import InstanceMask
 
 
 def _ellipsoid(n: int, axes_zyx, centre=None) -> np.ndarray:
@@ -31,37 +32,30 @@ def test_trim_cuts_a_leak_and_follows_the_pick_rotation():
     # the class: long along its z, with a knob at its +z end (so a turn and its inverse differ)
     envelope = _ellipsoid(n, (12, 5, 5)) | _ellipsoid(n, (3.5, 3.5, 3.5), centre=(28, 15, 15))
     # the pick: the class turned so that its z lies along the volume's x
-    M = Rotation.from_rotvec([0, np.pi / 2, 0]).as_matrix()  # (z, y, x) vectors: z -> x
+    M = Rotation.from_rotvec([0, np.pi / 2, 0]).as_matrix()  # (z, y, x) vectors: z -> -x
     assert np.allclose(M @ [1, 0, 0], [0, 0, -1])
     centre = np.array([36.0, 36.0, 36.0])
     knob = _ellipsoid(size, (3, 3, 3), centre=centre + [0, 0, -13])  # the +z end, turned
     body = _ellipsoid(size, (5, 5, 11), centre=centre) | knob
     leak = np.zeros_like(body)
-    leak[34:39, 34:39, 36:60] = True  # runs along x... and far past the particle
+    leak[34:39, 34:39, 36:60] = True  # runs along x, far past the particle
     leak[34:39, 36:66, 34:39] = True  # and along y into a neighbour
-    instances = np.zeros((size,) * 3, np.uint16)
-    instances[body | leak] = 1
-    other = _ellipsoid(size, (4, 4, 4), centre=(36, 12, 12))  # another pick, no rotation
-    instances[other] = 2
-    semantic = (instances > 0).astype(np.uint8)
-    centres = [centre, (36.0, 12.0, 12.0)]
-    turns = np.stack([M, np.full((3, 3), np.nan)])
+    lo = np.array([20, 22, 18])  # the mask's box in the volume
+    mask = InstanceMask((body | leak)[20:50, 22:70, 18:64], lo, centre)
+    g = np.indices(body.shape) - centre[:, None, None, None]
+    past = (g[0] / 5.5) ** 2 + (g[1] / 5.5) ** 2 + (g[2] / 12.5) ** 2 > 1
+    past &= ~knob  # beyond the particle's body and knob
 
-    erased = trim_to_envelope(instances, semantic, [1, 2], centres, turns, envelope)
-
-    kept = instances == 1
-    assert erased > 0
+    kept = np.zeros_like(body)
+    trimmed = trim_mask(mask, centre, M, envelope)
+    trimmed.paste(kept, True)
+    assert np.array_equal(trimmed.offset, lo) and trimmed.voxels < mask.voxels
     assert kept[body].mean() > 0.95 and kept[knob].mean() > 0.9  # the particle stays
-    g = np.indices(kept.shape) - centre[:, None, None, None]
-    outside = (g[0] / 5.5) ** 2 + (g[1] / 5.5) ** 2 + (g[2] / 12.5) ** 2 > 1  # past the body
-    outside &= ~knob
-    assert leak[outside].sum() > 300 and not kept[leak & outside].any()  # its leaks are gone
-    assert np.array_equal(semantic > 0, instances > 0)  # both maps alike
-    assert (instances == 2).sum() == other.sum()  # no rotation: left whole
+    assert leak[past].sum() > 300 and not kept[leak & past].any()  # its leaks are gone
+    assert trim_mask(mask, centre, np.full((3, 3), np.nan), envelope) is mask  # no rotation
 
     # trimmed as if unturned, most of the particle goes; turned the other way, its knob
     for wrong in (np.eye(3), M.T):
-        again = np.zeros((size,) * 3, np.uint16)
-        again[body | leak] = 1
-        trim_to_envelope(again, semantic.copy(), [1], [centre], [wrong], envelope)
-        assert (again == 1)[body].mean() < 0.7 or (again == 1)[knob].mean() < 0.5
+        again = np.zeros_like(body)
+        trim_mask(mask, centre, wrong, envelope).paste(again, True)
+        assert again[body].mean() < 0.7 or again[knob].mean() < 0.5

@@ -220,7 +220,8 @@ class Config:
         "Each pick's mask keeps only the voxels inside its class's shape: the envelope of the "
         "picks' aligned average, turned to the pick's orientation and placed at its centre "
         "(a propagated mask that ran into a neighbour or took in background is cut back; "
-        "classes of fewer than 5 picks are left whole).",
+        "classes of fewer than 5 picks are left whole). Off: a verified pick whose mask "
+        "ran far past its class's size has no mask.",
     )
     mask_envelope_size: float = _p(
         1.2,

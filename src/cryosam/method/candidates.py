@@ -167,6 +167,9 @@ class PickEntry:
     mask: InstanceMask | None
     row: int = -1
     """The candidate it came from (its row in the joined candidates table; -1 for a prompt)."""
+    oversize: bool = False
+    """The mask ran into its neighbours (far above its class's size): it is kept only where
+    it can be cut back to the class's shape (:mod:`cryosam.method.envelope`)."""
 
 
 def deduplicate(entries: list[PickEntry], nms_factor: float, n_first: int = 0) -> list[PickEntry]:

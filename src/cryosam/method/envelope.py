@@ -22,8 +22,12 @@ median mask gave nearly the same (the looser 1.2 is kept: orientations are not e
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from scipy import ndimage
+
+from cryosam.method.propagate import InstanceMask
 
 ENVELOPE_MIN_PICKS = 5
 """A class averaged from fewer picks has no trustworthy shape: its masks are left whole."""
@@ -50,58 +54,23 @@ def class_envelope(average: np.ndarray, voxels: float) -> np.ndarray:
     return env
 
 
-def instance_boxes(instances: np.ndarray) -> list:
-    """Each instance id's bounding box (``None`` where an id is absent), index ``id - 1``:
-    one pass over the label map, no copy of it."""
-    return ndimage.find_objects(instances)
-
-
-def instance_volumes(instances: np.ndarray, boxes: list, labels) -> np.ndarray:
-    """Voxel count of each instance ``labels[i]`` (0 where absent), read inside its box."""
-    out = np.zeros(len(labels), np.int64)
-    for i, label in enumerate(labels):
-        label = int(label)
-        if 0 < label <= len(boxes) and boxes[label - 1] is not None:
-            out[i] = int(np.count_nonzero(instances[boxes[label - 1]] == label))
-    return out
-
-
-def trim_to_envelope(
-    instances: np.ndarray,
-    semantic: np.ndarray,
-    labels,
-    centres,
-    matrices,
-    envelope: np.ndarray,
-    boxes: list | None = None,
-) -> int:
-    """Erase, in place, the voxels of each instance ``labels[i]`` that lie outside
-    ``envelope`` turned by ``matrices[i]`` (``pick(x) = envelope(M^T x)``, as
-    :func:`cryosam.method.orient.average` aligns) and centred at ``centres[i]`` (voxels
-    ``(z, y, x)``), from ``instances`` and ``semantic`` alike. An instance without a finite
-    rotation is left whole. ``boxes``: :func:`instance_boxes` of ``instances`` when known.
-    Returns how many voxels were erased."""
-    boxes = instance_boxes(instances) if boxes is None else boxes
+def trim_mask(mask: InstanceMask, centre, matrix, envelope: np.ndarray) -> InstanceMask:
+    """``mask`` less its voxels outside ``envelope`` turned by ``matrix`` (``pick(x) =
+    envelope(M^T x)``, as :func:`cryosam.method.orient.average` aligns) and centred at
+    ``centre`` (voxels ``(z, y, x)``). A mask without a finite rotation is returned whole."""
+    M = np.asarray(matrix, np.float64)
+    if mask.empty or not np.isfinite(M).all():
+        return mask
     env = envelope.astype(np.float32)
     c = (np.asarray(env.shape, np.float64) - 1) / 2.0
-    erased = 0
-    for label, p, M in zip(labels, np.asarray(centres, np.float64), np.asarray(matrices)):
-        label = int(label)
-        if label < 1 or label > len(boxes) or boxes[label - 1] is None:
-            continue
-        if not np.isfinite(M).all():
-            continue
-        box = boxes[label - 1]
-        lo = np.array([s.start for s in box], np.float64)
-        shape = tuple(s.stop - s.start for s in box)
-        # voxel lo + j of the volume is x = lo + j - p from the pick's centre: read the
-        # envelope at M^T x + c
-        inside = ndimage.affine_transform(
-            env, M.T, offset=M.T @ (lo - p) + c, output_shape=shape, order=1
-        )
-        view = instances[box]
-        out = (view == label) & (inside < 0.5)
-        erased += int(out.sum())
-        view[out] = 0
-        semantic[box][out] = 0
-    return erased
+    lo = np.asarray(mask.offset, np.float64)
+    # voxel lo + j of the volume is x = lo + j - centre from the pick's centre: read the
+    # envelope at M^T x + c
+    inside = ndimage.affine_transform(
+        env,
+        M.T,
+        offset=M.T @ (lo - np.asarray(centre, np.float64)) + c,
+        output_shape=mask.mask.shape,
+        order=1,
+    )
+    return replace(mask, mask=mask.mask & (inside >= 0.5))

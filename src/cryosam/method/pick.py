@@ -20,12 +20,13 @@
 8. :func:`segment_accepted`: only accepted candidates are segmented; the mask centroid is
    the pick centre, a mask far from the class's size (its accepted matches' median mask,
    or the prompted masks' when there are few) is ``size_mismatch`` (a verified match whose
-   mask ran into its neighbours keeps its pick without the mask).
+   mask ran into its neighbours keeps its pick; its mask stays only if stage 11 cuts it back).
 9. :func:`assemble`: duplicates merged, label maps painted, picks numbered.
 10. :func:`orient_picks`: each pick's orientation, its class's aligned average, and the
     strays that agree with neither.
-11. :func:`trim_masks`: each pick's mask cut back to its class's envelope, turned as the pick
-    is (:mod:`cryosam.method.envelope`, ``mask_envelope``).
+11. :func:`class_shaped_masks`: each pick's mask cut back to its class's envelope, turned as
+    the pick is (:mod:`cryosam.method.envelope`, ``mask_envelope``); :func:`paint`: the
+    label maps, once, from the picks that stay.
 """
 
 from __future__ import annotations
@@ -51,13 +52,7 @@ from cryosam.method.cut import (
     shape_cut,
     strays,
 )
-from cryosam.method.envelope import (
-    ENVELOPE_MIN_PICKS,
-    class_envelope,
-    instance_boxes,
-    instance_volumes,
-    trim_to_envelope,
-)
+from cryosam.method.envelope import ENVELOPE_MIN_PICKS, class_envelope, trim_mask
 from cryosam.method.extended import in_zone, membrane_zone
 from cryosam.method.instances import (
     SegmentOutcome,
@@ -697,8 +692,8 @@ def _entry(s: Setup, rep: ClassReport, m: InstanceMask, ref: float, z, score, d)
     if _size_mismatch(m, ref, z, d, s.prepared.shape, s.config.size_tolerance):
         if rep.verified and m.voxels > ref:
             # a verified match whose mask ran into its neighbours: its shape score vouches
-            # for the pick, not for the mask
-            return PickEntry(z, float(score), rep.name, d, None)
+            # for the pick, not for the mask (kept only to be cut back to the class's shape)
+            return PickEntry(z, float(score), rep.name, d, m, oversize=True)
         return None
     centre = m.centroid() if not m.empty else z
     if np.linalg.norm(centre - z) > 0.5 * d:  # the mask ran off: trust the peak
@@ -723,31 +718,36 @@ def inside_by(zyx, margin: float, shape) -> np.ndarray:
 
 
 def assemble(s: Setup, entries: list[PickEntry], reports: list[ClassReport]):
-    """Stage 9: ``(picks, semantic, instances, rows)`` from the prompts' and the matches'
-    entries (the prompts first, then by score), duplicates merged; ``rows``: each pick's
-    candidate (-1 for a prompt)."""
+    """Stage 9: ``(picks, entries, rows)`` from the prompts' and the matches' entries (the
+    prompts first, then by score), duplicates merged; ``entries`` those kept, one per pick;
+    ``rows``: each pick's candidate (-1 for a prompt)."""
     size = {r.name: r.diameter_px for r in reports}
-    class_ids = {r.name: r.class_id for r in reports}
     head = [
         PickEntry(m.centroid(), 1.0, p.class_name, size[p.class_name], m)
         for p, m in zip(s.seg.prompts, s.seg.instances)
     ]
     entries = deduplicate(head + entries, s.config.nms_radius_factor, n_first=len(head))
-    shape = s.prepared.shape
-    instances = np.zeros(shape, dtype=label_dtype(len(entries) + 1))
-    semantic = np.zeros(shape, dtype=np.uint8)
-    for k, e in enumerate(entries, start=1):
-        if e.mask is not None and not e.mask.empty:
-            e.mask.paste(instances, k)
-            view = semantic[e.mask.box()]
-            view[instances[e.mask.box()] == k] = class_ids[e.class_name]
     picks = Picks(
         np.array([e.centre for e in entries]) if entries else np.zeros((0, 3)),
         score=[e.score for e in entries],
         class_name=[e.class_name for e in entries],
         instance=np.arange(1, len(entries) + 1),
     )
-    return picks, semantic, instances, np.array([e.row for e in entries], int)
+    return picks, entries, np.array([e.row for e in entries], int)
+
+
+def paint(shape, masks: list, class_names, class_ids: dict[str, int]):
+    """``(semantic, instances)`` label maps of ``shape`` from each pick's mask (``None`` for
+    none): id k is the k-th; a voxel two masks hold goes to the first (the prompts, then the
+    best scores)."""
+    instances = np.zeros(shape, dtype=label_dtype(len(masks) + 1))
+    semantic = np.zeros(shape, dtype=np.uint8)
+    for k, (m, name) in enumerate(zip(masks, class_names), start=1):
+        if m is not None and not m.empty:
+            m.paste(instances, k)
+            view = semantic[m.box()]
+            view[instances[m.box()] == k] = class_ids[name]
+    return semantic, instances
 
 
 def pick_particles(
@@ -818,7 +818,7 @@ def finish(
     with timer.stage("segment_matches"):
         entries = segment_accepted(s, reports, table, kept)
     say("matches segmented")
-    picks, semantic, instances, rows = assemble(s, entries, reports)
+    picks, entries, rows = assemble(s, entries, reports)
     gone = np.zeros(len(picks), bool)
     gone[rows >= 0] = claimed[rows[rows >= 0]]
     with timer.stage("orient"):
@@ -830,12 +830,13 @@ def finish(
     table.columns["average_correlation"] = column
     table.status[rows[stray & ~gone]] = Status.STRAY
     table.status[claimed] = Status.NEGATIVE
-    if (stray | gone).any():
-        picks, semantic, instances, rows = without(picks, semantic, instances, rows, stray | gone)
-        turns = turns[~(stray | gone)]
-    if s.config.mask_envelope:
-        with timer.stage("mask_envelope"):
-            trim_masks(s, reports, picks, semantic, instances, turns, averages)
+    keep = ~(stray | gone)
+    picks, rows, turns = without(picks, keep), rows[keep], turns[keep]
+    entries = [e for e, k in zip(entries, keep) if k]
+    with timer.stage("mask_envelope"):
+        masks = class_shaped_masks(s, reports, picks, entries, turns, averages)
+        class_ids = {r.name: r.class_id for r in reports}
+        semantic, instances = paint(s.prepared.shape, masks, picks.class_name, class_ids)
     say("picks oriented")
     for rep in reports:
         rep.n_accepted = int(np.sum(picks.class_name == rep.name))
@@ -938,35 +939,33 @@ def orient_picks(
     return angles, averages, agreement, stray, turns
 
 
-def trim_masks(s: Setup, reports, picks: Picks, semantic, instances, turns, averages) -> None:
-    """Stage 11: each pick's mask cut back, in place, to its class's envelope turned as the
-    pick is (:mod:`cryosam.method.envelope`; classes averaged from fewer than
-    :data:`~cryosam.method.envelope.ENVELOPE_MIN_PICKS` picks are left whole)."""
-    boxes = instance_boxes(instances)
+def class_shaped_masks(s: Setup, reports, picks: Picks, entries, turns, averages) -> list:
+    """Stage 11: each pick's mask, cut back to its class's envelope turned as the pick is
+    (:mod:`cryosam.method.envelope`; ``mask_envelope``). A class averaged from fewer than
+    :data:`~cryosam.method.envelope.ENVELOPE_MIN_PICKS` picks keeps its masks whole, and a
+    mask that ran into its neighbours (``oversize``) is kept only when it is cut back."""
+    masks = [None if e.oversize else e.mask for e in entries]
+    if not s.config.mask_envelope:
+        return masks
     for rep in reports:
         mine = np.flatnonzero(picks.class_name == rep.name)
-        if rep.name not in averages or len(mine) < ENVELOPE_MIN_PICKS:
+        sizes = [masks[i].voxels for i in mine if masks[i] is not None and not masks[i].empty]
+        if rep.name not in averages or len(mine) < ENVELOPE_MIN_PICKS or not sizes:
             continue
-        volumes = instance_volumes(instances, boxes, picks.instance[mine])
-        if not (volumes > 0).any():
-            continue
-        voxels = s.config.mask_envelope_size * float(np.median(volumes[volumes > 0]))
+        voxels = s.config.mask_envelope_size * float(np.median(sizes))
         envelope = class_envelope(averages[rep.name], voxels)
-        labels, zyx = picks.instance[mine], picks.zyx[mine]
-        trim_to_envelope(instances, semantic, labels, zyx, turns[mine], envelope, boxes)
+        for i in mine:
+            if entries[i].mask is not None:
+                masks[i] = trim_mask(entries[i].mask, picks.zyx[i], turns[i], envelope)
+    return masks
 
 
-def without(picks: Picks, semantic, instances, rows, drop):
-    """``(picks, semantic, instances, rows)`` without the picks ``drop`` (a mask): their
-    masks erased (``semantic`` in place), the others' instance labels renumbered in order."""
-    keep = ~np.asarray(drop, bool)
-    new = np.zeros(len(picks) + 1, instances.dtype)  # the label map's own type: no wide copy
-    new[1:][keep] = np.arange(1, int(keep.sum()) + 1)
-    instances = new[instances]
-    semantic[instances == 0] = 0  # the dropped masks' voxels (no other mask holds them)
+def without(picks: Picks, keep) -> Picks:
+    """``picks`` without those not in ``keep`` (a mask), numbered again in order."""
+    keep = np.asarray(keep, bool)
     picks = picks.select(keep)
-    picks.instance = new[picks.instance].astype(np.int64)
-    return picks, semantic, instances, rows[keep]
+    picks.instance = np.arange(1, int(keep.sum()) + 1)
+    return picks
 
 
 MAP_SYMMETRY_MIN = 0.5
