@@ -13,7 +13,8 @@ from cryosam.config import Config
 from cryosam.io.picks import Picks
 from cryosam.method.candidates import Status
 from cryosam.method.cut import off_mass, outliers, robust_bandwidth, robust_z, strays
-from cryosam.method.pick import without
+from cryosam.method.pick import paint, without
+from cryosam.method.propagate import InstanceMask
 from tests.conftest import clicked_ribosomes
 
 
@@ -150,21 +151,27 @@ def test_the_robust_bandwidth_is_narrower_than_silvermans_for_two_groups():
     assert robust_bandwidth(z) < 1.06 * z.std() * len(z) ** -0.2
 
 
-def test_without_drops_picks_and_renumbers_their_masks():
+def test_without_drops_picks_and_the_maps_are_painted_from_those_that_stay():
     zyx = np.array([[1.0, 1, 1], [5, 5, 5], [9, 9, 9]])
     picks = Picks(zyx, [0.9, 0.5, 0.4], ["a", "a", "a"], [1, 2, 3], np.zeros((3, 3)))
-    instances = np.zeros((11, 11, 11), np.uint16)
-    for k, c in enumerate([1, 5, 9], start=1):
-        instances[c - 1 : c + 2, c - 1 : c + 2, c - 1 : c + 2] = k
-    semantic = (instances > 0).astype(np.uint8)
-    rows = np.array([-1, 7, 8])
-    p, sem, inst, r = without(picks, semantic, instances, rows, np.array([False, True, False]))
+    # the stray's mask (the second, 4-8) overlaps the third's (8-10) at (8, 8, 8)
+    masks = [
+        InstanceMask(np.ones((n,) * 3, bool), np.full(3, lo), np.full(3, lo + n // 2, float))
+        for lo, n in ((0, 3), (4, 5), (8, 3))
+    ]
+    keep = np.array([True, False, True])
+    p = without(picks, keep)
     np.testing.assert_array_equal(p.zyx, [[1, 1, 1], [9, 9, 9]])
     np.testing.assert_array_equal(p.instance, [1, 2])
-    np.testing.assert_array_equal(r, [-1, 8])
+    kept = [m for m, k in zip(masks, keep) if k]
+    sem, inst = paint((11, 11, 11), kept, p.class_name, {"a": 3})
     assert inst[5, 5, 5] == 0 and sem[5, 5, 5] == 0  # the stray's mask is gone
-    assert inst[9, 9, 9] == 2 and inst[1, 1, 1] == 1 and sem[9, 9, 9] == 1
-    assert set(np.unique(inst)) == {0, 1, 2} and inst.dtype == instances.dtype
+    assert inst[8, 8, 8] == 2  # and takes no voxel from the kept neighbour
+    assert inst[9, 9, 9] == 2 and inst[1, 1, 1] == 1 and sem[9, 9, 9] == 3
+    assert set(np.unique(inst)) == {0, 1, 2}
+    # a voxel two masks hold goes to the first (the better pick)
+    sem, inst = paint((11, 11, 11), masks, picks.class_name, {"a": 3})
+    assert inst[5, 5, 5] == 2 and inst[8, 8, 8] == 2 and inst[9, 9, 9] == 3
 
 
 def test_a_pick_drops_its_strays_from_picks_masks_and_counts(monkeypatch):
