@@ -41,9 +41,23 @@ BREAKS = (
     Break(
         "strays-left-in-the-picks",
         "method/pick.py",
-        "picks, semantic, instances, rows = without(picks, semantic, instances, rows, stray)",
-        "_ = without(picks, semantic, instances, rows, stray)",
+        "    keep = ~(stray | gone)\n",
+        "    keep = np.ones(len(picks), bool)\n",
         ("tests/test_strays.py",),
+    ),
+    Break(
+        "envelope-turned-the-wrong-way",
+        "method/envelope.py",
+        "        M.T,\n",
+        "        M,\n",
+        ("tests/test_envelope.py",),
+    ),
+    Break(
+        "masks-never-cut-back",
+        "method/pick.py",
+        "    if not s.config.mask_envelope:\n",
+        "    if True:\n",
+        ("tests/test_pick.py::test_masks_are_trimmed_to_the_class_envelope_and_the_picks_stay",),
     ),
     Break(
         "orient-composition-reversed",
