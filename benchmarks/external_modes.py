@@ -101,6 +101,7 @@ def modes(tomo: str, targets: list[str], config: Config, which=(*MODES, "two")) 
     labels = np.asarray(read_tomogram(DATA / f"{tomo}_labels.mrc.gz").data)
     rows = []
     first = {}
+    chosen = {MODES[m] for m in which if m in MODES}
     for target in targets:
         label, d_angst = TARGETS[target]
         d = d_angst / vs
@@ -116,7 +117,7 @@ def modes(tomo: str, targets: list[str], config: Config, which=(*MODES, "two")) 
         cases["+3 negatives"] = [Prompt(tuple(click), target)]
         cases["+3 negatives"] += [Prompt(tuple(p), target, True) for p in negs]
         for name, prompts in cases.items():
-            if name not in [MODES[m] for m in which if m in MODES]:
+            if name not in chosen:
                 continue
             out, secs = run(volume, prompts, {target: d}, config)
             picked = out.picks.of_class(target)

@@ -21,7 +21,7 @@
    the pick centre, a mask far from the class's size (its accepted matches' median mask,
    or the prompted masks' when there are few) is ``size_mismatch`` (a verified match whose
    mask ran into its neighbours keeps its pick; its mask stays only if stage 11 cuts it back).
-9. :func:`assemble`: duplicates merged, label maps painted, picks numbered.
+9. :func:`assemble`: duplicates merged, picks numbered (each keeps its mask).
 10. :func:`orient_picks`: each pick's orientation, its class's aligned average, and the
     strays that agree with neither.
 11. :func:`class_shaped_masks`: each pick's mask cut back to its class's envelope, turned as
@@ -856,7 +856,7 @@ def finish(
         status,
         semantic,
         instances,
-        {r.name: r.class_id for r in reports},
+        class_ids,
         reports,
         s.seg,
         s.inverted,
