@@ -458,3 +458,43 @@ def test_a_reference_refined_from_gaps_loses_its_contrast_and_warns():
     assert drift_warning("proteasome", on.contrast_kept) is None
     assert drift_warning("proteasome", float("nan")) is None
     assert "gaps between particles" in drift_warning("proteasome", off.contrast_kept)
+
+
+def test_only_matches_as_dense_as_the_prompts_refine_the_reference():
+    """Where the empty places between particles rank first (as a faint or cluttered click's
+    matches do), refining from the best matches averages the gaps and the reference loses the
+    clicked particle; with ``verify_dense_fraction`` such a drifted reference is refined
+    again from the matches holding at least half the prompt's mass, which the gaps do not,
+    and keeps the particle."""
+    from cryosam.method.verify import DRIFT_MIN, drift_warning
+
+    vol, placed = scene(["proteasome"] * 8, seed=3, noise=0.4)
+    d = diameter("proteasome")
+    pts = np.array([c for c, _ in placed])
+    gaps = pts[:-1] + 15.0  # between the grid's particles (30 voxels apart)
+    zyx = np.concatenate([gaps, pts[1:]])
+    similarity = np.r_[np.ones(len(gaps)), np.zeros(len(pts) - 1)]  # the gaps rank first
+    status = [Status.CANDIDATE] * len(zyx)
+    ref = ShapeVerifier(vol, d).reference(pts[:1])
+
+    def verified(fraction):
+        config = Config(
+            verify_rounds=(4,),
+            verify_climb=0,
+            verify_similarity_weight=5.0,
+            verify_dense_fraction=fraction,
+        )
+        return verify_candidates(vol, zyx, status, d, config, ref, pts[:1], similarity=similarity)
+
+    off, on = verified(0.0), verified(0.5)
+    assert off.contrast_kept < DRIFT_MIN and not off.dense_only
+    assert on.contrast_kept > 0.8 and on.dense_only
+    assert "refined again" in drift_warning("proteasome", on.contrast_kept, on.dense_only)
+    # a reference that never drifted is refined once, as before, and gives the same scores
+    clean = np.concatenate([pts[1:], gaps])
+    plain = [
+        verify_candidates(vol, clean, [Status.CANDIDATE] * len(clean), d, c, ref, pts[:1])
+        for c in (Config(verify_rounds=(4,), verify_dense_fraction=f) for f in (0.0, 0.5))
+    ]
+    assert not plain[1].dense_only
+    np.testing.assert_array_equal(plain[0].score, plain[1].score)

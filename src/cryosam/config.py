@@ -152,6 +152,13 @@ class Config:
         "Rounds of reference refinement: in each, this many best candidates (by the combined "
         "score) are aligned and averaged into the reference, which then scores all again.",
     )
+    verify_dense_fraction: float = _p(
+        0.5,
+        "A reference that drifted in refinement (kept under half its clicked particle's "
+        "contrast: refined from the gaps between particles, as a faint or cluttered click's "
+        "is) is refined again from the matches whose mass (density over the local "
+        "background) is at least this fraction of the prompts' (0 = never).",
+    )
     verify_climb: int = _p(
         3,
         "Each round moves every candidate up to this many times to its best shift of the "
@@ -336,9 +343,11 @@ class Config:
                 and self.verify_climb >= 0
                 and all(n >= 1 for n in self.verify_rounds)
                 and self.verify_similarity_weight >= 0
-                and self.verify_mass_tolerance >= 0,
+                and self.verify_mass_tolerance >= 0
+                and 0 <= self.verify_dense_fraction <= 1,
                 "verify_bin_px must be >= 4, verify_climb >= 0, verify_rounds >= 1 each, "
-                "verify_similarity_weight >= 0 and verify_mass_tolerance >= 0",
+                "verify_similarity_weight >= 0, verify_mass_tolerance >= 0 and "
+                "verify_dense_fraction in [0, 1]",
             ),
             (
                 self.verify_box_factor >= 0.5

@@ -130,6 +130,8 @@ class ClassReport:
     verified: bool = False
     reference_contrast_kept: float = float("nan")
     """The refined reference's contrast as a fraction of its click's (under 0.5: drifted)."""
+    reference_dense_only: bool = False
+    """The reference drifted and was refined again from the dense matches alone."""
     seeded_from_map: list = field(default_factory=list)
     """The class's prompts found from its map (no click): ``[z, y, x, correlation]`` each."""
     query: ClassQuery | None = field(default=None, repr=False)
@@ -501,7 +503,9 @@ def score_and_cut(
             )
             rep.query.reference, rep.verified = v.reference, True
             rep.reference_contrast_kept = round(v.contrast_kept, 3)
-            if ext is None and cls not in s.maps and (said := drift_warning(cls, v.contrast_kept)):
+            rep.reference_dense_only = v.dense_only
+            said = drift_warning(cls, v.contrast_kept, v.dense_only)
+            if ext is None and cls not in s.maps and said:
                 s.seg.warnings.append(said)
         columns = {"correlation": v.correlation, "similarity": cands.score, "mass": v.mass}
         cands = Candidates(v.zyx, v.score, v.status, columns=columns)

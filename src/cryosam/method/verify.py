@@ -438,7 +438,9 @@ class Verified:
     candidate's density over its local background (:meth:`ShapeVerifier.mass`) and
     ``mass_ok`` whether it lies within the class's mass window (:func:`of_class_mass`);
     ``contrast_kept`` the refined reference's contrast as a fraction of the one it started
-    from (:meth:`ShapeVerifier.box_contrast`; NaN where that was not positive)."""
+    from (:meth:`ShapeVerifier.box_contrast`; NaN where that was not positive);
+    ``dense_only`` whether the reference drifted and was refined again from the dense matches
+    alone (``verify_dense_fraction``)."""
 
     zyx: np.ndarray
     score: np.ndarray
@@ -449,6 +451,7 @@ class Verified:
     mass: np.ndarray | None = None
     mass_ok: np.ndarray | None = None
     contrast_kept: float = float("nan")
+    dense_only: bool = False
 
 
 def combined_score(correlation, similarity, free, weight: float) -> np.ndarray:
@@ -541,33 +544,23 @@ def verify_candidates(
             :func:`combined_score`).
     """
     v = ShapeVerifier(volume, diameter_px, config)
-    ref = v.fit(reference)
-    start_contrast = v.box_contrast(ref.template)  # the click's, before refinement
+    start_contrast = v.box_contrast(v.fit(reference).template)  # the click's, before refining
     start = np.asarray(zyx, np.float64).reshape(-1, 3)
     status = np.array(status, dtype=object)
-    radius = config.nms_radius_factor * diameter_px
     floor = config.verify_typical_fraction * reference.typical
-    recognised = None
-    for top in (*config.verify_rounds, 0):
-        corr, align, zc = v.climb(ref, start, config.verify_climb)
-        if not top and config.verify_from_blobs:
-            blobs = blob_centres(volume, start, diameter_px, BLOB_REACH, BALL_SIGMA, v.bin)
-            corr, align, zc = _better(corr, align, zc, *v.climb(ref, blobs, config.verify_climb))
-        st = _merge_duplicates(zc, corr, status, prompts, radius)
-        if recognised is None and reference.typical:
-            # a reference from elsewhere is refined only with the matches it recognises as
-            # it came: averaging the best boxes of a tomogram without the particle in makes
-            # a reference of noise that those boxes match (pure noise: 0.20 -> 0.54-0.63)
-            recognised = corr >= floor
-        free = st == Status.CANDIDATE
-        score = combined_score(corr, similarity, free, config.verify_similarity_weight)
-        if not top or not free.any():
-            break
-        best = _known_matches(score, st, top, with_prompts=False, among=recognised)
-        if not len(best):
-            break
-        base = Reference(ref.template, ref.weight, ref.bin, 1, reference.typical)
-        ref = v.refine(base, zc[best], corr[best], align[best], len(best))
+    args = (v, reference, start, status, prompts, similarity, config, floor, diameter_px)
+    ref, corr, zc, st, score = _refined(*args, dense=None)
+    dense_only = False
+    if _kept(v, ref, start_contrast) < DRIFT_MIN:
+        # the reference drifted to the gaps between particles: refined again from the
+        # matches that hold at least a fraction of the prompts' density (dev1 in clutter,
+        # click 3: F1 0.07 -> 0.79; drift-free runs are not touched: in a sparse cell the
+        # floor moved the cut of one dev1 click from 94 picks to 42)
+        dense = _dense_floor(v, prompts, config.verify_dense_fraction)
+        if dense is not None:
+            ref, corr, zc, st, score = _refined(*args, dense=dense)
+            dense_only = True
+    free = st == Status.CANDIDATE
     # mass ranks, after the reference is made (the heaviest matches must not choose it),
     # against all confident matches (the best few are the heaviest: too narrow a spread)
     known = _known_matches(score, st, None)
@@ -582,13 +575,84 @@ def verify_candidates(
     if len(negatives):
         top = config.verify_rounds[-1] if config.verify_rounds else 0
         _judge_negatives(v, ref, zc, st, negatives, top)
-    kept = v.box_contrast(ref.template) / start_contrast if start_contrast > 0 else float("nan")
-    return Verified(zc, score, corr, st, ref, floor, mass, mass_ok, kept)
+    kept = _kept(v, ref, start_contrast)
+    return Verified(zc, score, corr, st, ref, floor, mass, mass_ok, kept, dense_only)
 
 
-def drift_warning(cls: str, kept: float) -> str | None:
+def _kept(v: ShapeVerifier, ref: Reference, start_contrast: float) -> float:
+    """``ref``'s contrast as a fraction of ``start_contrast`` (NaN where that is not
+    positive): see :attr:`Verified.contrast_kept`."""
+    return v.box_contrast(ref.template) / start_contrast if start_contrast > 0 else float("nan")
+
+
+def _refined(
+    v: ShapeVerifier,
+    reference,
+    start,
+    status,
+    prompts,
+    similarity,
+    config,
+    floor,
+    diameter_px: float,
+    dense: float | None,
+):
+    """The refinement rounds of :func:`verify_candidates` from ``reference``: each climbs
+    every candidate to its best correlation with the current reference, merges those that
+    land on one particle, and averages the best ``verify_rounds[k]`` into the reference
+    (only matches of mass at least ``dense`` when given). Returns ``(reference,
+    correlation, centred zyx, status, combined score)`` of the last round."""
+    ref = v.fit(reference)
+    radius = config.nms_radius_factor * diameter_px
+    recognised = None
+    for top in (*config.verify_rounds, 0):
+        corr, align, zc = v.climb(ref, start, config.verify_climb)
+        if not top and config.verify_from_blobs:
+            blobs = blob_centres(v.volume, start, diameter_px, BLOB_REACH, BALL_SIGMA, v.bin)
+            corr, align, zc = _better(corr, align, zc, *v.climb(ref, blobs, config.verify_climb))
+        st = _merge_duplicates(zc, corr, status, prompts, radius)
+        if recognised is None and reference.typical:
+            # a reference from elsewhere is refined only with the matches it recognises as
+            # it came: averaging the best boxes of a tomogram without the particle in makes
+            # a reference of noise that those boxes match (pure noise: 0.20 -> 0.54-0.63)
+            recognised = corr >= floor
+        free = st == Status.CANDIDATE
+        score = combined_score(corr, similarity, free, config.verify_similarity_weight)
+        if not top or not free.any():
+            break
+        among = recognised
+        if dense is not None:  # only dense places shape the reference, never the gaps
+            among = (v.mass(zc) >= dense) & (True if among is None else among)
+        best = _known_matches(score, st, top, with_prompts=False, among=among)
+        if not len(best):
+            break
+        base = Reference(ref.template, ref.weight, ref.bin, 1, reference.typical)
+        ref = v.refine(base, zc[best], corr[best], align[best], len(best))
+    return ref, corr, zc, st, score
+
+
+def _dense_floor(v: ShapeVerifier, prompts, fraction: float) -> float | None:
+    """The least mass (:meth:`ShapeVerifier.mass`) a match must have to join the reference:
+    ``fraction`` of the prompts' median mass; ``None`` (any match may join) without prompts,
+    with ``fraction`` 0, or where the prompts hold no more density than their surroundings
+    (a hollow ring, or a click beside its particle: no floor can be read from them)."""
+    pts = np.asarray(prompts, np.float64).reshape(-1, 3)
+    if not len(pts) or not fraction:
+        return None
+    m = float(np.median(v.mass(pts)))
+    return fraction * m if m > 0 else None
+
+
+def drift_warning(cls: str, kept: float, dense_only: bool = False) -> str | None:
     """The warning for a class whose reference kept under :data:`DRIFT_MIN` of its clicked
-    particle's contrast (``kept``, :attr:`Verified.contrast_kept`), else ``None``."""
+    particle's contrast (``kept``, :attr:`Verified.contrast_kept`), or had drifted and was
+    refined again from its dense matches (``dense_only``), else ``None``."""
+    if dense_only and not kept < DRIFT_MIN:
+        return (
+            f"{cls}: refined from its best matches, the reference drifted to the gaps between "
+            "particles and was refined again from the matches as dense as the click; check "
+            f"gallery.png: a clearer first {cls} click may pick better"
+        )
     if not kept < DRIFT_MIN:  # NaN too
         return None
     return (
