@@ -32,6 +32,20 @@ class Break:
 
 BREAKS = (
     Break(
+        "drifted-reference-not-refined-again",
+        "method/verify.py",
+        "    if _kept(v, ref, start_contrast) < DRIFT_MIN:\n",
+        "    if False:\n",
+        ("tests/test_verify.py::test_only_matches_as_dense_as_the_prompts_refine_the_reference",),
+    ),
+    Break(
+        "dense-floor-ignored",
+        "method/verify.py",
+        "            among = (v.mass(zc) >= dense) & (True if among is None else among)\n",
+        "            pass\n",
+        ("tests/test_verify.py::test_only_matches_as_dense_as_the_prompts_refine_the_reference",),
+    ),
+    Break(
         "strays-the-high-mode",
         "method/cut.py",
         "    out[np.flatnonzero(ok)[z < gap]] = True",
