@@ -544,14 +544,15 @@ def verify_candidates(
             :func:`combined_score`).
     """
     v = ShapeVerifier(volume, diameter_px, config)
-    start_contrast = v.box_contrast(v.fit(reference).template)  # the click's, before refining
+    fitted = v.fit(reference)
+    start_contrast = v.box_contrast(fitted.template)  # the click's, before refinement
     start = np.asarray(zyx, np.float64).reshape(-1, 3)
     status = np.array(status, dtype=object)
     floor = config.verify_typical_fraction * reference.typical
-    args = (v, reference, start, status, prompts, similarity, config, floor, diameter_px)
+    args = (v, fitted, start, status, prompts, similarity, config, floor, diameter_px)
     ref, corr, zc, st, score = _refined(*args, dense=None)
-    dense_only = False
-    if _kept(v, ref, start_contrast) < DRIFT_MIN:
+    kept, dense_only = _kept(v, ref, start_contrast), False
+    if kept < DRIFT_MIN:
         # the reference drifted to the gaps between particles: refined again from the
         # matches that hold at least a fraction of the prompts' density (dev1 in clutter,
         # click 3: F1 0.07 -> 0.79; drift-free runs are not touched: in a sparse cell the
@@ -559,7 +560,7 @@ def verify_candidates(
         dense = _dense_floor(v, prompts, config.verify_dense_fraction)
         if dense is not None:
             ref, corr, zc, st, score = _refined(*args, dense=dense)
-            dense_only = True
+            kept, dense_only = _kept(v, ref, start_contrast), True
     free = st == Status.CANDIDATE
     # mass ranks, after the reference is made (the heaviest matches must not choose it),
     # against all confident matches (the best few are the heaviest: too narrow a spread)
@@ -575,7 +576,6 @@ def verify_candidates(
     if len(negatives):
         top = config.verify_rounds[-1] if config.verify_rounds else 0
         _judge_negatives(v, ref, zc, st, negatives, top)
-    kept = _kept(v, ref, start_contrast)
     return Verified(zc, score, corr, st, ref, floor, mass, mass_ok, kept, dense_only)
 
 
@@ -597,12 +597,13 @@ def _refined(
     diameter_px: float,
     dense: float | None,
 ):
-    """The refinement rounds of :func:`verify_candidates` from ``reference``: each climbs
+    """The refinement rounds of :func:`verify_candidates` from ``reference`` (fitted to
+    ``v``'s box): each climbs
     every candidate to its best correlation with the current reference, merges those that
     land on one particle, and averages the best ``verify_rounds[k]`` into the reference
     (only matches of mass at least ``dense`` when given). Returns ``(reference,
     correlation, centred zyx, status, combined score)`` of the last round."""
-    ref = v.fit(reference)
+    ref = reference
     radius = config.nms_radius_factor * diameter_px
     recognised = None
     for top in (*config.verify_rounds, 0):
