@@ -17,6 +17,7 @@ from cryosam.method.verify import (
     mass_adjusted,
     of_class_mass,
     rescue_from_blobs,
+    rotate_box,
     verify_candidates,
 )
 from cryosam.simulate.species import rotate_template, template
@@ -498,3 +499,26 @@ def test_only_matches_as_dense_as_the_prompts_refine_the_reference():
     ]
     assert not plain[1].dense_only
     np.testing.assert_array_equal(plain[0].score, plain[1].score)
+
+
+def test_correlations_are_the_weighted_pearson_of_every_rotation_and_shift():
+    """Each entry of :meth:`ShapeVerifier.correlations` is the weighted Pearson correlation
+    of the rotated reference with the box at that shift, computed here the plain way (the
+    batched matrix form must keep boxes, rotations and shifts in their places)."""
+    rng = np.random.default_rng(3)
+    vol = rng.normal(size=(40, 40, 40)).astype(np.float32)
+    v = ShapeVerifier(vol, 9.0, Config(verify_bin_px=9.0, verify_angle_step=60.0))
+    n, s = v.n, v.shift
+    ref = Reference(rng.normal(size=(n,) * 3).astype(np.float32), v.sphere * 0.7, v.bin, 1)
+    boxes = rng.normal(size=(3, n + 2 * s, n + 2 * s, n + 2 * s)).astype(np.float32)
+    r = v.correlations(ref, boxes)
+    assert r.shape == (3, len(v.matrices), len(v.offsets))
+    for b, k, j in [(0, 0, 0), (2, len(v.matrices) - 1, len(v.offsets) // 2), (1, 3, 5)]:
+        a0, b0, c0 = v.offsets[j]
+        x = boxes[b, a0 : a0 + n, b0 : b0 + n, c0 : c0 + n][v.sphere]
+        inv = v.matrices[k].T
+        t = rotate_box(ref.template, inv)[v.sphere]
+        w = np.clip(rotate_box(ref.weight, inv)[v.sphere], 0, 1)
+        tc, xc = t - np.average(t, weights=w), x - np.average(x, weights=w)
+        want = (w * tc * xc).sum() / np.sqrt((w * tc * tc).sum() * (w * xc * xc).sum())
+        assert r[b, k, j] == pytest.approx(want, abs=1e-4)

@@ -303,14 +303,16 @@ class ShapeVerifier:
         """``(len(B), rotations, shifts)``: the weighted Pearson correlation of each
         ``(n + 2 shift)``-sided box with the reference at every rotation and shift."""
         A, W, wsum, _ = self._prepare(ref, coarse)
-        V = B.reshape(len(B), -1)[:, self._gather.ravel()]  # boxes x (shifts * voxels)
-        flat = V.reshape(-1, self._gather.shape[1]).T  # voxels x (boxes * shifts)
-        num = A @ flat
-        s1 = W @ flat
-        s2 = W @ (flat * flat)
-        var = np.maximum(s2 - s1 * s1 / wsum[:, None], 1e-9)
-        r = (num / np.sqrt(var)).reshape(len(A), len(B), len(self.offsets))
-        return r.transpose(1, 0, 2)
+        # (boxes * shifts) x voxels, row-major: ``take`` keeps it contiguous, where fancy
+        # indexing gave a strided array whose transpose cost a copy of a third of the
+        # verification's time (dev1 proteasome: 17 of 50 s)
+        X = np.take(B.reshape(len(B), -1), self._gather, axis=1).reshape(-1, self._gather.shape[1])
+        num = X @ A.T
+        s1 = X @ W.T
+        s2 = (X * X) @ W.T
+        var = np.maximum(s2 - s1 * s1 / wsum[None, :], 1e-9)
+        r = (num / np.sqrt(var)).reshape(len(B), len(self.offsets), len(A))
+        return np.ascontiguousarray(r.transpose(0, 2, 1))
 
     def climb(self, ref: Reference, zyx, steps: int):
         """Each point moved, ``steps`` times at most, to its best shift of the rotation search
