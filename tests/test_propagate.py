@@ -162,3 +162,65 @@ def test_smoothed_slabs_cover_a_particle_neighbourhood():
     first = {k: id(v) for k, v in s.slabs.items()}
     s[12:98]  # the same neighbourhood again: nothing recomputed, nothing evicted
     assert len(first) == 12 and {k: id(v) for k, v in s.slabs.items()} == first
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_slice_morphology_on_the_mask_crop_equals_the_whole_slice(seed):
+    """The classical segmenter dilates, closes, fills and measures depth on the mask's
+    bounding box plus a margin: on masks that touch the slice's edges too, each gives what
+    scipy gives on the whole slice."""
+    from scipy import ndimage
+
+    from cryosam.models.classical import _crop, _dilated, _disk, _seed_disk, _stamp
+
+    rng = np.random.default_rng(seed)
+    mask = ndimage.binary_opening(rng.random((40, 33)) > 0.55)
+    mask[:, :3] |= rng.random((40, 3)) > 0.5  # touches the edge
+    for r in (1.0, 2.5, 4.0):
+        assert np.array_equal(_dilated(mask, r), ndimage.binary_dilation(mask, _disk(r)))
+    crop, (u0, v0) = _crop(mask, 5)
+    rows, cols = np.nonzero(mask)
+    assert (u0, v0) == (rows.min(), cols.min()) and crop.sum() == mask.sum()
+    assert not crop[:5].any() and not crop[:, -5:].any()
+    near = np.zeros(mask.shape, bool)
+    for u, v in [(0, 0), (20, 16), (39, 32), (38, 1)]:
+        _stamp(near, _seed_disk(12.25), u, v)
+    uu, vv = np.ogrid[:40, :33]
+    want = np.zeros(mask.shape, bool)
+    for u, v in [(0, 0), (20, 16), (39, 32), (38, 1)]:
+        want |= (uu - u) ** 2 + (vv - v) ** 2 <= 12.25
+    assert np.array_equal(near, want)
+
+
+def test_segmenter_slice_equals_the_whole_slice_computation():
+    """A slice segmented on crops (see above) equals the plain whole-slice computation:
+    components near the seeds, closed, filled, kept on the foreground; depth inside."""
+    from scipy import ndimage
+
+    from cryosam.models.classical import ClassicalSegmenter, _disk
+
+    rng = np.random.default_rng(4)
+    vol = ndimage.gaussian_filter(rng.normal(size=(30, 48, 48)), 1.5).astype(np.float32)
+    seg = ClassicalSegmenter(Config())
+    seg.set_volume(vol, 12.0)
+    seg.begin_instance(np.array([15.0, 24.0, 24.0]))
+    window = (slice(4, 44), slice(2, 46))
+    for u, v in [(20, 22), (1, 1), (38, 40)]:
+        got = seg.segment(0, 15, window, [(u, v)], [1])
+        img = seg.smooth[(15, *window)]
+        fg = img > seg.level
+        comps, _ = ndimage.label(fg)
+        uu, vv = np.ogrid[: img.shape[0], : img.shape[1]]
+        near = (uu - u) ** 2 + (vv - v) ** 2 <= max(1.5, seg.config.seed_radius_factor * 12) ** 2
+        keep = np.unique(comps[near & fg])
+        keep = keep[keep > 0]
+        if not len(keep):
+            assert not got.mask.any()
+            continue
+        mask = np.isin(comps, keep)
+        rc = seg.config.closing_factor * 12
+        pad = int(np.ceil(rc)) + 1
+        region = ndimage.binary_closing(np.pad(mask, pad), _disk(rc))[pad:-pad, pad:-pad]
+        want = ndimage.binary_fill_holes(region) & fg | mask
+        depth = np.where(want, ndimage.distance_transform_edt(want), -1.0).astype(np.float32)
+        assert np.array_equal(got.mask, want) and np.array_equal(got.logits, depth)

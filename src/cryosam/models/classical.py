@@ -28,6 +28,47 @@ def _disk(r: float) -> np.ndarray:
     return (yy**2 + xx**2) <= r * r + 1e-9
 
 
+def _seed_disk(radius2: float) -> np.ndarray:
+    """The offsets within ``sqrt(radius2)`` of a pixel, as a boolean square."""
+    n = int(np.floor(np.sqrt(radius2))) + 1
+    yy, xx = np.mgrid[-n : n + 1, -n : n + 1]
+    return yy**2 + xx**2 <= radius2
+
+
+def _stamp(out: np.ndarray, disk: np.ndarray, u: int, v: int) -> None:
+    """``out |= disk`` centred on pixel ``(u, v)``, clipped to ``out``."""
+    n = disk.shape[0] // 2
+    a0, b0 = max(u - n, 0), max(v - n, 0)
+    a1, b1 = min(u + n + 1, out.shape[0]), min(v + n + 1, out.shape[1])
+    out[a0:a1, b0:b1] |= disk[a0 - u + n : a1 - u + n, b0 - v + n : b1 - v + n]
+
+
+def _crop(mask: np.ndarray, pad: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """``mask``'s bounding box with ``pad`` zero pixels around it (a 1 x 1 box at the
+    origin when empty), and the box's first pixel in ``mask``."""
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    if not len(rows):
+        rows = cols = np.zeros(1, int)
+    u0, u1, v0, v1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    out = np.zeros((u1 - u0 + 2 * pad, v1 - v0 + 2 * pad), bool)
+    out[pad:-pad, pad:-pad] = mask[u0:u1, v0:v1]
+    return out, (int(u0), int(v0))
+
+
+def _dilated(mask: np.ndarray, r: float) -> np.ndarray:
+    """``binary_dilation(mask, _disk(r))`` worked on the mask's bounding box and a margin."""
+    disk = _disk(r)
+    n = disk.shape[0] // 2
+    crop, (u0, v0) = _crop(mask, n)
+    grown = ndimage.binary_dilation(crop, disk)
+    out = np.zeros(mask.shape, bool)
+    # the crop's first pixel lies n before (u0, v0); clip it to the slice
+    a0, b0 = max(u0 - n, 0), max(v0 - n, 0)
+    a1, b1 = min(u0 - n + crop.shape[0], mask.shape[0]), min(v0 - n + crop.shape[1], mask.shape[1])
+    out[a0:a1, b0:b1] = grown[a0 - u0 + n : a1 - u0 + n, b0 - v0 + n : b1 - v0 + n]
+    return out
+
+
 def _ball_values(vol: np.ndarray, c: np.ndarray, r_in: float, r_out: float) -> np.ndarray:
     n = int(np.ceil(r_out))
     lo = np.maximum(c - n, 0)
@@ -159,16 +200,15 @@ class ClassicalSegmenter:
         prev = None if mask_logits is None else mask_logits > 0
         if prev is not None and prev.any():
             grow = max(1.0, cfg.seed_radius_factor * d * 0.5)
-            fg &= ndimage.binary_dilation(prev, _disk(grow))
+            fg &= _dilated(prev, grow)
         comps, n = ndimage.label(fg)
         if n == 0:
             return self._empty(img.shape)
         near = np.zeros(img.shape, dtype=bool)
-        radius2 = max(1.5, cfg.seed_radius_factor * d) ** 2
-        uu, vv = np.ogrid[: img.shape[0], : img.shape[1]]
+        seed = _seed_disk(max(1.5, cfg.seed_radius_factor * d) ** 2)
         for u, v in np.round(pos).astype(int):  # pixels within the seed radius of a point
             if 0 <= u < img.shape[0] and 0 <= v < img.shape[1]:
-                near |= (uu - u) ** 2 + (vv - v) ** 2 <= radius2
+                _stamp(near, seed, u, v)
         if prev is not None:
             near |= prev
         keep = np.unique(comps[near & fg])
@@ -181,21 +221,27 @@ class ClassicalSegmenter:
         mask = np.isin(comps, keep)
         # close gaps and fill lumens to find the particle's extent, then keep only its
         # foreground: walls of a hollow particle, not its lumen
+        # the closing, hole filling and distance transform only touch the mask's bounding
+        # box and a margin (the closing's radius and one zero pixel): worked on that crop,
+        # with zeros around it, they give what they give on the whole slice, faster
         rc = cfg.closing_factor * d
-        region = mask
+        pad = int(np.ceil(rc)) + 1 if rc >= 1.0 else 1
+        crop, (u0, v0) = _crop(mask, pad)
+        region = crop
         if rc >= 1.0:
-            pad = int(np.ceil(rc)) + 1
-            padded = np.zeros((mask.shape[0] + 2 * pad, mask.shape[1] + 2 * pad), bool)
-            padded[pad:-pad, pad:-pad] = mask  # np.pad, without its per-call overhead
-            region = ndimage.binary_closing(padded, _disk(rc))[pad:-pad, pad:-pad]
+            region = ndimage.binary_closing(crop, _disk(rc))
         region = ndimage.binary_fill_holes(region)
-        mask = region & fg | mask
-        if not mask.any():
-            return self._empty(img.shape)
+        u1, v1 = u0 + crop.shape[0] - 2 * pad, v0 + crop.shape[1] - 2 * pad
+        inner = (slice(pad, -pad), slice(pad, -pad))
+        mask[u0:u1, v0:v1] |= region[inner] & fg[u0:u1, v0:v1]
         contrast = float(img[mask].mean() - self.level) / (self.scale + 1e-12)
         # inside: distance to the edge (the deepest point prompts the next slice); outside
         # the value only has to be negative, so the second distance transform is skipped
-        logits = np.where(mask, ndimage.distance_transform_edt(mask), -1.0).astype(np.float32)
+        # (on the box and one pixel more inside the slice: the slice's edge is no edge)
+        logits = np.full(img.shape, -1.0, np.float32)
+        box = (slice(max(u0 - 1, 0), u1 + 1), slice(max(v0 - 1, 0), v1 + 1))
+        inside = mask[box]
+        logits[box][inside] = ndimage.distance_transform_edt(inside)[inside]
         return SliceResult(mask, logits, float(np.clip(contrast * 2, 0, 1)))
 
     def refine(self, mask: np.ndarray, offset: np.ndarray) -> np.ndarray:
