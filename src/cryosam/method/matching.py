@@ -113,7 +113,11 @@ def hierarchical_match(
             cells = (idx[:, None, :] * ratio).astype(int) + offs[None]
             cells = cells.reshape(-1, 3)
             ok = np.all(cells < np.asarray(shape), axis=1)
-            cells = np.unique(cells[ok], axis=0)
+            # each cell once, in C order (what ``np.unique(axis=0)`` gives, without its
+            # sort of rows: 11 of the real tomogram's 18 s of matching)
+            marked = np.zeros(shape, bool)
+            marked[tuple(cells[ok].T)] = True
+            cells = np.argwhere(marked)
             sim = np.full(shape, -np.inf, dtype=np.float32)
             if len(cells):
                 feats = level[:, cells[:, 0], cells[:, 1], cells[:, 2]]

@@ -211,14 +211,15 @@ class ClassicalSegmenter:
                 _stamp(near, seed, u, v)
         if prev is not None:
             near |= prev
-        keep = np.unique(comps[near & fg])
+        keep = np.zeros(n + 1, bool)  # per component: under a seed (a lookup, no sort)
+        keep[comps[near & fg]] = True
         for u, v in np.round(neg).astype(int):
-            if 0 <= u < img.shape[0] and 0 <= v < img.shape[1] and comps[u, v]:
-                keep = keep[keep != comps[u, v]]
-        keep = keep[keep > 0]
-        if len(keep) == 0:
+            if 0 <= u < img.shape[0] and 0 <= v < img.shape[1]:
+                keep[comps[u, v]] = False
+        keep[0] = False
+        if not keep.any():
             return self._empty(img.shape)
-        mask = np.isin(comps, keep)
+        mask = keep[comps]
         # close gaps and fill lumens to find the particle's extent, then keep only its
         # foreground: walls of a hollow particle, not its lumen
         # the closing, hole filling and distance transform only touch the mask's bounding
