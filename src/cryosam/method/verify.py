@@ -600,11 +600,11 @@ def _refined(
     dense: float | None,
 ):
     """The refinement rounds of :func:`verify_candidates` from ``reference`` (fitted to
-    ``v``'s box): each climbs
-    every candidate to its best correlation with the current reference, merges those that
-    land on one particle, and averages the best ``verify_rounds[k]`` into the reference
-    (only matches of mass at least ``dense`` when given). Returns ``(reference,
-    correlation, centred zyx, status, combined score)`` of the last round."""
+    ``v``'s box): each climbs every candidate to its best correlation with the current
+    reference, merges those that land on one particle, and averages the best
+    ``verify_rounds[k]`` into the reference (only matches of mass at least ``dense`` when
+    given). Returns ``(reference, correlation, centred zyx, status, combined score)`` of the
+    last round."""
     ref = reference
     radius = config.nms_radius_factor * diameter_px
     recognised = None

@@ -15,6 +15,8 @@ confident point is the mask's deepest point.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from scipy import ndimage
 
@@ -22,17 +24,26 @@ from cryosam.config import Config
 from cryosam.models.base import SliceResult
 
 
+@lru_cache(maxsize=64)
 def _disk(r: float) -> np.ndarray:
+    """The structuring disk of radius ``r`` (read-only: one per radius, cached, as every
+    slice of a particle asks for the same ones)."""
     n = int(np.ceil(r))
     yy, xx = np.mgrid[-n : n + 1, -n : n + 1]
-    return (yy**2 + xx**2) <= r * r + 1e-9
+    disk = (yy**2 + xx**2) <= r * r + 1e-9
+    disk.setflags(write=False)
+    return disk
 
 
+@lru_cache(maxsize=64)
 def _seed_disk(radius2: float) -> np.ndarray:
-    """The offsets within ``sqrt(radius2)`` of a pixel, as a boolean square."""
+    """The offsets within ``sqrt(radius2)`` of a pixel, as a boolean square (read-only,
+    cached; the seed test has no tolerance, unlike :func:`_disk`)."""
     n = int(np.floor(np.sqrt(radius2))) + 1
     yy, xx = np.mgrid[-n : n + 1, -n : n + 1]
-    return yy**2 + xx**2 <= radius2
+    disk = yy**2 + xx**2 <= radius2
+    disk.setflags(write=False)
+    return disk
 
 
 def _stamp(out: np.ndarray, disk: np.ndarray, u: int, v: int) -> None:
