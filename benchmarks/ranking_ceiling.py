@@ -16,7 +16,16 @@ For each tomogram and target, the best-threshold F1 and AP of the candidates ran
   (an 80S ribosome holds density where a 70S ends). Tried at stop 36, not in the pipeline: on
   click 0 it lifts the dev2 ribosome's best F1 0.641 -> 0.676 but lowers the dev2 proteasome
   0.404 -> 0.388 and the sparse dev1 ribosome 0.984 -> 0.910 (its true neighbours fill the rim).
-Where both oracles rank no better than the pipeline, the ranking is at what shape correlation at
+With ``--lookalikes`` (slower), two oracles more, searched over every rotation at
+``--angle`` degrees:
+
+- ``all-true, every rotation``: the all-true reference scored over the whole sphere;
+- ``all-true less look-alikes``: that correlation less half the best of the all-true
+  references of the commonest other species among the candidates (those with 8 or more
+  candidates on them, up to 4): what a picker that knew every look-alike's structure in this
+  tomogram could rank by shape.
+
+Where the oracles rank no better than the pipeline, the ranking is at what shape correlation at
 this resolution can give, and the rest is the data (same-size look-alikes), not the reference.
 Needs ``external.py`` run first (its candidate dumps of the default settings).
 """
@@ -68,10 +77,33 @@ def map_reference(v: ShapeVerifier, target: str) -> Reference:
     return Reference(t.astype(np.float32), v.sphere.astype(np.float32), v.bin, 1)
 
 
+def lookalike_rankings(prepared, d, zyx, particles, label, click, angle) -> dict:
+    """The two ``--lookalikes`` oracles (see the module docstring) for candidates ``zyx``."""
+    from scipy.spatial import cKDTree
+
+    config = Config().with_overrides([f"verify_angle_step={angle}", "verify_all_rotations=true"])
+    v = ShapeVerifier(prepared, d, config)
+    every = particles[["z", "y", "x"]].to_numpy(float)
+    dist, idx = cKDTree(every).query(zyx)
+    on = np.where(dist < 0.5 * d, particles.label.to_numpy()[idx], -1)
+    labels, counts = np.unique(on[(on != label) & (on >= 0)], return_counts=True)
+    others = labels[np.argsort(-counts)][:4][np.sort(counts)[::-1][:4] >= 8]
+    true = every[particles.label.to_numpy() == label]
+    own = v.score(all_true_reference(v, click, true), zyx)[0]
+    rival = np.full(len(zyx), -np.inf)
+    for lab in others:
+        members = every[particles.label.to_numpy() == lab]
+        rival = np.maximum(rival, v.score(all_true_reference(v, members[0], members), zyx)[0])
+    minus = own - 0.5 * rival if len(others) else own
+    return {f"all-true, every rotation at {angle:g}°": own, "all-true less look-alikes": minus}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--tomograms", default="dev1,dev2,dev3")
     ap.add_argument("--targets", default="ribosome,proteasome")
+    ap.add_argument("--lookalikes", action="store_true", help="the two slower oracles too")
+    ap.add_argument("--angle", type=float, default=20.0, help="their rotation step (degrees)")
     args = ap.parse_args(argv)
     config = Config()
     settings = digest(config.to_dict())
@@ -97,6 +129,10 @@ def main(argv=None) -> int:
                 "true map": v.score(map_reference(v, target), zyx)[0],
                 "pipeline + rim": rim_penalised(own, rim_density(v, zyx)),
             }
+            if args.lookalikes:
+                ranked.update(
+                    lookalike_rankings(prepared, d, zyx, particles, label, click, args.angle)
+                )
             for name, s in ranked.items():
                 r = score_picks(zyx, true, 0.5 * d, s)
                 rows.append({"tomogram": tomo, "target": target, "ranking": name,

@@ -501,6 +501,39 @@ def test_only_matches_as_dense_as_the_prompts_refine_the_reference():
     np.testing.assert_array_equal(plain[0].score, plain[1].score)
 
 
+def test_best_matches_lighter_than_the_click_count_as_a_drift():
+    """A reference can drift to lighter things and keep its contrast (clutter of the
+    particles' own size, a lighter look-alike): its best-correlating matches then hold under
+    half the clicked particle's mass, which counts as a drift (the reference is refined
+    again from the dense matches); best matches as heavy as the click do not."""
+    from scipy import ndimage
+
+    from cryosam.method.verify import _lighter_than_click
+
+    vol, placed = scene(["proteasome"] * 8, seed=3, noise=0.4)
+    d = diameter("proteasome")
+    pts = np.array([c for c, _ in placed])
+    faint = pts[:-1] + 15.0  # between the grid's particles (30 voxels apart)
+    blobs = np.zeros_like(vol)
+    blobs[tuple(np.round(faint).astype(int).T)] = 1.0
+    blobs = ndimage.gaussian_filter(blobs, 0.2 * d)
+    vol += 0.1 * blobs * float(np.abs(vol).max()) / float(blobs.max())
+    v = ShapeVerifier(vol, d)
+    assert np.all(v.mass(faint) < 0.5 * v.mass(pts[:1]))  # the scene is what it says
+    zyx = np.concatenate([faint, pts[1:]])
+    st = np.array([Status.CANDIDATE] * len(zyx), dtype=object)
+    n = len(faint)
+    config = Config(verify_rounds=(4,))
+    to_blobs = np.r_[np.ones(n), np.zeros(len(zyx) - n)]
+    assert _lighter_than_click(v, to_blobs, zyx, st, pts[:1], config)
+    assert not _lighter_than_click(v, 1 - to_blobs, zyx, st, pts[:1], config)
+    # only free candidates count: the blobs claimed elsewhere leave the particles on top
+    claimed = st.copy()
+    claimed[:n] = Status.DUPLICATE
+    assert not _lighter_than_click(v, to_blobs, zyx, claimed, pts[:1], config)
+    assert not _lighter_than_click(v, to_blobs, zyx, st, np.zeros((0, 3)), config)
+
+
 def test_correlations_are_the_weighted_pearson_of_every_rotation_and_shift():
     """Each entry of :meth:`ShapeVerifier.correlations` is the weighted Pearson correlation
     of the rotated reference with the box at that shift, computed here the plain way (the

@@ -155,7 +155,8 @@ class Config:
     verify_dense_fraction: float = _p(
         0.5,
         "A reference that drifted in refinement (kept under half its clicked particle's "
-        "contrast: refined from the gaps between particles, as a faint or cluttered click's "
+        "contrast, or its best matches hold under half the click's mass: refined from the "
+        "gaps between particles or from lighter clutter, as a faint or cluttered click's "
         "is) is refined again from the matches whose mass (density over the local "
         "background) is at least this fraction of the prompts' (0 = never).",
     )

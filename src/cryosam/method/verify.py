@@ -75,7 +75,11 @@ DRIFT_MIN = 0.5
 particle's contrast (:meth:`ShapeVerifier.box_contrast`) has drifted to what lies between
 particles. Over the 30 single clicks of the dev tomograms the kept fraction was 0.33-0.47 on
 the three that failed this way (dev3 proteasome click 1, F1 0.043; dev3 ribosome clicks 2
-and 3, 0.395 and 0.463) and at least 0.60 on every other (README, Benchmarks)."""
+and 3, 0.395 and 0.463) and at least 0.60 on every other (README, Benchmarks). The same
+fraction bounds the mass of the refined reference's best matches against the click's
+(:func:`_lighter_than_click`): 0.41 and 0.48 on the two dev1-in-clutter ribosome clicks whose
+reference drifted to the clutter with its contrast kept (0.68, 0.76), at least 0.54 on every
+click of the dev tomograms whose reference did not drift."""
 
 
 @dataclass
@@ -554,11 +558,13 @@ def verify_candidates(
     args = (v, fitted, start, status, prompts, similarity, config, floor, diameter_px)
     ref, corr, zc, st, score = _refined(*args, dense=None)
     kept, dense_only = _kept(v, ref, start_contrast), False
-    if kept < DRIFT_MIN:
-        # the reference drifted to the gaps between particles: refined again from the
-        # matches that hold at least a fraction of the prompts' density (dev1 in clutter,
-        # click 3: F1 0.07 -> 0.79; drift-free runs are not touched: in a sparse cell the
-        # floor moved the cut of one dev1 click from 94 picks to 42)
+    if kept < DRIFT_MIN or _lighter_than_click(v, corr, zc, st, prompts, config):
+        # the reference drifted to the gaps between particles (its contrast fell) or to
+        # lighter clutter (its best matches are light): refined again from the matches that
+        # hold at least a fraction of the prompts' density (dev1 in clutter, click 3: F1
+        # 0.07 -> 0.79; clicks 0 and 4, by their matches' mass: 0.570 -> 0.844, 0.118 ->
+        # 0.597; drift-free runs are not touched: in a sparse cell the floor moved the cut
+        # of one dev1 click from 94 picks to 42)
         dense = _dense_floor(v, prompts, config.verify_dense_fraction)
         if dense is not None:
             ref, corr, zc, st, score = _refined(*args, dense=dense)
@@ -634,6 +640,21 @@ def _refined(
     return ref, corr, zc, st, score
 
 
+def _lighter_than_click(v: ShapeVerifier, corr, zc, st, prompts, config) -> bool:
+    """Whether the refined reference's best matches (the ``verify_rounds[-1]`` free ones
+    that correlate best with it) hold under :data:`DRIFT_MIN` of the clicked particles'
+    mass (their medians): the reference drifted to something lighter than what was clicked.
+    False without prompts, or where the prompts are no denser than their surroundings."""
+    pts = np.asarray(prompts, np.float64).reshape(-1, 3)
+    free = np.flatnonzero(st == Status.CANDIDATE)
+    if not len(pts) or not len(free):
+        return False
+    clicked = float(np.median(v.mass(pts)))
+    n = config.verify_rounds[-1] if config.verify_rounds else 1
+    best = free[np.argsort(-corr[free])[:n]]
+    return clicked > 0 and float(np.median(v.mass(zc[best]))) < DRIFT_MIN * clicked
+
+
 def _dense_floor(v: ShapeVerifier, prompts, fraction: float) -> float | None:
     """The least mass (:meth:`ShapeVerifier.mass`) a match must have to join the reference:
     ``fraction`` of the prompts' median mass; ``None`` (any match may join) without prompts,
@@ -652,8 +673,9 @@ def drift_warning(cls: str, kept: float, dense_only: bool = False) -> str | None
     refined again from its dense matches (``dense_only``), else ``None``."""
     if dense_only and not kept < DRIFT_MIN:
         return (
-            f"{cls}: refined from its best matches, the reference drifted to the gaps between "
-            "particles and was refined again from the matches as dense as the click; check "
+            f"{cls}: refined from its best matches, the reference drifted to lighter things "
+            "than the click (the gaps between particles, or clutter) and was refined again "
+            "from the matches as dense as the click; check "
             f"gallery.png: a clearer first {cls} click may pick better"
         )
     if not kept < DRIFT_MIN:  # NaN too
