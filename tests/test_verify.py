@@ -532,6 +532,12 @@ def test_best_matches_lighter_than_the_click_count_as_a_drift():
     claimed[:n] = Status.DUPLICATE
     assert not _lighter_than_click(v, to_blobs, zyx, claimed, pts[:1], config)
     assert not _lighter_than_click(v, to_blobs, zyx, st, np.zeros((0, 3)), config)
+    # few particles, far above the rest: the 40 best would be mostly blobs, but only the
+    # matches above the first cut of the correlations count
+    few = st.copy()
+    few[n + 3 :] = Status.DUPLICATE
+    corr = np.r_[np.linspace(0.0, 0.05, n), np.ones(len(zyx) - n)]
+    assert not _lighter_than_click(v, corr, zyx, few, pts[:1], Config(verify_rounds=(40,)))
 
 
 def test_correlations_are_the_weighted_pearson_of_every_rotation_and_shift():
