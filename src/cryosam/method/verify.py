@@ -645,30 +645,35 @@ def _lighter_than_click(v: ShapeVerifier, corr, zc, st, prompts, config) -> bool
     """Whether the refined reference's best matches (the ``verify_rounds[-1]`` free ones
     that correlate best with it, among those above a first, precision-first cut of the
     correlations: in a tomogram of few particles the 40 best are mostly not particles) hold
-    under :data:`DRIFT_MIN` of the clicked particles' mass (their medians): the reference
-    drifted to something lighter than what was clicked. False without prompts, or where the
-    prompts are no denser than their surroundings."""
-    pts = np.asarray(prompts, np.float64).reshape(-1, 3)
-    free = np.flatnonzero(st == Status.CANDIDATE)
-    if not len(pts) or not len(free):
-        return False
-    clicked = float(np.median(v.mass(pts)))
+    under :data:`DRIFT_MIN` of the clicked particles' mass (:func:`_clicked_mass`): the
+    reference drifted to something lighter than what was clicked. False without prompts, or
+    where the prompts are no denser than their surroundings."""
+    clicked = _clicked_mass(v, prompts)
     n = config.verify_rounds[-1] if config.verify_rounds else 1
-    free = free[corr[free] >= confident_cut(corr[free]).value]
-    best = free[np.argsort(-corr[free])[:n]]
-    return clicked > 0 and float(np.median(v.mass(zc[best]))) < DRIFT_MIN * clicked
+    best = _known_matches(corr, st, n, with_prompts=False)
+    if clicked is None or not len(best):
+        return False
+    return float(np.median(v.mass(zc[best]))) < DRIFT_MIN * clicked
+
+
+def _clicked_mass(v: ShapeVerifier, prompts) -> float | None:
+    """The prompts' median mass (:meth:`ShapeVerifier.mass`); ``None`` without prompts or
+    where they hold no more density than their surroundings (a hollow ring, or a click beside
+    its particle)."""
+    pts = np.asarray(prompts, np.float64).reshape(-1, 3)
+    if not len(pts):
+        return None
+    m = float(np.median(v.mass(pts)))
+    return m if m > 0 else None
 
 
 def _dense_floor(v: ShapeVerifier, prompts, fraction: float) -> float | None:
     """The least mass (:meth:`ShapeVerifier.mass`) a match must have to join the reference:
     ``fraction`` of the prompts' median mass; ``None`` (any match may join) without prompts,
     with ``fraction`` 0, or where the prompts hold no more density than their surroundings
-    (a hollow ring, or a click beside its particle: no floor can be read from them)."""
-    pts = np.asarray(prompts, np.float64).reshape(-1, 3)
-    if not len(pts) or not fraction:
-        return None
-    m = float(np.median(v.mass(pts)))
-    return fraction * m if m > 0 else None
+    (no floor can be read from them: :func:`_clicked_mass`)."""
+    m = _clicked_mass(v, prompts) if fraction else None
+    return fraction * m if m is not None else None
 
 
 def drift_warning(cls: str, kept: float, dense_only: bool = False) -> str | None:
