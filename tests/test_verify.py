@@ -440,6 +440,50 @@ def test_a_negative_claims_only_among_its_own_best_matches():
     assert (status == Status.NEGATIVE).sum() == 8  # no rounds: no count to hold it to
 
 
+def test_a_negative_claims_only_what_has_its_mass():
+    """A negative claims (and refines its box from) only candidates whose mass lies within
+    the class's tolerance of the negative's own: a lighter or heavier candidate that leans to
+    its box is some other particle (a light ribosome beside TRiC negatives), and stays with
+    the class."""
+    from types import SimpleNamespace
+
+    from cryosam.method.verify import _judge_negatives
+
+    sphere = np.ones((10, 10, 10), bool)
+    pos = np.full(6, 0.20)
+    neg = np.full(6, 0.50)  # every candidate a clear win for the negative
+    mass = np.array([1.0, 1.25, 0.5, 2.0, 0.8, 1.0])
+    box = np.zeros(sphere.shape, np.float32)
+    joined = []
+
+    def score(ref, zc):
+        return (pos if ref.template.flat[0] == 1 else neg), np.zeros((len(zc), 2), int)
+
+    def refine(ref, zc, *args):
+        joined.append(len(zc))
+        return ref
+
+    v = SimpleNamespace(
+        sphere=sphere,
+        bin=1,
+        score=score,
+        reference=lambda pts: Reference(box, box, 1),
+        refine=refine,
+        mass=lambda pts: np.ones(len(pts)),  # the negative's own mass
+    )
+
+    def judged(*mass_args):
+        status = np.array([Status.CANDIDATE] * 5 + [Status.PROMPT], dtype=object)
+        zc = np.zeros((6, 3))
+        _judge_negatives(v, Reference(box + 1, box, 1), zc, status, [(0, 0, 0)], 5, *mass_args)
+        return list(np.flatnonzero(status == Status.NEGATIVE))
+
+    assert judged(mass, 0.3) == [0, 1, 4]
+    assert joined == [3]  # the box averaged those three only
+    assert judged(mass, 0.0) == [0, 1, 2, 3, 4]  # tolerance 0: mass is not asked
+    assert judged() == [0, 1, 2, 3, 4]
+
+
 def test_a_reference_refined_from_gaps_loses_its_contrast_and_warns():
     """Refined from matches on particles, the reference keeps the clicked particle's contrast
     over its surroundings; refined from the empty places between them (what a faint click's

@@ -190,7 +190,8 @@ class Config:
         0.3,
         "A candidate whose mass (density over its local background) differs from the best "
         "matches' by more than this fraction (or their spread, if wider) is ranked lower, "
-        "in proportion (0: off).",
+        "in proportion; a negative prompt claims only candidates within this fraction of its "
+        "own mass (0: off).",
     )
     pick_strays: bool = _p(
         True,
