@@ -771,14 +771,12 @@ def _of_negative_mass(v: ShapeVerifier, point, mass, tolerance: float):
     """Per candidate (``mass``, :meth:`ShapeVerifier.mass`), whether its mass lies within
     ``tolerance`` of the negative prompt's at ``point`` (the class's own window width, one
     measurement for its centre); all ``True`` without masses, with ``tolerance`` 0 or where
-    the negative holds no more density than its surroundings (no mass to compare with)."""
-    if mass is None or not tolerance:
+    the negative holds no more density than its surroundings (no mass to compare with:
+    :func:`_clicked_mass`)."""
+    m_neg = _clicked_mass(v, [point]) if mass is not None and tolerance else None
+    if m_neg is None:
         return True
-    m = np.asarray(mass, np.float64)
-    m_neg = float(v.mass(np.asarray(point, np.float64).reshape(1, 3))[0])
-    if m_neg <= 0:
-        return np.ones(len(m), bool)
-    return np.abs(m - m_neg) <= tolerance * m_neg
+    return np.abs(np.asarray(mass, np.float64) - m_neg) <= tolerance * m_neg
 
 
 def rescue_from_blobs(
