@@ -12,6 +12,12 @@ they were imaged, not only in what they hold. Each condition is made from a dev 
 - ``13.3A`` / ``8A``: resampled to 13.3 Å (150 x 300 x 300) or 8 Å (250 x 500 x 500) voxels
   by Fourier cropping or padding (a coarser or finer binning of the same tilt series); the
   particle list and the click are scaled with it, the typed diameter stays in Å;
+- ``14.3A``: resampled to 14.3 Å (140 x 280 x 280), as ``13.3A``: a 250 Å ribosome then
+  spans 17.5 voxels, under the 18 at which verification bins by 2, so it correlates at
+  14.3 Å where at 10 and 13.3 Å it correlates at 20 and 26.6 Å;
+- ``14.3A-back``: the ``14.3A`` tomogram resampled back onto the 10 Å grid (no information
+  finer than 28.6 Å, sampled as ``as-given``): what 14.3 Å data give when verification
+  samples them as it does at 10 Å;
 - ``half-dose``: noise as weighted back-projection makes it from a tilt series with half
   the dose: white in each projection, so in the tomogram its power grows with the frequency's
   distance from the tilt axis (y) and is zero in the missing wedge (tilts +-60°); added
@@ -46,7 +52,7 @@ from benchmarks.external import DATA, TARGETS, clicks, load, run_cryosam, run_lo
 from cryosam.config import Config  # noqa: E402
 from cryosam.eval.tables import format_table  # noqa: E402
 
-CONDITIONS = ("as-given", "13.3A", "8A", "half-dose", "clutter", "bright")
+CONDITIONS = ("as-given", "13.3A", "8A", "14.3A", "14.3A-back", "half-dose", "clutter", "bright")
 TILT_MAX = 60.0
 NOISE_SEED = 20261205
 
@@ -101,10 +107,13 @@ def condition(name: str, volume: np.ndarray, vs: float, tomo: str = "dev1"):
     volume = np.asarray(volume, np.float32)
     if name == "as-given":
         return volume, vs, 1.0
-    if name in ("13.3A", "8A"):
-        f = 0.75 if name == "13.3A" else 1.25
+    if name in ("13.3A", "8A", "14.3A", "14.3A-back"):
+        f = {"13.3A": 0.75, "8A": 1.25}.get(name, 0.7)
         shape = tuple(int(round(s * f)) for s in volume.shape)
-        return fourier_resample(volume, shape), vs / f, f
+        resampled = fourier_resample(volume, shape)
+        if name == "14.3A-back":
+            return fourier_resample(resampled, volume.shape), vs, 1.0
+        return resampled, vs / f, f
     if name == "half-dose":
         info = json.loads((DATA / f"{tomo}_imaging.json").read_text())
         snr = float(info["snr_tomogram_central80"])
