@@ -484,6 +484,29 @@ def test_a_negative_claims_only_what_has_its_mass():
     assert judged() == [0, 1, 2, 3, 4]
 
 
+def test_a_class_verified_unbinned_at_many_voxels_warns():
+    """A particle more than 16 voxels across that the integer bin leaves unbinned is compared
+    at too fine a sampling: the pick says so and how to bin it; one that bins, or is small
+    enough, does not warn."""
+    from cryosam.io.prompts import Prompt
+    from cryosam.method.pick import pick_particles
+    from cryosam.method.verify import UNBINNED_MAX, sampling_warning
+    from tests.conftest import small_sim
+
+    said = sampling_warning("ribosome", 17.5, 12.0)
+    assert said and "17.5 voxels" in said and "verify_bin_px=8.8" in said
+    assert sampling_warning("ribosome", 25.0, 12.0) is None  # binned by 2
+    assert sampling_warning("proteasome", UNBINNED_MAX, 12.0) is None
+    assert sampling_warning("ribosome", 17.5, 8.7) is None  # told to bin by 2
+    sim = small_sim((48, 64, 64), {"proteasome": 0.02}, snr=1.0, seed=2)
+    p = sim.centres("proteasome")[0]
+    config = Config(verify_rounds=(4,))
+    for d, warns in ((17.0, True), (20.0, False)):
+        out = pick_particles(sim.tomogram, [Prompt(tuple(p), "proteasome")], {"proteasome": d},
+                             config)  # fmt: skip
+        assert any("verified unbinned" in w for w in out.prompt_outcome.warnings) is warns
+
+
 def test_a_reference_refined_from_gaps_loses_its_contrast_and_warns():
     """Refined from matches on particles, the reference keeps the clicked particle's contrast
     over its surroundings; refined from the empty places between them (what a faint click's

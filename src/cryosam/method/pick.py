@@ -91,6 +91,7 @@ from cryosam.method.verify import (
     prompt_reference,
     rescue_from_blobs,
     rotate_box,
+    sampling_warning,
     verify_candidates,
 )
 from cryosam.models import build_encoder, build_segmenter
@@ -506,6 +507,9 @@ def score_and_cut(
             rep.reference_dense_only = v.dense_only
             said = drift_warning(cls, v.contrast_kept, v.dense_only)
             if ext is None and cls not in s.maps and said:
+                s.seg.warnings.append(said)
+            said = sampling_warning(cls, dv, config.verify_bin_px)
+            if said:
                 s.seg.warnings.append(said)
         columns = {"correlation": v.correlation, "similarity": cands.score, "mass": v.mass}
         cands = Candidates(v.zyx, v.score, v.status, columns=columns)

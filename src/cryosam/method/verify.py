@@ -155,6 +155,28 @@ def binning(diameter_px: float, bin_px: float) -> int:
     return max(1, int(np.floor(diameter_px / bin_px + 0.5)))
 
 
+UNBINNED_MAX = 16.0
+"""A particle verified unbinned at more voxels across than this is sampled too finely: the
+crowded dev ribosomes resampled to 14.3 Å (17.5 voxels, unbinned) fell from F1 0.615 / 0.628
+at 10 Å to 0.335 / 0.393, under the blob picker, and gave 0.546 / 0.645 from the same data on
+the 10 Å grid (README, Benchmarks: "Coarser voxels"); the proteasome at 16 voxels unbinned
+does as well as anywhere."""
+
+
+def sampling_warning(cls: str, diameter_px: float, bin_px: float) -> str | None:
+    """The warning for a class that verification correlates unbinned at more than
+    :data:`UNBINNED_MAX` voxels across (the integer bin rounds ``diameter_px / bin_px`` down
+    to 1), else ``None``."""
+    if binning(diameter_px, bin_px) > 1 or diameter_px <= UNBINNED_MAX:
+        return None
+    return (
+        f"{cls}: verified unbinned at {diameter_px:.1f} voxels across, finer than its shape "
+        "is compared well (a crowded-cell ribosome at 14.3 Å lost about half its F1 so); "
+        "resample the tomogram so the particle spans about 25 voxels, or add "
+        f"--set verify_bin_px={diameter_px / 2:.1f} to bin by 2"
+    )
+
+
 def rotate_box(box: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     """``box`` sampled at ``matrix @ (x - c) + c`` (linear interpolation)."""
     c = (np.asarray(box.shape, np.float64) - 1) / 2.0
