@@ -504,7 +504,7 @@ def test_a_class_verified_unbinned_at_many_voxels_warns():
     for d, warns in ((17.0, True), (20.0, False)):
         out = pick_particles(sim.tomogram, [Prompt(tuple(p), "proteasome")], {"proteasome": d},
                              config)  # fmt: skip
-        assert any("verified unbinned" in w for w in out.prompt_outcome.warnings) is warns
+        assert any("compared unbinned" in w for w in out.prompt_outcome.warnings) is warns
 
 
 def test_a_reference_refined_from_gaps_loses_its_contrast_and_warns():

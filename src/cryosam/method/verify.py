@@ -170,10 +170,10 @@ def sampling_warning(cls: str, diameter_px: float, bin_px: float) -> str | None:
     if binning(diameter_px, bin_px) > 1 or diameter_px <= UNBINNED_MAX:
         return None
     return (
-        f"{cls}: verified unbinned at {diameter_px:.1f} voxels across, finer than its shape "
-        "is compared well (a crowded-cell ribosome at 14.3 Å lost about half its F1 so); "
+        f"{cls}: its shape is compared unbinned at {diameter_px:.1f} voxels across, too "
+        "fine a sampling (a crowded-cell ribosome at 14.3 Å lost about half its F1 so); "
         "resample the tomogram so the particle spans about 25 voxels, or add "
-        f"--set verify_bin_px={diameter_px / 2:.1f} to bin by 2"
+        f"--set verify_bin_px={diameter_px / 2:.1f} to compare it binned by 2"
     )
 
 
