@@ -53,6 +53,8 @@ from cryosam.config import Config  # noqa: E402
 from cryosam.eval.tables import format_table  # noqa: E402
 
 CONDITIONS = ("as-given", "13.3A", "8A", "14.3A", "14.3A-back", "half-dose", "clutter", "bright")
+RESAMPLED = {"13.3A": 0.75, "8A": 1.25, "14.3A": 0.7, "14.3A-back": 0.7}
+"""Resampling conditions: the factor from the 10 Å grid (``14.3A-back`` goes back onto it)."""
 TILT_MAX = 60.0
 NOISE_SEED = 20261205
 
@@ -107,8 +109,8 @@ def condition(name: str, volume: np.ndarray, vs: float, tomo: str = "dev1"):
     volume = np.asarray(volume, np.float32)
     if name == "as-given":
         return volume, vs, 1.0
-    if name in ("13.3A", "8A", "14.3A", "14.3A-back"):
-        f = {"13.3A": 0.75, "8A": 1.25}.get(name, 0.7)
+    if name in RESAMPLED:
+        f = RESAMPLED[name]
         shape = tuple(int(round(s * f)) for s in volume.shape)
         resampled = fourier_resample(volume, shape)
         if name == "14.3A-back":

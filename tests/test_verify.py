@@ -502,8 +502,8 @@ def test_a_class_verified_unbinned_at_many_voxels_warns():
     p = sim.centres("proteasome")[0]
     config = Config(verify_rounds=(4,))
     for d, warns in ((17.0, True), (20.0, False)):
-        out = pick_particles(sim.tomogram, [Prompt(tuple(p), "proteasome")], {"proteasome": d},
-                             config)  # fmt: skip
+        prompts = [Prompt(tuple(p), "proteasome")]
+        out = pick_particles(sim.tomogram, prompts, {"proteasome": d}, config)
         assert any("compared unbinned" in w for w in out.prompt_outcome.warnings) is warns
 
 
