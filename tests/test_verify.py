@@ -340,6 +340,31 @@ def test_a_fine_map_is_low_passed_before_it_is_decimated():
     assert np.corrcoef(naive.ravel(), truth.ravel())[0, 1] < 0.8  # what it replaced
 
 
+def test_a_fourier_resampled_volume_lies_where_the_original_did():
+    """``fourier_resample``: a smooth blob put on a finer grid (in slabs) has the values the
+    blob has at the mapped places (sample ``j`` of ``m`` at ``j n / m`` of the original), and
+    the way back gives the original; linear zoom, which aligns the ends, would not."""
+    from scipy import ndimage
+
+    from cryosam.volume.resample import fourier_resample
+
+    n, shape = (20, 24, 30), (27, 33, 41)
+    centre = np.array([9.3, 11.2, 14.7])
+
+    def blob(points):  # a Gaussian of sigma 3 at ``centre``, at (3, ...) coordinates
+        return np.exp(-((points - centre.reshape(3, 1, 1, 1)) ** 2).sum(0) / 18.0)
+
+    v = blob(np.indices(n).astype(float))
+    fine = fourier_resample(v, shape, slab_voxels=500)
+    scale = (np.asarray(n, float) / np.asarray(shape, float)).reshape(3, 1, 1, 1)
+    truth = blob(np.indices(shape) * scale)
+    assert fine.dtype == np.float32 and fine.shape == shape
+    assert np.abs(fine - truth).max() < 0.01
+    assert np.abs(fourier_resample(fine, n) - v).max() < 1e-3
+    zoomed = ndimage.zoom(v, np.asarray(shape) / np.asarray(n), order=1)
+    assert np.abs(zoomed - truth).max() > 0.05  # what it is not
+
+
 def test_the_last_round_also_climbs_from_the_nearest_blob_centre():
     # matches left a third of a diameter off with no climb (verify_climb 0): only the start
     # from the blob centre can bring them onto their particles
@@ -484,27 +509,47 @@ def test_a_negative_claims_only_what_has_its_mass():
     assert judged() == [0, 1, 2, 3, 4]
 
 
-def test_a_class_verified_unbinned_at_many_voxels_warns():
-    """A particle more than 16 voxels across that the integer bin leaves unbinned is compared
-    at too fine a sampling: the pick says so and how to bin it; one that bins, or is small
-    enough, does not warn."""
+def test_a_class_too_fine_for_its_bin_is_verified_on_a_finer_copy(monkeypatch):
+    """A particle that the integer bin would leave unbinned at more than 16 voxels across is
+    verified on a Fourier-resampled copy on which it spans ``2 verify_bin_px`` voxels (binned
+    by 2 there); its picks come back on the original grid, on the particles. One that bins,
+    or is small, is verified on the volume itself."""
+    from scipy.spatial import cKDTree
+
+    import cryosam.method.pick as pick_module
     from cryosam.io.prompts import Prompt
     from cryosam.method.pick import pick_particles
-    from cryosam.method.verify import UNBINNED_MAX, sampling_warning
+    from cryosam.method.verify import UNBINNED_MAX, finer_grid
     from tests.conftest import small_sim
 
-    said = sampling_warning("ribosome", 17.5, 12.0)
-    assert said and "17.5 voxels" in said and "verify_bin_px=8.8" in said
-    assert sampling_warning("ribosome", 25.0, 12.0) is None  # binned by 2
-    assert sampling_warning("proteasome", UNBINNED_MAX, 12.0) is None
-    assert sampling_warning("ribosome", 17.5, 8.7) is None  # told to bin by 2
+    box = np.zeros((30, 40, 50), np.float32)
+    grid = finer_grid(box, 17.5, 12.0)
+    assert grid.volume.shape == (41, 55, 69)  # each side times 24 / 17.5, rounded
+    assert np.allclose(grid.native(grid.fine([[3.0, 4.0, 5.0]])), [[3.0, 4.0, 5.0]])
+    assert finer_grid(box, 25.0, 12.0) is None  # binned by 2, 12.5 across
+    assert finer_grid(box, 18.8, 12.0) is None  # binned by 2, 9.4 across
+    assert finer_grid(box, UNBINNED_MAX, 12.0) is None
+    assert finer_grid(box, 8.0, 12.0) is None  # small and unbinned: nothing to gain
+    assert finer_grid(box, 17.5, 8.7) is None  # told to bin by 2
     sim = small_sim((48, 64, 64), {"proteasome": 0.02}, snr=1.0, seed=2)
-    p = sim.centres("proteasome")[0]
+    truth = sim.centres("proteasome")
+    seen = []
+    real = pick_module.verify_candidates
+
+    def spy(volume, zyx, status, d, *args, **kwargs):
+        seen.append((volume.shape, d))
+        return real(volume, zyx, status, d, *args, **kwargs)
+
+    monkeypatch.setattr(pick_module, "verify_candidates", spy)
     config = Config(verify_rounds=(4,))
-    for d, warns in ((17.0, True), (20.0, False)):
-        prompts = [Prompt(tuple(p), "proteasome")]
+    for d, finer in ((17.0, True), (20.0, False)):
+        prompts = [Prompt(tuple(truth[0]), "proteasome")]
         out = pick_particles(sim.tomogram, prompts, {"proteasome": d}, config)
-        assert any("compared unbinned" in w for w in out.prompt_outcome.warnings) is warns
+        shape, verified_d = seen[-1]
+        assert (shape != sim.tomogram.shape) is finer
+        assert verified_d == pytest.approx(24.0 if finer else d, rel=0.03)
+        off = cKDTree(truth).query(out.picks.zyx)[0]
+        assert len(off) >= 3 and np.median(off) < d / 4  # on the particles, original grid
 
 
 def test_a_reference_refined_from_gaps_loses_its_contrast_and_warns():

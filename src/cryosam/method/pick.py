@@ -85,13 +85,14 @@ from cryosam.method.queries import (
 from cryosam.method.seeds import map_seeds
 from cryosam.method.verify import (
     Reference,
+    ShapeVerifier,
     combined_score,
     drift_warning,
+    finer_grid,
     map_reference,
     prompt_reference,
     rescue_from_blobs,
     rotate_box,
-    sampling_warning,
     verify_candidates,
 )
 from cryosam.models import build_encoder, build_segmenter
@@ -491,25 +492,13 @@ def score_and_cut(
                 # of the ribosomes as prompts: F1 0.79; from the first alone 0.86)
                 reference = prompt_reference(s.prepared, dv, config, prompted, masks, False)
             negatives = [p.zyx for p in s.negatives(cls)]
-            v = verify_candidates(
-                s.prepared,
-                cands.zyx,
-                cands.status,
-                dv,
-                config,
-                reference,
-                prompted,
-                negatives,
-                similarity=cands.score,
-            )
+            grid = finer_grid(s.prepared, dv, config.verify_bin_px)
+            v = verify_on(s, grid, cands, dv, reference, prompted, negatives)
             rep.query.reference, rep.verified = v.reference, True
             rep.reference_contrast_kept = round(v.contrast_kept, 3)
             rep.reference_dense_only = v.dense_only
             said = drift_warning(cls, v.contrast_kept, v.dense_only)
             if ext is None and cls not in s.maps and said:
-                s.seg.warnings.append(said)
-            said = sampling_warning(cls, dv, config.verify_bin_px)
-            if said:
                 s.seg.warnings.append(said)
         columns = {"correlation": v.correlation, "similarity": cands.score, "mass": v.mass}
         cands = Candidates(v.zyx, v.score, v.status, columns=columns)
@@ -539,30 +528,55 @@ def score_and_cut(
             rerank_refined(s, cands, cut.value, dv, v.reference)
     if verify and config.verify_rescue_from_blobs:
         with timer.stage("verify"):
-            rescue_rejected(s, cls, cands, cut.value, dv, v.reference, timer)
+            rescue_rejected(s, cls, cands, cut.value, dv, v.reference, timer, grid)
     _apply_cut(cands, cut, rep)
     return cands
 
 
-def rescue_rejected(s: Setup, cls: str, cands: Candidates, cut: float, dv: float, ref, timer):
+def verify_on(s: Setup, grid, cands: Candidates, dv: float, reference, prompted, negatives):
+    """:func:`~cryosam.method.verify.verify_candidates` on the prepared volume, or on its
+    finer copy ``grid`` (:func:`~cryosam.method.verify.finer_grid`) with every point and the
+    diameter taken there and back: the result's places on the original grid, and its
+    reference resampled to the original grid's verifier (as a reference from another
+    tomogram is), kept as it was on the copy in ``grid.reference`` for the rescue."""
+    if grid is None:
+        volume, zyx, d = s.prepared, cands.zyx, dv
+    else:
+        volume, zyx, d = grid.volume, grid.fine(cands.zyx), dv * grid.scale
+        prompted, negatives = grid.fine(prompted), [grid.fine(p)[0] for p in negatives]
+    v = verify_candidates(
+        volume, zyx, cands.status, d, s.config, reference, prompted, negatives, cands.score
+    )
+    if grid is None:
+        return v
+    v.zyx, grid.reference = grid.native(v.zyx), v.reference
+    v.reference = ShapeVerifier(s.prepared, dv, s.config).fit(v.reference)
+    return v
+
+
+def rescue_rejected(
+    s: Setup, cls: str, cands: Candidates, cut: float, dv: float, ref, timer, grid=None
+):
     """``verify_rescue_from_blobs``: the free candidates below ``cut`` climb again from
-    their nearest blob centre (:func:`~cryosam.method.verify.rescue_from_blobs`); those that
-    moved are checked for fiducials and membranes again."""
+    their nearest blob centre (:func:`~cryosam.method.verify.rescue_from_blobs`), on the
+    finer copy ``grid`` where verification used one; those that moved are checked for
+    fiducials and membranes again."""
     free = cands.free
     keep = (free & (cands.score >= cut)) | (cands.status == Status.PROMPT)
     before = cands.zyx.copy()
     corr = cands.columns["correlation"]
-    cands.zyx, corr[:], cands.score = rescue_from_blobs(
-        s.prepared,
-        cands.zyx,
-        corr,
-        cands.score,
-        free & (cands.score < cut),
-        cands.zyx[keep],
-        dv,
-        s.config,
-        ref,
+    below, kept = free & (cands.score < cut), cands.zyx[keep]
+    if grid is None:
+        volume, zyx, d = s.prepared, cands.zyx, dv
+    else:
+        volume, zyx, d = grid.volume, grid.fine(cands.zyx), dv * grid.scale
+        kept, ref = grid.fine(kept), ref if grid.reference is None else grid.reference
+    moved, corr[:], cands.score = rescue_from_blobs(
+        volume, zyx, corr, cands.score, below, kept, d, s.config, ref
     )
+    # only the moved ones change places (the others keep their exact original coordinates)
+    changed = np.any(moved != zyx, axis=1)
+    cands.zyx[changed] = moved[changed] if grid is None else grid.native(moved[changed])
     if np.any(cands.zyx != before):
         mark_not_particles(s, cls, cands, timer)
 
