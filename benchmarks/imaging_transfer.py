@@ -12,6 +12,8 @@ they were imaged, not only in what they hold. Each condition is made from a dev 
 - ``13.3A`` / ``8A``: resampled to 13.3 Å (150 x 300 x 300) or 8 Å (250 x 500 x 500) voxels
   by Fourier cropping or padding (a coarser or finer binning of the same tilt series); the
   particle list and the click are scaled with it, the typed diameter stays in Å;
+- ``9.1A``: resampled to 9.1 Å (220 x 440 x 440): a 160 Å proteasome then spans 17.6
+  voxels, unbinned by the integer bin as the ribosome at 14.3 Å;
 - ``14.3A``: resampled to 14.3 Å (140 x 280 x 280), as ``13.3A``: a 250 Å ribosome then
   spans 17.5 voxels, under the 18 at which verification bins by 2, so it correlates at
   14.3 Å where at 10 and 13.3 Å it correlates at 20 and 26.6 Å;
@@ -52,8 +54,18 @@ from benchmarks.external import DATA, TARGETS, clicks, load, run_cryosam, run_lo
 from cryosam.config import Config  # noqa: E402
 from cryosam.eval.tables import format_table  # noqa: E402
 
-CONDITIONS = ("as-given", "13.3A", "8A", "14.3A", "14.3A-back", "half-dose", "clutter", "bright")
-RESAMPLED = {"13.3A": 0.75, "8A": 1.25, "14.3A": 0.7, "14.3A-back": 0.7}
+CONDITIONS = (
+    "as-given",
+    "13.3A",
+    "8A",
+    "9.1A",
+    "14.3A",
+    "14.3A-back",
+    "half-dose",
+    "clutter",
+    "bright",
+)
+RESAMPLED = {"13.3A": 0.75, "8A": 1.25, "9.1A": 1.1, "14.3A": 0.7, "14.3A-back": 0.7}
 """Resampling conditions: the factor from the 10 Å grid (``14.3A-back`` goes back onto it)."""
 TILT_MAX = 60.0
 NOISE_SEED = 20261205
