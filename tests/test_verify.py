@@ -512,8 +512,9 @@ def test_a_negative_claims_only_what_has_its_mass():
 def test_a_class_too_fine_for_its_bin_is_verified_on_a_finer_copy(monkeypatch):
     """A particle that the integer bin would leave unbinned at more than 16 voxels across is
     verified on a Fourier-resampled copy on which it spans ``2 verify_bin_px`` voxels (binned
-    by 2 there); its picks come back on the original grid, on the particles. One that bins,
-    or is small, is verified on the volume itself."""
+    by 2 there), and re-ranked by the orientation search there; its picks come back on the
+    original grid, on the particles. One that bins, or is small, is verified on the volume
+    itself."""
     from scipy.spatial import cKDTree
 
     import cryosam.method.pick as pick_module
@@ -540,13 +541,23 @@ def test_a_class_too_fine_for_its_bin_is_verified_on_a_finer_copy(monkeypatch):
         seen.append((volume.shape, d))
         return real(volume, zyx, status, d, *args, **kwargs)
 
+    oriented = []
+    real_orient = pick_module.orient
+
+    def orient_spy(volume, zyx, ref, d, config):
+        oriented.append(volume.shape)
+        return real_orient(volume, zyx, ref, d, config)
+
     monkeypatch.setattr(pick_module, "verify_candidates", spy)
+    monkeypatch.setattr(pick_module, "orient", orient_spy)
     config = Config(verify_rounds=(4,))
     for d, finer in ((17.0, True), (20.0, False)):
         prompts = [Prompt(tuple(truth[0]), "proteasome")]
+        oriented.clear()
         out = pick_particles(sim.tomogram, prompts, {"proteasome": d}, config)
         shape, verified_d = seen[-1]
         assert (shape != sim.tomogram.shape) is finer
+        assert any(o == shape != sim.tomogram.shape for o in oriented) is finer  # re-ranked there
         assert verified_d == pytest.approx(24.0 if finer else d, rel=0.03)
         off = cKDTree(truth).query(out.picks.zyx)[0]
         assert len(off) >= 3 and np.median(off) < d / 4  # on the particles, original grid
