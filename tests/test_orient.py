@@ -127,6 +127,7 @@ def test_rerank_keeps_the_count_and_picks_the_particles(oriented):
 
     from cryosam.method.candidates import Candidates, Status, statuses
     from cryosam.method.pick import rerank_refined
+    from cryosam.method.verify import FinerGrid
 
     A, _, _ = oriented
     vol = _scene(A)
@@ -137,7 +138,8 @@ def test_rerank_keeps_the_count_and_picks_the_particles(oriented):
     score = np.array([0.40, 0.41, 0.42, 0.43, 0.44, 0.50, 0.51, 0.52, 0.53, 0.54])
     cols = {"correlation": score.copy(), "similarity": np.zeros(10)}
     cands = Candidates(zyx, score.copy(), statuses(10), columns=cols)
-    rerank_refined(SimpleNamespace(prepared=vol, config=cfg), cands, 0.50, 20, ref)
+    on_volume = FinerGrid(vol, np.ones(3), ref)  # the volume itself, as verification used it
+    rerank_refined(SimpleNamespace(prepared=vol, config=cfg), cands, 0.50, 20, on_volume)
     assert sorted(cands.score) == sorted(score)
     cands.cut_at(0.50)
     kept = np.flatnonzero(cands.status == Status.ACCEPTED)

@@ -84,6 +84,7 @@ from cryosam.method.queries import (
 )
 from cryosam.method.seeds import map_seeds
 from cryosam.method.verify import (
+    FinerGrid,
     Reference,
     ShapeVerifier,
     combined_score,
@@ -493,6 +494,8 @@ def score_and_cut(
                 reference = prompt_reference(s.prepared, dv, config, prompted, masks, False)
             negatives = [p.zyx for p in s.negatives(cls)]
             grid = finer_grid(s.prepared, dv, config.verify_bin_px)
+            if grid is None:  # the integer bin suits the class: the volume itself
+                grid = FinerGrid(s.prepared, np.ones(3))
             v = verify_on(s, grid, cands, dv, reference, prompted, negatives)
             rep.query.reference, rep.verified = v.reference, True
             rep.reference_contrast_kept = round(v.contrast_kept, 3)
@@ -525,58 +528,55 @@ def score_and_cut(
         cut = mass_count_cut(cands.score[cands.cut_pool], cut, ok, rep.separation, v.floor)
     if verify and config.verify_refine_angles:
         with timer.stage("verify"):
-            rerank_refined(s, cands, cut.value, dv, v.reference, grid)
+            rerank_refined(s, cands, cut.value, dv, grid)
     if verify and config.verify_rescue_from_blobs:
         with timer.stage("verify"):
-            rescue_rejected(s, cls, cands, cut.value, dv, v.reference, timer, grid)
+            rescue_rejected(s, cls, cands, cut.value, dv, grid, timer)
     _apply_cut(cands, cut, rep)
     return cands
 
 
 def verify_on(s: Setup, grid, cands: Candidates, dv: float, reference, prompted, negatives):
-    """:func:`~cryosam.method.verify.verify_candidates` on the prepared volume, or on its
-    finer copy ``grid`` (:func:`~cryosam.method.verify.finer_grid`) with every point and the
-    diameter taken there and back: the result's places on the original grid, and its
+    """:func:`~cryosam.method.verify.verify_candidates` on ``grid``'s volume (the prepared
+    one, or its finer copy, :func:`~cryosam.method.verify.finer_grid`) with every point and
+    the diameter taken there and back: the result's places on the original grid, and its
     reference resampled to the original grid's verifier (as a reference from another
-    tomogram is), kept as it was on the copy in ``grid.reference`` for the rescue."""
-    if grid is None:
-        volume, zyx, d = s.prepared, cands.zyx, dv
-    else:
-        volume, zyx, d = grid.volume, grid.fine(cands.zyx), dv * grid.scale
-        prompted, negatives = grid.fine(prompted), [grid.fine(p)[0] for p in negatives]
+    tomogram is; unchanged on the volume itself), kept as it was on ``grid`` in
+    ``grid.reference`` for the re-ranking and the rescue."""
+    fine, d = grid.fine, dv * grid.scale
+    negatives = [fine(p)[0] for p in negatives]
     v = verify_candidates(
-        volume, zyx, cands.status, d, s.config, reference, prompted, negatives, cands.score
+        grid.volume,
+        fine(cands.zyx),
+        cands.status,
+        d,
+        s.config,
+        reference,
+        fine(prompted),
+        negatives,
+        cands.score,
     )
-    if grid is None:
-        return v
     v.zyx, grid.reference = grid.native(v.zyx), v.reference
     v.reference = ShapeVerifier(s.prepared, dv, s.config).fit(v.reference)
     return v
 
 
-def rescue_rejected(
-    s: Setup, cls: str, cands: Candidates, cut: float, dv: float, ref, timer, grid=None
-):
+def rescue_rejected(s: Setup, cls: str, cands: Candidates, cut: float, dv: float, grid, timer):
     """``verify_rescue_from_blobs``: the free candidates below ``cut`` climb again from
-    their nearest blob centre (:func:`~cryosam.method.verify.rescue_from_blobs`), on the
-    finer copy ``grid`` where verification used one; those that moved are checked for
+    their nearest blob centre (:func:`~cryosam.method.verify.rescue_from_blobs`) on
+    verification's ``grid``, with its reference; those that moved are checked for
     fiducials and membranes again."""
     free = cands.free
     keep = (free & (cands.score >= cut)) | (cands.status == Status.PROMPT)
     before = cands.zyx.copy()
     corr = cands.columns["correlation"]
-    below, kept = free & (cands.score < cut), cands.zyx[keep]
-    if grid is None:
-        volume, zyx, d = s.prepared, cands.zyx, dv
-    else:
-        volume, zyx, d = grid.volume, grid.fine(cands.zyx), dv * grid.scale
-        kept, ref = grid.fine(kept), ref if grid.reference is None else grid.reference
+    zyx, kept, below = grid.fine(cands.zyx), grid.fine(cands.zyx[keep]), free & (cands.score < cut)
     moved, corr[:], cands.score = rescue_from_blobs(
-        volume, zyx, corr, cands.score, below, kept, d, s.config, ref
+        grid.volume, zyx, corr, cands.score, below, kept, dv * grid.scale, s.config, grid.reference
     )
     # only the moved ones change places (the others keep their exact original coordinates)
     changed = np.any(moved != zyx, axis=1)
-    cands.zyx[changed] = moved[changed] if grid is None else grid.native(moved[changed])
+    cands.zyx[changed] = grid.native(moved[changed])
     if np.any(cands.zyx != before):
         mark_not_particles(s, cls, cands, timer)
 
@@ -586,13 +586,13 @@ RERANK_MARGIN = 20
 re-ranked (``verify_refine_angles``)."""
 
 
-def rerank_refined(s: Setup, cands: Candidates, cut: float, dv: float, ref, grid=None) -> None:
+def rerank_refined(s: Setup, cands: Candidates, cut: float, dv: float, grid) -> None:
     """``verify_refine_angles``: the cut decides how many are kept (``n``, from the scores
     as verified), the refined correlation decides which. The best ``2 n + RERANK_MARGIN``
     free candidates are searched over every rotation and refined locally
-    (:func:`~cryosam.method.orient.orient`, on verification's finer copy ``grid`` where it
-    used one: 14.3 Å dev2 / dev3 ribosome, five clicks, 9 of 10 up, medians 0.485 / 0.574 ->
-    0.484 / 0.643); ranked by that correlation with half their
+    (:func:`~cryosam.method.orient.orient`, on verification's ``grid`` with its reference:
+    on a finer copy, 14.3 Å dev2 / dev3 ribosome, five clicks, 9 of 10 up, medians 0.485 /
+    0.574 -> 0.484 / 0.643); ranked by that correlation with half their
     feature similarity and their mass penalty (both in its units, as in the score), they take
     over the group's scores in their new order: the distribution the cut was found on, and so
     the cut and its count, stay as they were. ``correlation`` holds the refined values."""
@@ -601,11 +601,8 @@ def rerank_refined(s: Setup, cands: Candidates, cut: float, dv: float, ref, grid
     if not n or len(free) < 3:
         return
     group = free[np.argsort(-cands.score[free])][: 2 * n + RERANK_MARGIN]
-    if grid is None:
-        fine = orient(s.prepared, cands.zyx[group], ref, dv, s.config)[1]
-    else:  # on verification's finer copy, with its own reference
-        at = grid.fine(cands.zyx[group])
-        fine = orient(grid.volume, at, grid.reference, dv * grid.scale, s.config)[1]
+    at = grid.fine(cands.zyx[group])
+    fine = orient(grid.volume, at, grid.reference, dv * grid.scale, s.config)[1]
     corr, sim = cands.columns["correlation"], cands.columns["similarity"]
     w = s.config.verify_similarity_weight
     before_mass = combined_score(corr, sim, cands.free, w)[group]

@@ -167,8 +167,9 @@ Benchmarks: "Coarser voxels"); the proteasome at 16 voxels unbinned does as well
 
 @dataclass
 class FinerGrid:
-    """A Fourier-resampled copy of the volume that verification reads instead of it
-    (:func:`finer_grid`); ``factors`` are its voxels per original voxel along each axis."""
+    """The grid verification reads: a Fourier-resampled copy of the volume
+    (:func:`finer_grid`), or the volume itself (``factors`` of 1); ``factors`` are its
+    voxels per original voxel along each axis."""
 
     volume: np.ndarray
     factors: np.ndarray
