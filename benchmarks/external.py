@@ -173,6 +173,14 @@ def run_cryosam(volume, vs, click, d_px, true, config: Config, name: str, **kw) 
         "reach size": reached(cz[np.isin(st, ["accepted", "prompt"])], true, d_px),
         "reach picks": reached(out.picks.zyx, true, d_px),
     })  # fmt: skip
+    # the cut's two rules: what each keeps, and the F1 of that many of the best ranked
+    # candidates (README, Benchmarks: "The cut's two rules")
+    best_first = cz[ranked][np.argsort(-cs[ranked])]
+    for rule, n in (("shape", rep.n_by_shape), ("mass", rep.n_by_mass)):
+        hit = score_picks(best_first[:n], true, d_px / 2) if n else None
+        row[f"{rule} kept"] = n
+        row[f"F1 {rule} count"] = 2 * hit.tp / (n + len(true)) if hit else float("nan")
+    row["separation"] = rep.separation
     return row
 
 
@@ -423,6 +431,12 @@ def main(argv=None) -> int:
         loss = loss.astype(int).reset_index()
         print("\n## cryosam: true particles reached at each stage (median over clicks)\n")
         print(format_table(loss.to_dict("records"), list(loss.columns)))
+        if "separation" in stages:  # runs.csv rows from before stop 51 lack it
+            cols = ["tomogram", "target", "click", "separation", "F1", "shape kept",
+                    "F1 shape count", "mass kept", "F1 mass count"]  # fmt: skip
+            two = stages[cols].dropna(subset=["separation"]).round(3)
+            print("\n## cryosam: the cut's two rules, per click (F1 of that many best ranked)\n")
+            print(format_table(two.to_dict("records"), cols))
     return 0
 
 

@@ -124,13 +124,20 @@ def test_a_pick_without_a_population_warns_and_names_recut():
     """Particles of every contrast from faint to strong: no gap, and the pick says so."""
     from cryosam.app.pick import in_memory, pick
     from cryosam.io.prompts import Prompt
+    from cryosam.method.cut import CutRule
     from tests.test_pick import blob_scene
 
     vol, centres = blob_scene(60, np.linspace(0.05, 1.5, 60))
     run = pick(in_memory(vol, 10.0), [Prompt(tuple(centres[-1]))], {"particle": 16.0}, cache=False)
     said = [w for w in run.warnings if "no population of their own" in w]
     assert said and "cryosam recut" in said[0]
-    assert run.outcome.reports[0].separation < 2.25
+    rep = run.outcome.reports[0]
+    assert rep.separation < 2.25
+    # the report keeps the cut by shape and, where masses were measured, the count by mass
+    by = rep.cut_by_mass if rep.cut_method == CutRule.SHAPE_MASS_COUNT.value else rep.cut_by_shape
+    assert rep.cut == by and rep.n_by_shape >= 1
+    if rep.cut_method == CutRule.SHAPE_MASS_COUNT.value:  # the count cut lower, kept more
+        assert rep.cut_by_mass < rep.cut_by_shape and rep.n_by_mass > rep.n_by_shape
 
 
 def test_a_cut_by_mass_count_still_says_it_is_a_guess():

@@ -23,6 +23,7 @@ from cryosam.method.candidates import Candidates, PickEntry, Status, deduplicate
 from cryosam.method.cut import (
     Cut,
     CutRule,
+    count_by_mass,
     feature_cut,
     mass_count_cut,
     one_population,
@@ -107,6 +108,7 @@ def test_a_cut_that_is_a_guess_counts_the_particles_by_mass():
     assert cut.rule is CutRule.SHAPE_MASS_COUNT
     kept = scores >= cut.value
     assert kept.sum() == of_mass.sum()
+    assert count_by_mass(scores, of_mass) == cut.value  # what run.json keeps as cut_by_mass
     f1 = lambda k: 2 * (k & true).sum() / (k.sum() + true.sum())  # noqa: E731
     assert f1(kept) > f1(scores >= knee.value) + 0.1
     # never above the cut it is given, never below the floor, nothing without masses
@@ -117,6 +119,10 @@ def test_a_cut_that_is_a_guess_counts_the_particles_by_mass():
     clear = np.where(true, rng.normal(0.6, 0.04, 500), rng.normal(0.2, 0.04, 500))
     gap = shape_cut(clear)
     assert by_mass(clear, gap, of_mass) == gap
+    # the count is still told (a user may take it with recut); none without enough masses
+    assert count_by_mass(clear, of_mass) < gap.value
+    assert count_by_mass(clear, None) is None
+    assert count_by_mass(clear, np.arange(500) < 4) is None
 
 
 def test_negatives_do_not_move_the_cut_into_the_matches():

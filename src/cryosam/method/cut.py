@@ -266,16 +266,25 @@ def mass_count_cut(scores, cut: Cut, of_class_mass, sep: float, floor: float = 0
     best-scoring candidates are kept, as many as have the class's mass (``of_class_mass``,
     per candidate, from :func:`~cryosam.method.verify.of_class_mass`). Never above ``cut``
     (a cut that already keeps that many stays), never below ``floor``."""
-    x = np.asarray(scores, np.float64)
-    if of_class_mass is None or _too_few(x):
-        return cut
-    n = int(np.count_nonzero(of_class_mass))
-    if not np.isfinite(sep) or sep >= WEAK_SEPARATION or n < MIN_DISTRIBUTION:
-        return cut
-    value = max(float(np.sort(x)[::-1][min(n, len(x)) - 1]), floor)
-    if value >= cut.value:
+    value = count_by_mass(scores, of_class_mass, floor)
+    if value is None or not np.isfinite(sep) or sep >= WEAK_SEPARATION or value >= cut.value:
         return cut
     return Cut(value, CutRule.SHAPE_MASS_COUNT)
+
+
+def count_by_mass(scores, of_class_mass, floor: float = 0.0) -> float | None:
+    """The cut that keeps as many of the best ``scores`` as have the class's mass
+    (``of_class_mass``), at least ``floor``: what :func:`mass_count_cut` sets where the shape
+    cut is a guess, and what it would set elsewhere (``run.json`` keeps both, so a user can
+    try the other with ``cryosam recut``). ``None`` without masses, with too few candidates
+    for a distribution or fewer than :data:`MIN_DISTRIBUTION` of the class's mass."""
+    x = np.asarray(scores, np.float64)
+    if of_class_mass is None or _too_few(x):
+        return None
+    n = int(np.count_nonzero(of_class_mass))
+    if n < MIN_DISTRIBUTION:
+        return None
+    return max(float(np.sort(x)[::-1][min(n, len(x)) - 1]), floor)
 
 
 def class_mass(mass, known, tolerance: float) -> tuple[float, float, float] | None:

@@ -46,6 +46,7 @@ from cryosam.method.cut import (
     Cut,
     CutRule,
     background_level,
+    count_by_mass,
     feature_cut,
     mass_count_cut,
     separation,
@@ -128,6 +129,14 @@ class ClassReport:
     n_near_fiducial: int = 0
     n_on_membrane: int = 0
     n_strays: int = 0
+    cut_by_shape: float = float("nan")
+    """The cut the scores gave (before any count by mass)."""
+    cut_by_mass: float = float("nan")
+    """The cut counting by mass gives (:func:`~cryosam.method.cut.count_by_mass`), whichever
+    was taken; NaN without a mass window. ``n_by_shape`` / ``n_by_mass``: the candidates each
+    keeps."""
+    n_by_shape: int = 0
+    n_by_mass: int = 0
     comparisons: list[int] = field(default_factory=list)
     feature_cache: str = "off"
     verified: bool = False
@@ -522,10 +531,15 @@ def score_and_cut(
     rep.n_on_membrane = int(np.sum(cands.status == Status.ON_MEMBRANE))
     # how far the matches stand apart at the cut their scores gave: the mass count below
     # (which keeps more, and so leaves a narrower rejected tail) must not hide a guess
-    rep.separation = separation(cands.score[cands.cut_pool], cut.value)
+    pooled = cands.score[cands.cut_pool]
+    rep.separation = separation(pooled, cut.value)
+    rep.cut_by_shape, rep.n_by_shape = cut.value, int(np.sum(pooled >= cut.value))
     if verify and v.mass_ok is not None:
         ok = v.mass_ok[cands.cut_pool]
-        cut = mass_count_cut(cands.score[cands.cut_pool], cut, ok, rep.separation, v.floor)
+        by_mass = count_by_mass(pooled, ok, v.floor)
+        if by_mass is not None:
+            rep.cut_by_mass, rep.n_by_mass = by_mass, int(np.sum(pooled >= by_mass))
+        cut = mass_count_cut(pooled, cut, ok, rep.separation, v.floor)
     if verify and config.verify_refine_angles:
         with timer.stage("verify"):
             rerank_refined(s, cands, cut.value, dv, grid)
