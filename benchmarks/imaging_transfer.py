@@ -28,6 +28,10 @@ they were imaged, not only in what they hold. Each condition is made from a dev 
 - ``clutter``: a phase-randomised copy of the tomogram added at its standard deviation (the
   same power spectrum, so blobs of the particles' own size with no particle in them): a
   harsher background than noise, closer to a crowded cell's unlabelled density;
+- ``wedge45``: the tilt range narrowed from +-60° to +-45° (a stage that tilts less, or a
+  thick lamella): every Fourier component of the tomogram between 45° and 60° from the x
+  axis in the x-z plane (tilt axis y) set to zero, signal and noise alike, so the missing
+  wedge widens from 60° to 90° and particles smear further along z;
 - ``bright``: the values negated (a tomogram already inverted, protein bright): the
   automatic contrast must find it, and the picks should equal ``as-given``'s (the blob
   picker, told the contrast, is not run again).
@@ -64,6 +68,7 @@ CONDITIONS = (
     "half-dose",
     "clutter",
     "bright",
+    "wedge45",
 )
 RESAMPLED = {"13.3A": 0.75, "8A": 1.25, "9.1A": 1.1, "14.3A": 0.7, "14.3A-back": 0.7}
 """Resampling conditions: the factor from the 10 Å grid (``14.3A-back`` goes back onto it)."""
@@ -97,6 +102,17 @@ def same_spectrum_noise(volume: np.ndarray, seed: int) -> np.ndarray:
     amp = np.abs(fft.rfftn(v - v.mean(), workers=-1))
     noise = fft.irfftn(amp * phase, s=v.shape, workers=-1).astype(np.float32)
     return noise * (v.std() / max(float(noise.std()), 1e-12))
+
+
+def narrower_wedge(volume: np.ndarray, tilt_max: float) -> np.ndarray:
+    """``volume`` without the Fourier components a tilt series of +-``tilt_max`` degrees about
+    y would not have sampled (those more than ``tilt_max`` from the x axis in the x-z plane)."""
+    v = np.asarray(volume, np.float32)
+    kz, _, kx = np.meshgrid(fft.fftfreq(v.shape[0]), [0.0], fft.rfftfreq(v.shape[2]),
+                            indexing="ij", sparse=True)  # fmt: skip
+    sampled = np.abs(kz) <= np.tan(np.radians(tilt_max)) * np.abs(kx) + 1e-9
+    spec = fft.rfftn(v, workers=-1) * sampled
+    return fft.irfftn(spec, s=v.shape, workers=-1).astype(np.float32)
 
 
 def half_dose_noise(volume: np.ndarray, snr: float, seed: int) -> np.ndarray:
@@ -136,6 +152,8 @@ def condition(name: str, volume: np.ndarray, vs: float, tomo: str = "dev1"):
         return volume + same_spectrum_noise(volume, NOISE_SEED), vs, 1.0
     if name == "bright":
         return -volume, vs, 1.0
+    if name == "wedge45":
+        return narrower_wedge(volume, 45.0), vs, 1.0
     raise SystemExit(f"unknown condition {name!r}; choose from {', '.join(CONDITIONS)}")
 
 

@@ -227,11 +227,14 @@ def test_in_memory_pick_goes_through_the_feature_cache(ribosomes, tmp_path):
 def test_run_record_names_what_ran_it(ribosomes, tmp_path):
     sim, p = ribosomes
     tomo = in_memory(sim.tomogram, 10.0)
-    pick(
-        tomo, [Prompt(tuple(p), "ribosome")], {"ribosome": 25.0}, out=tmp_path / "api", cache=False
-    )
+    config = Config(missing_wedge="auto")
+    prompts, diameters = [Prompt(tuple(p), "ribosome")], {"ribosome": 25.0}
+    pick(tomo, prompts, diameters, config, out=tmp_path / "api", cache=False)
     record = json.loads((tmp_path / "api" / "run.json").read_text())
     assert record["cryosam_command"].startswith("python")
+    # the missing wedge verification minded, read from the tomogram (simulated tilts -60..60)
+    axis, _, tilt = record["input"]["missing_wedge"].partition(":")
+    assert axis == "y" and 55 <= float(tilt) <= 66 and record["config"]["missing_wedge"] == "auto"
     from cryosam.simulate import write_simulation
 
     write_simulation(sim, tmp_path / "sim")

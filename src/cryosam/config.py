@@ -20,6 +20,17 @@ Combine = Literal["union", "vote"]
 Invert = Literal["auto", "yes", "no"]
 
 
+def _wedge_ok(text: str) -> bool:
+    """Whether ``missing_wedge`` reads as auto, off or ``AXIS:DEGREES``."""
+    if text in ("auto", "off"):
+        return True
+    axis, _, angle = str(text).partition(":")
+    try:
+        return axis in ("y", "x") and 0.0 < float(angle) < 90.0
+    except ValueError:
+        return False
+
+
 def _p(default: Any, help: str) -> Any:
     """A parameter: its default and the help text shown by ``cryosam params``."""
     return field(default=default, metadata={"help": help})
@@ -277,6 +288,14 @@ class Config:
         "auto",
         "Contrast: 'yes' when protein is dark (raw tomograms), 'no' when bright, 'auto' detects.",
     )
+    missing_wedge: str = _p(
+        "off",
+        "Mind the tilt series' missing wedge in shape verification: each turned reference "
+        "loses what the tomogram could not measure. 'auto' reads the tilt axis and the largest "
+        "tilt from the tomogram's spectrum, 'y:45' / 'x:50' gives them, 'off' (default) does "
+        "not mind it. Helps a ribosome under a +-45° tilt range; costs the +-60° dev tomograms "
+        "a little (README, 'A narrower tilt range').",
+    )
     seed: int = _p(0, "Seed for every random choice, so runs are reproducible.")
 
     # --- backends ---
@@ -385,6 +404,11 @@ class Config:
             (
                 self.invert in ("auto", "yes", "no"),
                 f"invert must be auto, yes or no, got {self.invert!r}",
+            ),
+            (
+                _wedge_ok(self.missing_wedge),
+                "missing_wedge must be auto, off or AXIS:DEGREES (axis y or x, 0 < degrees < 90, "
+                f"e.g. y:60), got {self.missing_wedge!r}",
             ),
             (min(factors) > 0, "the *_factor sizes must be positive"),
             (

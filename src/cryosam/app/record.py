@@ -34,14 +34,18 @@ def tomogram_checksum(tomo: Tomogram) -> str:
     return sha256_file(tomo.path) if tomo.path is not None else sha256_array(tomo.data)
 
 
-def input_record(tomo: Tomogram, inverted: bool, checksum: str | None = None) -> dict:
-    """The ``input`` entry of run.json: path, sha256, shape, voxel size, contrast decision."""
+def input_record(
+    tomo: Tomogram, inverted: bool, checksum: str | None = None, missing_wedge: str | None = None
+) -> dict:
+    """The ``input`` entry of run.json: path, sha256, shape, voxel size, contrast decision
+    and the missing wedge verification minded (``y:62``, or ``off``)."""
     return {
         "path": str(tomo.path) if tomo.path is not None else None,
         "sha256": checksum or tomogram_checksum(tomo),
         "shape": list(tomo.shape),
         "voxel_size": tomo.voxel_size,
         "protein_dark_inverted": bool(inverted),
+        **({"missing_wedge": missing_wedge} if missing_wedge is not None else {}),
     }
 
 

@@ -168,7 +168,12 @@ def recut(
     outcome.picks.tomogram = tomo.name
     rec = {
         **record,
-        "input": input_record(tomo, outcome.inverted, record["input"]["sha256"]),
+        "input": input_record(
+            tomo,
+            outcome.inverted,
+            record["input"]["sha256"],
+            record["input"].get("missing_wedge"),
+        ),
         **cut_record(outcome),
         "recut": {"min_score": scores, "automatic": automatic},
     }

@@ -30,8 +30,9 @@ from scipy.spatial.transform import Rotation
 from cryosam.config import Config
 from cryosam.io.coords import relion_angles_of_matrices
 from cryosam.method.rotations import local_grid, rotation_grid
-from cryosam.method.verify import Reference, ShapeVerifier, fit_box, rotate_box
+from cryosam.method.verify import Reference, ShapeVerifier, config_wedge, fit_box, rotate_box
 from cryosam.volume.binning import block_mean, extract_boxes
+from cryosam.volume.wedge import PAD
 
 TOP_STARTS = 2
 """The global search keeps this many best rotations; each is refined locally and the best
@@ -71,11 +72,20 @@ def orient(volume, zyx, reference: Reference, diameter_px: float, config: Config
 
 def _local(volume, diameter_px, config, ref, boxes, M, level: int):
     """One local level: each box turned back by its ``M`` and correlated with the reference
-    turned by the small rotations of ``LOCAL_LEVELS[level]`` (and shifts): ``(M, corr)``."""
+    turned by the small rotations of ``LOCAL_LEVELS[level]`` (and shifts): ``(M, corr)``.
+    With a missing wedge (``missing_wedge``) the reference first loses, for each box, what
+    that box's tilt series did not measure, turned back with the box (the small rotations
+    move it by a few degrees at most)."""
     deltas = local_grid(LOCAL_LEVELS[level] * config.orient_angle_step)
-    fine = ShapeVerifier(volume, diameter_px, config, rotations=deltas)
+    fine = ShapeVerifier(volume, diameter_px, config, rotations=deltas, restrict=False)
     turned = np.stack([rotate_box(b, m) for b, m in zip(boxes, M)])
-    corr, align = fine.score_boxes(ref, turned)
+    wedge = config_wedge(config, volume)
+    if wedge is None:
+        corr, align = fine.score_boxes(ref, turned)
+        return M @ deltas[align[:, 0]], corr
+    t = ref.template
+    lost = np.stack([t - wedge.restrict(t, wedge.sampled_turned(PAD * fine.n, m)) for m in M])
+    corr, align = fine.score_boxes(ref, turned, lost=lost)
     return M @ deltas[align[:, 0]], corr
 
 

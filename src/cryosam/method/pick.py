@@ -110,6 +110,7 @@ from cryosam.volume.fiducials import (
     near_gold,
 )
 from cryosam.volume.prepare import prepare_volume
+from cryosam.volume.wedge import estimate_wedge
 
 
 @dataclass
@@ -174,6 +175,9 @@ class PickOutcome:
     """Class -> the aligned average of its picks (prepared contrast: bright protein)."""
     prompts: list[Prompt] = field(default_factory=list)
     """The prompts as used (a click moved to its particle's centre when ``prompt_snap`` is on)."""
+    missing_wedge: str = "off"
+    """The missing wedge verification minded (``y:62``: tilts about y up to 62°), as read from
+    the tomogram where ``missing_wedge`` is ``auto``."""
 
 
 @dataclass
@@ -261,14 +265,14 @@ def setup(
     if prompts or not (external or unprompted):
         validate_prompts(prompts, volume.shape, require_positive=not (external or unprompted))
     if not own and external and config.invert == "auto":  # the prompted tomograms decided
-        votes = [q.inverted for q in external.values()]
-        config = config.replace(invert="yes" if sum(votes) * 2 >= len(votes) else "no")
+        config = config.replace(invert=_inverted_by_vote(external))
     diameters_px = {**{c: q.diameter_px for c, q in external.items()}, **diameters_px}
     with timer.stage("prepare"):
         d_min = min(diameters_px[c] for c in own + list(external) + unprompted)
         points = np.array([p.zyx for p in positives]) if own else None
         prepared, inverted = prepare_volume(volume, config.invert, d_min, points, bool(own))
         doubt = contrast_doubt(prepared.reading) if prepared.reading else None
+        config = with_wedge_read(config, prepared)
         if own and config.prompt_snap:  # clicks to their particles' centres
             prompts = snap_prompts(prepared, prompts, diameters_px, config.prompt_snap)
             positives = [p for p in prompts if not p.negative]
@@ -316,6 +320,21 @@ def setup(
         symmetry=dict(symmetry or {}),
         seeds={c: found[c][1] for c in unprompted} if unprompted else {},
     )
+
+
+def _inverted_by_vote(external: dict[str, ClassQuery]) -> str:
+    """``invert`` as most of the queries' tomograms read it (``yes`` on a tie)."""
+    votes = [q.inverted for q in external.values()]
+    return "yes" if sum(votes) * 2 >= len(votes) else "no"
+
+
+def with_wedge_read(config: Config, prepared) -> Config:
+    """``config`` with ``missing_wedge: auto`` replaced by what the tomogram shows (``y:62``,
+    or ``off``): read once, every verifier of the run shares it."""
+    if config.missing_wedge != "auto":
+        return config
+    wedge = estimate_wedge(prepared)
+    return config.replace(missing_wedge=wedge.spec() if wedge else "off")
 
 
 def seed_prompts(
@@ -904,6 +923,7 @@ def finish(
         table.columns,
         averages,
         s.prompts,
+        s.config.missing_wedge,
     )
 
 

@@ -59,6 +59,7 @@ from cryosam.method.matching import nms
 from cryosam.method.rotations import rotation_grid
 from cryosam.volume.binning import block_mean, extract_boxes
 from cryosam.volume.resample import fourier_resample, resample_map
+from cryosam.volume.wedge import PAD, Wedge, estimate_wedge
 
 BLOB_REACH = 0.4
 """How far (diameters) a candidate's blob centre may lie from where matching put it."""
@@ -213,6 +214,14 @@ def rotate_box(box: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     return ndimage.affine_transform(box, matrix, offset=c - matrix @ c, order=1)
 
 
+def config_wedge(config: Config, volume) -> Wedge | None:
+    """The missing wedge ``config.missing_wedge`` names (``auto``: read from ``volume``, as
+    :func:`~cryosam.method.pick.setup` does once per run)."""
+    if config.missing_wedge == "auto":
+        return estimate_wedge(volume)
+    return Wedge.parse(config.missing_wedge)
+
+
 def fit_box(a: np.ndarray, n: int) -> np.ndarray:
     """Centre-crop or zero-pad a 3D box (any shape) to a cube of ``n`` per side."""
     out = np.zeros((n,) * 3, np.float32)
@@ -241,9 +250,14 @@ class ShapeVerifier:
         config: Config | None = None,
         rotations: np.ndarray | None = None,
         shift: int | None = None,
+        restrict: bool = True,
     ):
         config = config or Config()
         self.volume = volume
+        # the turned references lose what the tilt series could not measure (``restrict``:
+        # boxes in the tomogram's frame; the orientation's local search turns the boxes)
+        self.wedge = config_wedge(config, volume) if restrict else None
+        self._sampled = None
         self.bin = binning(diameter_px, config.verify_bin_px)
         self.d = diameter_px / self.bin
         self.half = int(np.ceil(config.verify_box_factor * self.d))
@@ -316,18 +330,25 @@ class ShapeVerifier:
         if key in self._prepared:
             return self._prepared[key]
         sel = self.sphere
-        A, W = [], []
+        if self.wedge is not None and self._sampled is None:
+            self._sampled = self.wedge.sampled(PAD * self.n)
+        A, W, T = [], [], []
         for m in self.coarse if coarse else self.matrices:
             inv = m.T  # sample the reference at R^-1 x: the reference rotated by R
-            t = rotate_box(ref.template, inv)[sel]
+            t = rotate_box(ref.template, inv)
+            if self.wedge is not None:
+                t = self.wedge.restrict(t, self._sampled)
+            t = t[sel]
             w = np.clip(rotate_box(ref.weight, inv)[sel], 0.0, 1.0)
             tc = t - (w * t).sum() / max(w.sum(), 1e-6)
             a = w * tc
             A.append(a / np.sqrt(max(float((a * tc).sum()), 1e-12)))
             W.append(w)
+            T.append(t)
         W = np.asarray(W, np.float32)
         self._prepared = {k: v for k, v in self._prepared.items() if k[0] == id(ref)}
-        self._prepared[key] = (np.asarray(A, np.float32), W, W.sum(1), ref)
+        A, T = np.asarray(A, np.float32), np.asarray(T, np.float32)
+        self._prepared[key] = (A, W, W.sum(1), ref, T)
         return self._prepared[key]
 
     # --- scoring ---
@@ -344,12 +365,18 @@ class ShapeVerifier:
             scores[i0 : i0 + len(P)], align[i0 : i0 + len(P)] = self.score_boxes(ref, P, coarse)
         return scores, align
 
-    def score_boxes(self, ref: Reference, P: np.ndarray, coarse: bool = False):
-        """Best correlation of each ``(n + 2 shift)``-sided box with the reference."""
+    def score_boxes(self, ref: Reference, P: np.ndarray, coarse: bool = False, lost=None):
+        """Best correlation of each ``(n + 2 shift)``-sided box with the reference (less,
+        for each box, its ``lost`` part: :meth:`correlations_without`)."""
         scores = np.full(len(P), -1.0)
         align = np.zeros((len(P), 2), int)
         for i0 in range(0, len(P), self.chunk):
-            r = self.correlations(ref, P[i0 : i0 + self.chunk], coarse)
+            if lost is None:
+                r = self.correlations(ref, P[i0 : i0 + self.chunk], coarse)
+            else:
+                r = self.correlations_without(
+                    ref, P[i0 : i0 + self.chunk], lost[i0 : i0 + self.chunk]
+                )
             flat = r.reshape(len(r), -1)
             k = flat.argmax(1)
             scores[i0 : i0 + len(r)] = flat[np.arange(len(r)), k]
@@ -359,7 +386,7 @@ class ShapeVerifier:
     def correlations(self, ref: Reference, B: np.ndarray, coarse: bool = False) -> np.ndarray:
         """``(len(B), rotations, shifts)``: the weighted Pearson correlation of each
         ``(n + 2 shift)``-sided box with the reference at every rotation and shift."""
-        A, W, wsum, _ = self._prepare(ref, coarse)
+        A, W, wsum, _, _ = self._prepare(ref, coarse)
         # (boxes * shifts) x voxels, row-major: ``take`` keeps it contiguous, where fancy
         # indexing gave a strided array whose transpose cost a copy of a third of the
         # verification's time (dev1 proteasome: 17 of 50 s)
@@ -369,6 +396,31 @@ class ShapeVerifier:
         s2 = (X * X) @ W.T
         var = np.maximum(s2 - s1 * s1 / wsum[None, :], 1e-9)
         r = (num / np.sqrt(var)).reshape(len(B), len(self.offsets), len(A))
+        return np.ascontiguousarray(r.transpose(0, 2, 1))
+
+    def correlations_without(self, ref: Reference, B: np.ndarray, lost: np.ndarray):
+        """:meth:`correlations` of each box with the reference less that box's own ``lost``
+        part (``(len(B), n, n, n)``, in the reference's frame: what the box's tilt series did
+        not measure), taken away after the small rotations of this verifier's set turn the
+        reference (it is not turned with them: they move it by a few degrees). The weighted
+        correlation is linear in the template, so each box's own template costs two more
+        products, not a rotation set of its own."""
+        _, W, wsum, _, T = self._prepare(ref)
+        X = np.take(B.reshape(len(B), -1), self._gather, axis=1)  # boxes x shifts x voxels
+        U = np.asarray(lost, np.float32).reshape(len(B), -1)[:, self.sphere.ravel()]
+        WT = W * T
+        s_wt, s_wt2 = WT.sum(1), (WT * T).sum(1)  # per rotation
+        u_wt, u_w, u2_w = U @ WT.T, U @ W.T, (U * U) @ W.T  # per box and rotation
+        mean = (s_wt[None, :] - u_w) / wsum[None, :]  # the template's weighted mean
+        norm2 = s_wt2[None, :] - 2 * u_wt + u2_w - wsum[None, :] * mean**2
+        flat = X.reshape(-1, X.shape[-1])
+        s1 = (flat @ W.T).reshape(len(B), -1, len(W))
+        s2 = ((flat * flat) @ W.T).reshape(len(B), -1, len(W))
+        xt = (flat @ WT.T).reshape(len(B), -1, len(W))
+        xu = np.einsum("bsv,bv,kv->bsk", X, U, W, optimize=True)
+        num = xt - xu - mean[:, None, :] * s1
+        var = np.maximum(s2 - s1 * s1 / wsum[None, None, :], 1e-9)
+        r = num / np.sqrt(var) / np.sqrt(np.maximum(norm2, 1e-12))[:, None, :]
         return np.ascontiguousarray(r.transpose(0, 2, 1))
 
     def climb(self, ref: Reference, zyx, steps: int):
