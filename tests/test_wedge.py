@@ -148,3 +148,20 @@ def test_correlations_without_equal_a_template_with_each_box_own_loss():
         exact = v.correlations(own, boxes[i : i + 1])[0]
         np.testing.assert_allclose(fast[i, still], exact[still], atol=1e-5)
         assert np.corrcoef(fast[i].ravel(), exact.ravel())[0, 1] > 0.8  # turned: close
+
+
+def test_info_shows_the_missing_wedge(capsys, tmp_path):
+    import re
+
+    from cryosam.cli.main import main
+    from tests.conftest import write_mrc
+
+    noise = np.random.default_rng(4).standard_normal((64, 96, 96)).astype(np.float32)
+    path = write_mrc(tmp_path / "narrow.mrc", wedge_filtered(noise, Wedge("y", 45.0)))
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    found = re.search(r"missing wedge: tilts about y up to \+-([\d.]+)°", out)
+    assert found and abs(float(found.group(1)) - 45.0) <= 3.0, out
+    path = write_mrc(tmp_path / "none.mrc", noise)
+    assert main(["info", str(path)]) == 0
+    assert "missing wedge: none seen" in capsys.readouterr().out

@@ -34,6 +34,7 @@ def info(
         volume_stats,
     )
     from cryosam.volume.contrast import protein_is_dark
+    from cryosam.volume.wedge import estimate_wedge
 
     (z, y, x), vs, mode = header_info(tomogram, voxel_size)
     typer.echo(f"file: {tomogram}")
@@ -71,6 +72,13 @@ def info(
             f"contrast (auto): {'dark' if dark else 'bright'} protein "
             f"(band-pass skewness {evidence:+.2f}); --invert auto would "
             f"{'invert' if dark else 'not invert'}"
+        )
+        wedge = estimate_wedge(tomo.data)
+        typer.echo(
+            f"missing wedge: tilts about {wedge.axis} up to +-{wedge.max_tilt:g}° "
+            "(verification minds it with --set missing_wedge=auto)"
+            if wedge
+            else "missing wedge: none seen in the spectrum"
         )
     else:
         typer.echo("contrast: none (constant volume)")
