@@ -30,7 +30,7 @@ from scipy.spatial.transform import Rotation
 from cryosam.config import Config
 from cryosam.io.coords import relion_angles_of_matrices
 from cryosam.method.rotations import local_grid, rotation_grid
-from cryosam.method.verify import Reference, ShapeVerifier, config_wedge, fit_box, rotate_box
+from cryosam.method.verify import Reference, ShapeVerifier, fit_box, rotate_box
 from cryosam.volume.binning import block_mean, extract_boxes
 from cryosam.volume.wedge import PAD
 
@@ -61,25 +61,25 @@ def orient(volume, zyx, reference: Reference, diameter_px: float, config: Config
         starts[i0 : i0 + len(r)] = np.argsort(-r, axis=1)[:, :TOP_STARTS]
     corr = np.full(len(zyx), -np.inf)
     M = np.tile(np.eye(3), (len(zyx), 1, 1))
+    wedge = coarse.wedge
     for j in range(TOP_STARTS):  # the first local level from each start; the best goes on
-        Mj, cj = _local(volume, diameter_px, config, ref, boxes, grid[starts[:, j]], 0)
+        Mj, cj = _local(volume, diameter_px, config, ref, boxes, grid[starts[:, j]], 0, wedge)
         better = cj > corr
         M[better], corr[better] = Mj[better], cj[better]
     for level in range(1, len(LOCAL_LEVELS)):
-        M, corr = _local(volume, diameter_px, config, ref, boxes, M, level)
+        M, corr = _local(volume, diameter_px, config, ref, boxes, M, level, wedge)
     return M, corr
 
 
-def _local(volume, diameter_px, config, ref, boxes, M, level: int):
+def _local(volume, diameter_px, config, ref, boxes, M, level: int, wedge):
     """One local level: each box turned back by its ``M`` and correlated with the reference
     turned by the small rotations of ``LOCAL_LEVELS[level]`` (and shifts): ``(M, corr)``.
-    With a missing wedge (``missing_wedge``) the reference first loses, for each box, what
-    that box's tilt series did not measure, turned back with the box (the small rotations
-    move it by a few degrees at most)."""
+    With a missing ``wedge`` (the global search's, read once) the reference first loses, for
+    each box, what that box's tilt series did not measure, turned back with the box (the
+    small rotations move it by a few degrees at most)."""
     deltas = local_grid(LOCAL_LEVELS[level] * config.orient_angle_step)
     fine = ShapeVerifier(volume, diameter_px, config, rotations=deltas, restrict=False)
     turned = np.stack([rotate_box(b, m) for b, m in zip(boxes, M)])
-    wedge = config_wedge(config, volume)
     if wedge is None:
         corr, align = fine.score_boxes(ref, turned)
         return M @ deltas[align[:, 0]], corr

@@ -62,11 +62,7 @@ class Wedge:
     def sampled(self, n: int) -> np.ndarray:
         """Boolean ``(n, n, n // 2 + 1)`` mask of the real-input spectrum of an ``n``-sided
         box (``scipy.fft.rfftn`` order): the components the tilt series measured."""
-        kz, ky, kx = np.meshgrid(
-            fft.fftfreq(n), fft.fftfreq(n), fft.rfftfreq(n), indexing="ij", sparse=True
-        )
-        across = np.abs(kx) if self.axis == "y" else np.abs(ky)
-        return np.abs(kz) <= np.tan(np.radians(self.max_tilt)) * across + 1e-9
+        return self.sampled_turned(n, np.eye(3))
 
     def sampled_turned(self, n: int, matrix: np.ndarray) -> np.ndarray:
         """:meth:`sampled` for a box turned back by ``matrix`` (sampled at ``matrix @ x``, as
