@@ -32,6 +32,15 @@ they were imaged, not only in what they hold. Each condition is made from a dev 
   thick lamella): every Fourier component of the tomogram between 45° and 60° from the x
   axis in the x-z plane (tilt axis y) set to zero, signal and noise alike, so the missing
   wedge widens from 60° to 90° and particles smear further along z;
+- ``wedge50``: the same at +-50° (a wedge of 80°), the range of many lamella series;
+- ``deconvolved``: the contrast transfer deconvolved as Warp and IsoNet do before picking
+  (a Wiener filter built from the tomogram's own defocus, spherical aberration and amplitude
+  contrast in ``devN_imaging.json``, with a signal-to-noise ratio falling exponentially with
+  frequency and a high-pass below 1/50 of Nyquist): low frequencies boosted, the fringes of
+  the band past the first zero of the contrast transfer turned back, the finest ones damped;
+  protein stays dark (``--set balance_spectrum=auto`` turns the lifted low band down);
+- ``smoothed``: a Gaussian of 1 voxel's sigma (a denoised or low-passed tomogram: the fine
+  frequencies cut, the low band as it was);
 - ``bright``: the values negated (a tomogram already inverted, protein bright): the
   automatic contrast must find it, and the picks should equal ``as-given``'s (the blob
   picker, told the contrast, is not run again).
@@ -50,7 +59,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from scipy import fft
+from scipy import fft, ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -69,6 +78,9 @@ CONDITIONS = (
     "clutter",
     "bright",
     "wedge45",
+    "wedge50",
+    "deconvolved",
+    "smoothed",
 )
 RESAMPLED = {"13.3A": 0.75, "8A": 1.25, "9.1A": 1.1, "14.3A": 0.7, "14.3A-back": 0.7}
 """Resampling conditions: the factor from the 10 Å grid (``14.3A-back`` goes back onto it)."""
@@ -131,6 +143,35 @@ def half_dose_noise(volume: np.ndarray, snr: float, seed: int) -> np.ndarray:
     return noise * np.float32(np.sqrt(target) / max(float(noise.std()), 1e-12))
 
 
+def ctf_deconvolved(
+    volume: np.ndarray,
+    vs: float,
+    imaging: dict,
+    strength: float = 1.0,
+    falloff: float = 1.0,
+    highpass: float = 0.02,
+) -> np.ndarray:
+    """``volume`` through a Wiener filter of its contrast transfer (Tegunov's deconvolution as
+    Warp and IsoNet apply it): ``ctf / (ctf^2 + 1 / snr)`` with ``snr = 10^(3 strength)
+    exp(-100 falloff f / vs) hp(f)``, ``f`` the frequency as a fraction of Nyquist and ``hp``
+    a cosine ramp to 1 at ``highpass``. The transfer's sign is taken so that it is positive at
+    low frequencies: the contrast keeps its polarity."""
+    v = np.asarray(volume, np.float32)
+    k = np.sqrt(sum(g**2 for g in np.meshgrid(*(fft.fftfreq(n) for n in v.shape[:2]),
+                                                fft.rfftfreq(v.shape[2]), indexing="ij",
+                                                sparse=True))) / vs  # 1/Å  # fmt: skip
+    lam, dz = float(imaging["wavelength_A"]), float(imaging["defocus_um"]) * 1e4
+    cs, amp = float(imaging["cs_A"]), float(imaging["amp_contrast"])
+    chi = np.pi * lam * dz * k**2 - 0.5 * np.pi * cs * lam**3 * k**4
+    ctf = np.sqrt(1 - amp**2) * np.sin(chi) + amp * np.cos(chi)
+    f = np.minimum(k * 2 * vs, 1.0)
+    hp = 1 - np.cos(np.minimum(1.0, f / highpass) * np.pi)
+    snr = 10 ** (3 * strength) * np.exp(-100 * falloff * f / vs) * hp
+    wiener = ctf / (ctf**2 + 1 / np.maximum(snr, 1e-12))
+    out = fft.irfftn(fft.rfftn(v, workers=-1) * wiener.astype(np.float32), s=v.shape, workers=-1)
+    return (out / max(float(out.std()), 1e-12)).astype(np.float32)
+
+
 def condition(name: str, volume: np.ndarray, vs: float, tomo: str = "dev1"):
     """``(volume, voxel size, factor)``: the changed tomogram, its voxel size, and the factor
     that takes a voxel index of the original to one of it."""
@@ -154,6 +195,13 @@ def condition(name: str, volume: np.ndarray, vs: float, tomo: str = "dev1"):
         return -volume, vs, 1.0
     if name == "wedge45":
         return narrower_wedge(volume, 45.0), vs, 1.0
+    if name == "wedge50":
+        return narrower_wedge(volume, 50.0), vs, 1.0
+    if name == "deconvolved":
+        info = json.loads((DATA / f"{tomo}_imaging.json").read_text())
+        return ctf_deconvolved(volume, vs, info), vs, 1.0
+    if name == "smoothed":
+        return ndimage.gaussian_filter(volume, 1.0), vs, 1.0
     raise SystemExit(f"unknown condition {name!r}; choose from {', '.join(CONDITIONS)}")
 
 

@@ -235,6 +235,8 @@ def test_run_record_names_what_ran_it(ribosomes, tmp_path):
     # the missing wedge verification minded, read from the tomogram (simulated tilts -60..60)
     axis, _, tilt = record["input"]["missing_wedge"].partition(":")
     assert axis == "y" and 55 <= float(tilt) <= 66 and record["config"]["missing_wedge"] == "auto"
+    # the spectrum read as it is, by default
+    assert record["input"]["spectrum_balanced"] is False
     from cryosam.simulate import write_simulation
 
     write_simulation(sim, tmp_path / "sim")

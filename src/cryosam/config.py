@@ -288,6 +288,16 @@ class Config:
         "auto",
         "Contrast: 'yes' when protein is dark (raw tomograms), 'no' when bright, 'auto' detects.",
     )
+    balance_spectrum: Invert = _p(
+        "no",
+        "Turn down the low frequencies of a tomogram whose low band (13-40 voxels) stands over "
+        "a factor of 10 in power above its mid band (4-8 voxels), as a deconvolution (Warp, "
+        "IsoNet) leaves it, to that factor: particles in broad dark halos look alike to the "
+        "shape check. 'auto' decides from the tomogram's spectrum in pick, batch and copick "
+        "(raw reconstructions are left as they are; segment and --extended read every volume "
+        "as given), 'yes' always, 'no' (default) never: a pick warns when the spectrum is "
+        "lifted (README, 'A deconvolved tomogram').",
+    )
     missing_wedge: str = _p(
         "off",
         "Mind the tilt series' missing wedge in shape verification: each turned reference "
@@ -404,6 +414,10 @@ class Config:
             (
                 self.invert in ("auto", "yes", "no"),
                 f"invert must be auto, yes or no, got {self.invert!r}",
+            ),
+            (
+                self.balance_spectrum in ("auto", "yes", "no"),
+                f"balance_spectrum must be auto, yes or no, got {self.balance_spectrum!r}",
             ),
             (
                 _wedge_ok(self.missing_wedge),

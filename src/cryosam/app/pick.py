@@ -126,7 +126,7 @@ def pick(
     outcome.picks.tomogram = tomogram.name
     rec = {
         "command": "pick",
-        "input": input_record(tomogram, outcome.inverted, checksum, outcome.missing_wedge),
+        "input": input_record(tomogram, outcome.inverted, checksum, *outcome.volume_reading()),
         "config": config.to_dict(),
         "class_ids": outcome.class_ids,
         "queries": {name: q.to_dict() for name, q in outcome.queries.items()},

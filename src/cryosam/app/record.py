@@ -35,10 +35,15 @@ def tomogram_checksum(tomo: Tomogram) -> str:
 
 
 def input_record(
-    tomo: Tomogram, inverted: bool, checksum: str | None = None, missing_wedge: str | None = None
+    tomo: Tomogram,
+    inverted: bool,
+    checksum: str | None = None,
+    missing_wedge: str | None = None,
+    balanced: bool | None = None,
 ) -> dict:
-    """The ``input`` entry of run.json: path, sha256, shape, voxel size, contrast decision
-    and the missing wedge verification minded (``y:62``, or ``off``)."""
+    """The ``input`` entry of run.json: path, sha256, shape, voxel size, contrast decision,
+    the missing wedge verification minded (``y:62``, or ``off``) and whether the spectrum's
+    low frequencies were turned down (``spectrum_balanced``)."""
     return {
         "path": str(tomo.path) if tomo.path is not None else None,
         "sha256": checksum or tomogram_checksum(tomo),
@@ -46,6 +51,7 @@ def input_record(
         "voxel_size": tomo.voxel_size,
         "protein_dark_inverted": bool(inverted),
         **({"missing_wedge": missing_wedge} if missing_wedge is not None else {}),
+        **({"spectrum_balanced": bool(balanced)} if balanced is not None else {}),
     }
 
 

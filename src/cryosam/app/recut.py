@@ -173,6 +173,7 @@ def recut(
             outcome.inverted,
             record["input"]["sha256"],
             record["input"].get("missing_wedge"),
+            record["input"].get("spectrum_balanced"),
         ),
         **cut_record(outcome),
         "recut": {"min_score": scores, "automatic": automatic},

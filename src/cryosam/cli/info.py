@@ -34,7 +34,6 @@ def info(
         volume_stats,
     )
     from cryosam.volume.contrast import protein_is_dark
-    from cryosam.volume.wedge import estimate_wedge
 
     (z, y, x), vs, mode = header_info(tomogram, voxel_size)
     typer.echo(f"file: {tomogram}")
@@ -73,15 +72,35 @@ def info(
             f"(band-pass skewness {evidence:+.2f}); --invert auto would "
             f"{'invert' if dark else 'not invert'}"
         )
-        wedge = estimate_wedge(tomo.data)
-        typer.echo(
-            f"missing wedge: tilts about {wedge.axis} up to +-{wedge.max_tilt:g}° "
-            "(verification minds it with --set missing_wedge=auto)"
-            if wedge
-            else "missing wedge: none seen in the spectrum"
-        )
+        _spectrum_lines(tomo.data)
     else:
         typer.echo("contrast: none (constant volume)")
+
+
+def _spectrum_lines(data) -> None:
+    """The missing wedge and the balance of low and mid frequencies, read from the spectrum."""
+    from cryosam.volume.spectrum import MAX_LOW_EXCESS, low_excess
+    from cryosam.volume.wedge import estimate_wedge
+
+    wedge = estimate_wedge(data)
+    typer.echo(
+        f"missing wedge: tilts about {wedge.axis} up to +-{wedge.max_tilt:g}° "
+        "(verification minds it with --set missing_wedge=auto)"
+        if wedge
+        else "missing wedge: none seen in the spectrum"
+    )
+    excess = low_excess(data)
+    if excess is not None:
+        lifted = excess > MAX_LOW_EXCESS
+        typer.echo(
+            f"spectrum: low frequencies {excess:+.1f} decades against the mid band "
+            + (
+                "(lifted, as a deconvolution leaves them: --set balance_spectrum=auto turns "
+                "them down)"
+                if lifted
+                else "(as in a raw reconstruction)"
+            )
+        )
 
 
 @app.command()

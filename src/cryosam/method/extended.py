@@ -38,7 +38,7 @@ from cryosam.method.propagate import propagate_instance
 from cryosam.models import build_segmenter
 from cryosam.volume.binning import bin_volume
 from cryosam.volume.hessian import gaussian_hessian, sym_eigvalsh
-from cryosam.volume.prepare import prepare_volume
+from cryosam.volume.prepare import asked_balance, prepare_volume
 
 KINDS = ("sheet", "tube")
 
@@ -377,7 +377,13 @@ def segment_extended_classes(
     classes = list(dict.fromkeys(p.class_name for p in positives))
     pts = np.array([p.zyx for p in positives])
     d = min([thickness_px.get(c, 0) or 40.0 / voxel_size for c in classes])
-    prepared, inverted = prepare_volume(volume, config.invert, max(4.0, 2 * d), pts)
+    prepared, inverted = prepare_volume(
+        volume,
+        config.invert,
+        max(4.0, 2 * d),
+        pts,
+        balance=asked_balance(config.balance_spectrum),
+    )
     class_ids = {c: i + 1 for i, c in enumerate(classes)}
     if only_prompted and config.segmenter != "classical":
         return _propagate_extended(prepared, inverted, prompts, class_ids, config)

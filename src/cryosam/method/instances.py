@@ -17,7 +17,7 @@ from cryosam.errors import CryosamError
 from cryosam.io.prompts import Prompt, validate_prompts
 from cryosam.method.propagate import InstanceMask, propagate_instance
 from cryosam.models import build_segmenter
-from cryosam.volume.prepare import prepare_volume
+from cryosam.volume.prepare import asked_balance, prepare_volume
 
 
 @dataclass
@@ -98,7 +98,9 @@ def segment_prompts(
     if prepared is None:
         pts = np.array([p.zyx for p in positives])
         d_min = min(diameters_px[p.class_name] for p in positives)
-        prepared = prepare_volume(volume, config.invert, d_min, pts)
+        prepared = prepare_volume(
+            volume, config.invert, d_min, pts, balance=asked_balance(config.balance_spectrum)
+        )
     prepared, inverted = prepared
     if segmenter is None:
         segmenter = build_segmenter(config)

@@ -109,7 +109,7 @@ from cryosam.volume.fiducials import (
     gold_reach_px,
     near_gold,
 )
-from cryosam.volume.prepare import prepare_volume
+from cryosam.volume.prepare import lifted_warning, prepare_volume
 from cryosam.volume.wedge import estimate_wedge
 
 
@@ -178,6 +178,12 @@ class PickOutcome:
     missing_wedge: str = "off"
     """The missing wedge verification minded (``y:62``: tilts about y up to 62°), as read from
     the tomogram where ``missing_wedge`` is ``auto``."""
+    spectrum_balanced: bool = False
+    """Whether the tomogram's low frequencies were turned down (``balance_spectrum``)."""
+
+    def volume_reading(self) -> tuple[str, bool]:
+        """What was read from the tomogram itself: ``(missing_wedge, spectrum_balanced)``."""
+        return self.missing_wedge, self.spectrum_balanced
 
 
 @dataclass
@@ -270,9 +276,7 @@ def setup(
     with timer.stage("prepare"):
         d_min = min(diameters_px[c] for c in own + list(external) + unprompted)
         points = np.array([p.zyx for p in positives]) if own else None
-        prepared, inverted = prepare_volume(volume, config.invert, d_min, points, bool(own))
-        doubt = contrast_doubt(prepared.reading) if prepared.reading else None
-        config = with_wedge_read(config, prepared)
+        prepared, inverted, warns, config = _prepared(volume, config, d_min, points, bool(own))
         if own and config.prompt_snap:  # clicks to their particles' centres
             prompts = snap_prompts(prepared, prompts, diameters_px, config.prompt_snap)
             positives = [p for p in prompts if not p.negative]
@@ -302,7 +306,7 @@ def setup(
             )
         else:
             seg = SegmentOutcome([], [], np.zeros((1, 1, 1), np.uint8), inverted)
-    seg.warnings[:0] = said + ([doubt] if doubt else [])
+    seg.warnings[:0] = said + warns
     return Setup(
         config,
         list(prompts),
@@ -320,6 +324,18 @@ def setup(
         symmetry=dict(symmetry or {}),
         seeds={c: found[c][1] for c in unprompted} if unprompted else {},
     )
+
+
+def _prepared(volume, config: Config, d_min: float, points, skewness: bool):
+    """:func:`prepare_volume` with the config's contrast and spectrum balance, the warnings
+    it gives (a doubt about the contrast read, a lifted spectrum left as it is), and the
+    config with the missing wedge read."""
+    prepared, inverted = prepare_volume(
+        volume, config.invert, d_min, points, skewness, config.balance_spectrum
+    )
+    doubt = contrast_doubt(prepared.reading) if prepared.reading else None
+    warns = [w for w in (doubt, lifted_warning(prepared)) if w]
+    return prepared, inverted, warns, with_wedge_read(config, prepared)
 
 
 def _inverted_by_vote(external: dict[str, ClassQuery]) -> str:
@@ -416,6 +432,8 @@ def class_features(
             sig = s.encoder.signature()
             if len(s.gold):  # features of a volume with its fiducials erased
                 sig = {**sig, "gold_erased": int(len(s.gold))}
+            if s.prepared.balanced:  # ... or with its low frequencies turned down
+                sig = {**sig, "spectrum_balanced": True}
             ck = cache_key(input_sha256, sig, key, s.inverted)
             info = {"input_sha256": input_sha256, "encoder": s.encoder.name}
             s.features[key], hit = cache.get_or_compute(
@@ -924,6 +942,7 @@ def finish(
         averages,
         s.prompts,
         s.config.missing_wedge,
+        s.prepared.balanced,
     )
 
 

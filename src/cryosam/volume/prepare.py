@@ -13,6 +13,7 @@ import numpy as np
 
 from cryosam.errors import CryosamError
 from cryosam.volume.contrast import ContrastReading, read_contrast, resolve_invert
+from cryosam.volume.spectrum import MAX_LOW_EXCESS, balance_spectrum, low_excess
 
 
 def _moments(volume) -> tuple[float, float]:
@@ -44,6 +45,8 @@ class PreparedVolume:
         self.size = int(np.prod(self.shape))
         self.erased: np.ndarray | None = None
         self.reading: ContrastReading | None = None  # what ``--invert auto`` read
+        self.balanced = False  # the low frequencies turned down (see ``prepare_volume``)
+        self.low_excess: float | None = None  # what ``low_excess`` read on the input
 
     def erase(self, zyx: np.ndarray) -> None:
         """From now on the voxels ``zyx`` (``(N, 3)`` indices) read as 0."""
@@ -77,18 +80,54 @@ def standardise(volume: np.ndarray, invert: bool) -> np.ndarray:
     return PreparedVolume(np.asarray(volume, dtype=np.float32), invert)[...]
 
 
+def asked_balance(balance: str) -> str:
+    """``balance_spectrum`` where only a user's ``yes`` balances (``segment`` and
+    ``--extended``: a membrane or a large particle lives in the low band)."""
+    return "yes" if balance == "yes" else "no"
+
+
+def is_lifted(excess: float | None) -> bool:
+    """Whether a :func:`~cryosam.volume.spectrum.low_excess` reading is a deconvolved
+    tomogram's (over :data:`~cryosam.volume.spectrum.MAX_LOW_EXCESS`)."""
+    return excess is not None and excess > MAX_LOW_EXCESS
+
+
+def lifted_warning(view: PreparedVolume) -> str | None:
+    """A warning for a tomogram whose low band stands lifted and was not balanced."""
+    if view.balanced or not is_lifted(view.low_excess):
+        return None
+    return (
+        f"the tomogram's low frequencies stand {view.low_excess:.1f} decades above its mid "
+        "band, as a deconvolution (Warp, IsoNet) leaves them: smaller particles in broad "
+        "halos can pass the shape check; --set balance_spectrum=auto turns them down "
+        "(README, 'A deconvolved tomogram')"
+    )
+
+
 def prepare_volume(
-    volume: np.ndarray, invert: str, diameter_px: float, points_zyx=None, skewness: bool = False
+    volume: np.ndarray,
+    invert: str,
+    diameter_px: float,
+    points_zyx=None,
+    skewness: bool = False,
+    balance: str = "no",
 ) -> tuple[PreparedVolume, bool]:
     """Standardised volume with bright protein (a lazy view), and whether it was inverted.
 
     With ``invert="auto"`` the view's ``reading`` keeps what the contrast test read; with
     ``skewness`` it also holds the volume's skewness, so
-    :func:`~cryosam.volume.contrast.contrast_doubt` needs no second reading."""
+    :func:`~cryosam.volume.contrast.contrast_doubt` needs no second reading. With ``balance``
+    ``yes``, or ``auto`` where the volume's spectrum :func:`is_lifted`, the view reads a
+    copy with its low frequencies turned down
+    (:func:`~cryosam.volume.spectrum.balance_spectrum`; the contrast is read first, on the
+    volume as given) and ``balanced`` is true; ``low_excess`` keeps the reading."""
     if invert != "auto":
-        view = PreparedVolume(volume, resolve_invert(invert, volume))
-        return view, view.invert
-    reading = read_contrast(volume, diameter_px, points_zyx, skewness)
-    view = PreparedVolume(volume, reading.dark)
-    view.reading = reading
+        dark, reading = resolve_invert(invert, volume), None
+    else:
+        reading = read_contrast(volume, diameter_px, points_zyx, skewness)
+        dark = reading.dark
+    excess = low_excess(volume)
+    balanced = balance == "yes" or (balance == "auto" and is_lifted(excess))
+    view = PreparedVolume(balance_spectrum(volume) if balanced else volume, dark)
+    view.reading, view.balanced, view.low_excess = reading, balanced, excess
     return view, view.invert

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import fft
 
+from cryosam.volume.spectrum import central_cube, tapered
+
 CROP = 128
 """The central box whose spectrum the wedge is read from spans up to this many voxels along
 each axis (the whole axis where the volume is thinner)."""
@@ -91,12 +93,7 @@ class Wedge:
 def angular_profile(cube: np.ndarray, axis: str) -> tuple[np.ndarray, np.ndarray]:
     """``(angles, median log power)`` of ``cube``'s spectrum in :data:`BAND`, by the angle
     (degrees, 0-90) of each component from the tilt plane of a tilt about ``axis``."""
-    c = np.asarray(cube, np.float32)
-    c = c - c.mean()
-    for ax, n in enumerate(c.shape):  # a taper: the cube's edges would streak the spectrum
-        shape = [1, 1, 1]
-        shape[ax] = n
-        c = c * np.hanning(n).astype(np.float32).reshape(shape)
+    c = tapered(cube)
     power = np.abs(fft.fftn(c, workers=-1)) ** 2
     kz, ky, kx = np.meshgrid(*(fft.fftfreq(n) for n in c.shape), indexing="ij", sparse=True)
     across = np.abs(kx) if axis == "y" else np.abs(ky)
@@ -137,12 +134,8 @@ def estimate_wedge(volume) -> Wedge | None:
     central box of up to :data:`CROP` voxels a side (``volume``: an array or a lazy view that
     slices); ``None`` where neither axis's profile falls by :data:`MIN_FALL` (no wedge to
     mind). The tilt is rounded to the nearest degree."""
-    sides = [min(CROP, s) for s in volume.shape]
-    if min(sides) < 16:
-        return None
-    lo = [(s - k) // 2 for s, k in zip(volume.shape, sides)]
-    cube = np.asarray(volume[tuple(slice(a, a + k) for a, k in zip(lo, sides))], np.float32)
-    if not np.all(np.isfinite(cube)) or float(cube.std()) == 0.0:
+    cube = central_cube(volume, CROP)
+    if cube is None:
         return None
     best = None
     for axis in ("y", "x"):
