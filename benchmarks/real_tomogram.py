@@ -104,12 +104,15 @@ def main(argv=None) -> int:
         help="with --reference: no --point and no --diameter (the map finds the prompts and "
         "gives the size; --diameter then only sizes the checks)",
     )
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
     args = ap.parse_args(argv)
     out = args.out or OUT / (args.tomogram.stem + ("-map" if args.no_click else ""))
     out.parent.mkdir(parents=True, exist_ok=True)
     cmd = ["cryosam", "pick", str(args.tomogram), "--out", str(out), "--overwrite", "--no-cache"]
     if args.reference is not None:
         cmd += ["--reference", str(args.reference)]
+    for item in args.set:
+        cmd += ["--set", item]
     if not (args.no_click and args.reference is not None):
         cmd += ["--point", args.point, "--diameter", f"{args.diameter:g}"]
     t0 = time.perf_counter()
