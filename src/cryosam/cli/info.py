@@ -79,7 +79,7 @@ def info(
 
 def _spectrum_lines(data) -> None:
     """The missing wedge and the balance of low and mid frequencies, read from the spectrum."""
-    from cryosam.volume.spectrum import MAX_LOW_EXCESS, low_excess
+    from cryosam.volume.spectrum import is_lifted, low_excess
     from cryosam.volume.wedge import estimate_wedge
 
     wedge = estimate_wedge(data)
@@ -91,13 +91,12 @@ def _spectrum_lines(data) -> None:
     )
     excess = low_excess(data)
     if excess is not None:
-        lifted = excess > MAX_LOW_EXCESS
         typer.echo(
             f"spectrum: low frequencies {excess:+.1f} decades against the mid band "
             + (
                 "(lifted, as a deconvolution leaves them: --set balance_spectrum=auto turns "
                 "them down)"
-                if lifted
+                if is_lifted(excess)
                 else "(as in a raw reconstruction)"
             )
         )

@@ -13,7 +13,7 @@ import numpy as np
 
 from cryosam.errors import CryosamError
 from cryosam.volume.contrast import ContrastReading, read_contrast, resolve_invert
-from cryosam.volume.spectrum import MAX_LOW_EXCESS, balance_spectrum, low_excess
+from cryosam.volume.spectrum import balance_spectrum, is_lifted, low_excess
 
 
 def _moments(volume) -> tuple[float, float]:
@@ -86,12 +86,6 @@ def asked_balance(balance: str) -> str:
     return "yes" if balance == "yes" else "no"
 
 
-def is_lifted(excess: float | None) -> bool:
-    """Whether a :func:`~cryosam.volume.spectrum.low_excess` reading is a deconvolved
-    tomogram's (over :data:`~cryosam.volume.spectrum.MAX_LOW_EXCESS`)."""
-    return excess is not None and excess > MAX_LOW_EXCESS
-
-
 def lifted_warning(view: PreparedVolume) -> str | None:
     """A warning for a tomogram whose low band stands lifted and was not balanced."""
     if view.balanced or not is_lifted(view.low_excess):
@@ -117,10 +111,11 @@ def prepare_volume(
     With ``invert="auto"`` the view's ``reading`` keeps what the contrast test read; with
     ``skewness`` it also holds the volume's skewness, so
     :func:`~cryosam.volume.contrast.contrast_doubt` needs no second reading. With ``balance``
-    ``yes``, or ``auto`` where the volume's spectrum :func:`is_lifted`, the view reads a
-    copy with its low frequencies turned down
-    (:func:`~cryosam.volume.spectrum.balance_spectrum`; the contrast is read first, on the
-    volume as given) and ``balanced`` is true; ``low_excess`` keeps the reading."""
+    ``yes``, or ``auto`` where the volume's spectrum
+    :func:`~cryosam.volume.spectrum.is_lifted`, the view reads a copy with its low
+    frequencies turned down (:func:`~cryosam.volume.spectrum.balance_spectrum`; the
+    contrast is read first, on the volume as given) and ``balanced`` is true;
+    ``low_excess`` keeps the reading."""
     if invert != "auto":
         dark, reading = resolve_invert(invert, volume), None
     else:

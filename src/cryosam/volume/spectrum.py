@@ -10,9 +10,9 @@ blobs of a size, not shapes (dev1, one ribosome click: F1 0.984 raw, 0.648 decon
 with 59 proteasomes and 38 TRiC rings among the picks). Where the low band stands more than
 :data:`MAX_LOW_EXCESS` decades above the mid band, :func:`balance_spectrum` turns every
 frequency down to that cap, and leaves the rest as it is: a tomogram just over the line
-changes little. A low-passed
-or denoised tomogram (its fine frequencies cut, the low band unchanged) is left alone: the
-pipeline handles it as it is (dev1 smoothed by a 1-voxel Gaussian: F1 0.964).
+changes little. A low-passed or denoised tomogram (its fine frequencies cut, the low band
+unchanged) is left alone: the pipeline handles it as it is (dev1 smoothed by a 1-voxel
+Gaussian: F1 0.964).
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ MID_BAND = (0.125, 0.25)
 """Cycles per voxel: the band of a particle's shape at the verification's sampling."""
 MAX_LOW_EXCESS = 1.0
 """Decades of power the low band may stand above the mid band before the spectrum is
-balanced: raw tomograms 0.0-0.3, dev1 smoothed by a 1-voxel Gaussian ~0.7, deconvolved
-(Warp's default strength and fall-off) 1.7-1.8."""
+balanced: raw tomograms 0.10-0.38, the dev tomograms smoothed by a 1-voxel Gaussian
+0.69-0.86, deconvolved (Warp's default strength and fall-off) 1.59-1.74."""
 N_BINS = 64
 """Radial bins of the profile from 0 to 0.5 cycles per voxel."""
 
@@ -89,6 +89,12 @@ def low_excess(volume) -> float | None:
     if not (low > 0).all() or not (mid > 0).all():
         return None
     return float(np.log10(low).mean() - np.log10(mid).mean())
+
+
+def is_lifted(excess: float | None) -> bool:
+    """Whether a :func:`low_excess` reading is a deconvolved tomogram's (over
+    :data:`MAX_LOW_EXCESS`)."""
+    return excess is not None and excess > MAX_LOW_EXCESS
 
 
 def balance_spectrum(volume, max_excess: float = MAX_LOW_EXCESS) -> np.ndarray:
