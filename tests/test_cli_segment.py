@@ -50,11 +50,15 @@ def test_segment_classical_writes_instances_in_prompt_order(sim_dir, tmp_path, c
     run = json.loads((out / "run.json").read_text())
     assert run["command"] == "segment" and len(run["input"]["sha256"]) == 64
     assert run["config"]["tau_iou"] == 0.5 and run["input"]["protein_dark_inverted"] is True
+    assert run["input"]["spectrum_balanced"] is False
     assert (out / "preview.png").read_bytes()[:4] == b"\x89PNG"
     assert "ribosome" in (out / "instances.csv").read_text()
     # rerun without --overwrite is refused before any work
     assert main(args) == 2
     assert "--overwrite" in capsys.readouterr().err
+    # asked to balance the spectrum, the record says it was
+    assert main([*args, "--overwrite", "--set", "balance_spectrum=yes"]) == 0
+    assert json.loads((out / "run.json").read_text())["input"]["spectrum_balanced"] is True
 
 
 @pytest.mark.parametrize(

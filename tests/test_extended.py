@@ -126,6 +126,9 @@ def test_segment_extended_gives_the_prompted_membrane(vesicles, tmp_path):
         assert _dice(inst == k, truth) > 0.5, k
     rows = pd.read_csv(out / "instances.csv")
     assert list(rows.status) == ["ok", "ok"] and set(rows.kind) == {"sheet"}
+    # a membrane lives in the low band: --extended reads the spectrum as it is (only "yes"
+    # balances it), and the record says so
+    assert json.loads((out / "run.json").read_text())["input"]["spectrum_balanced"] is False
 
 
 def _synthetic(kind: str, shape=(48, 64, 64), noise=0.3):

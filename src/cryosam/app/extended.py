@@ -120,7 +120,7 @@ def _record(tomogram, prompts, thickness_px, config, result: ExtendedResult) -> 
     return {
         "command": "pick",
         "mode": "extended",
-        "input": input_record(tomogram, result.inverted),
+        "input": input_record(tomogram, result.inverted, balanced=result.balanced),
         "config": config.to_dict(),
         "class_ids": result.class_ids,
         "classes": classes,

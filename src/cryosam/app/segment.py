@@ -67,7 +67,7 @@ def segment(
             )
             run = SegmentRun(outcome.labels, outcome.summary(), {}, outcome.warnings, outcome)
             run.record = {
-                "input": input_record(tomogram, outcome.inverted),
+                "input": input_record(tomogram, outcome.inverted, balanced=outcome.balanced),
                 "diameters_px": diameters_px,
             }
     run.record = {
@@ -112,7 +112,7 @@ def _segment_extended(tomogram, prompts, thickness_px, config) -> SegmentRun:
     }
     record = {
         "mode": "extended",
-        "input": input_record(tomogram, result.inverted),
+        "input": input_record(tomogram, result.inverted, balanced=result.balanced),
         "classes": classes,
     }
     warnings = [w for o in result.outcomes.values() for w in o.warnings]

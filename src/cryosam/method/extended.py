@@ -339,6 +339,7 @@ class ExtendedResult:
     class_ids: dict[str, int]
     outcomes: dict[str, ExtendedOutcome]
     inverted: bool
+    balanced: bool = False  # the spectrum's low frequencies turned down first
 
     def components(self) -> list[dict]:
         """``components.csv`` rows: class, instance id in instances.mrc, size, centre."""
@@ -415,7 +416,7 @@ def segment_extended_classes(
             sel = out.components > 0
             instances[sel] = out.components[sel] + offset
             offset += len(out.table)
-    return ExtendedResult(semantic, instances, class_ids, outcomes, inverted)
+    return ExtendedResult(semantic, instances, class_ids, outcomes, inverted, prepared.balanced)
 
 
 def _propagate_extended(prepared, inverted, prompts, class_ids, config) -> ExtendedResult:
@@ -449,4 +450,4 @@ def _propagate_extended(prepared, inverted, prompts, class_ids, config) -> Exten
             out.warnings.append(f"prompt {k} segmented to nothing")
     for name, out in outcomes.items():
         out.mask = semantic == class_ids[name]
-    return ExtendedResult(semantic, instances, class_ids, outcomes, inverted)
+    return ExtendedResult(semantic, instances, class_ids, outcomes, inverted, prepared.balanced)

@@ -29,6 +29,7 @@ class SegmentOutcome:
     labels: np.ndarray
     inverted: bool
     warnings: list[str] = field(default_factory=list)
+    balanced: bool = False  # the spectrum's low frequencies turned down before segmenting
 
     def summary(self) -> list[dict]:
         rows = []
@@ -133,7 +134,8 @@ def segment_prompts(
             f"no prompt of class {', '.join(empty_classes)} segmented to anything; check that "
             "the points are on particles, --diameter and the contrast (--invert)"
         )
-    return SegmentOutcome(instances, positives, labels, inverted, warnings)
+    balanced = bool(getattr(prepared, "balanced", False))
+    return SegmentOutcome(instances, positives, labels, inverted, warnings, balanced)
 
 
 def merge_duplicate_prompts(
