@@ -35,6 +35,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.external import run_cryosam, run_log  # noqa: E402
+from benchmarks.imaging_transfer import score_columns  # noqa: E402
 from cryosam.config import Config  # noqa: E402
 from cryosam.eval.tables import format_table  # noqa: E402
 from cryosam.simulate import SimulationConfig, simulate  # noqa: E402
@@ -70,10 +71,8 @@ def chosen_clicks(true: np.ndarray, d_px: float, n: int) -> np.ndarray:
 
 
 def _row(defocus, target, method, click, r) -> dict:
-    keys = {"F1": 3, "P": 2, "R": 2, "best F1": 3, "AP": 3}
-    return {"defocus µm": defocus, "target": target, "method": method, "click": click,
-            **{k: round(r[k], n) for k, n in keys.items()}, "picks": r["n_picked"],
-            "seconds": round(r["seconds"])}  # fmt: skip
+    where = {"defocus µm": defocus, "target": target, "method": method, "click": click}
+    return {**where, **score_columns(r)}
 
 
 def main(argv=None) -> int:

@@ -205,7 +205,7 @@ def condition(name: str, volume: np.ndarray, vs: float, tomo: str = "dev1"):
     raise SystemExit(f"unknown condition {name!r}; choose from {', '.join(CONDITIONS)}")
 
 
-def _scores(r: dict) -> dict:
+def score_columns(r: dict) -> dict:
     """The table's columns of one run's scores."""
     keys = {"F1": 3, "P": 2, "R": 2, "best F1": 3, "AP": 3}
     return {**{k: round(r[k], n) for k, n in keys.items()}, "picks": r["n_picked"],
@@ -242,7 +242,7 @@ def main(argv=None) -> int:
                         r = run_log(volume, vs, None, typed / vs, true * f)
                     where = {"tomogram": tomo, "imaging": cond, "voxel Å": round(vs, 1)}
                     rows.append({**where, "target": target, "method": method, "click": k,
-                                 **_scores(r)})  # fmt: skip
+                                 **score_columns(r)})  # fmt: skip
                     print(format_table(rows[-1:], list(rows[-1])), flush=True)
     print("\n" + format_table(rows, list(rows[0])))
     return 0
