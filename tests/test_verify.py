@@ -186,6 +186,23 @@ def test_shape_cut_finds_the_matches_mode_or_the_knee():
     assert shape_cut([0.5, 0.6], floor=0.1).value == 0.1  # too few for a distribution
 
 
+def test_when_matches_are_most_candidates_the_cut_is_the_gap_below_them():
+    # a cell packed with the target: 240 matches (a few poorly aligned, lower) over 180
+    # candidates of junk spread below; the upper half is all matches, and its knee falls
+    # among them (it kept 17-34 of the 240)
+    for seed in range(5):
+        r = np.random.default_rng(seed)
+        matches = np.r_[r.normal(0.5, 0.07, 220), r.uniform(0.1, 0.35, 20)]
+        junk = r.uniform(-0.5, 0.2, 180)
+        cut = shape_cut(np.r_[matches, junk], strays_follow=True)
+        assert cut.rule is CutRule.SHAPE_MAJORITY, (seed, cut)
+        assert (matches >= cut.value).sum() >= 215 and (junk >= cut.value).sum() <= 2
+    # the matches a minority above the same junk: their knee stands
+    r = np.random.default_rng(0)
+    few = np.r_[r.normal(0.5, 0.07, 60), r.uniform(-0.5, 0.2, 400), r.uniform(0.2, 0.35, 40)]
+    assert shape_cut(few).rule is not CutRule.SHAPE_MAJORITY
+
+
 def test_with_strays_to_follow_the_cut_takes_the_knee_below_a_valley():
     # a small mode of matches with a tail into many look-alikes: the valley lies in the tail
     rng = np.random.default_rng(0)
