@@ -49,15 +49,17 @@ SHAPE = (160, 320, 320)
 CLICK_SEED = 0
 
 
-def scene(defocus_um: float, seed: int = 7, dose: float = 120.0):
-    """The simulation at ``defocus_um`` (same molecules and places for every defocus)."""
-    maps = {name: str(MAPS / f"{name}.mrc") for name in SPECIES}
+def scene(defocus_um: float, seed: int = 7, dose: float = 120.0, species=None, vesicles=2):
+    """The simulation at ``defocus_um`` (same molecules and places for every defocus):
+    ``species`` (map name -> fraction of the volume; :data:`SPECIES` unless given)."""
+    species = species or SPECIES
+    maps = {name: str(MAPS / f"{name}.mrc") for name in species}
     missing = [p for p in maps.values() if not Path(p).exists()]
     if missing:
         raise SystemExit(f"missing maps {missing}: run from a checkout beside ../shared")
     imaging = Imaging(defocus_um=defocus_um, dose=dose, snr=None, bfactor=100.0)
-    config = SimulationConfig(shape=SHAPE, voxel_size=10.0, preset="sparse", fractions=SPECIES,
-                              vesicles=2, filaments=0, imaging=imaging, seed=seed,
+    config = SimulationConfig(shape=SHAPE, voxel_size=10.0, preset="sparse", fractions=species,
+                              vesicles=vesicles, filaments=0, imaging=imaging, seed=seed,
                               templates=maps)  # fmt: skip
     return simulate(config)
 
@@ -70,9 +72,29 @@ def chosen_clicks(true: np.ndarray, d_px: float, n: int) -> np.ndarray:
     return inside[rng.choice(len(inside), min(n, len(inside)), replace=False)]
 
 
-def _row(defocus, target, method, click, r) -> dict:
-    where = {"defocus µm": defocus, "target": target, "method": method, "click": click}
-    return {**where, **score_columns(r)}
+def target_rows(sim, where: dict, target: str, methods, n_clicks: int, config) -> list[dict]:
+    """One target of a simulated scene: ``n_clicks`` seeded clicks of cryosam and LoG at its
+    own cut (``methods``), each row ``where`` (the scene's columns) and its scores, printed
+    as it comes."""
+    species, typed = TARGETS[target]
+    true = np.array([[o["z"], o["y"], o["x"]] for o in sim.particles
+                     if o["class"] == species], float)  # fmt: skip
+    d_px = typed / 10.0
+    runs = []
+    if "cryosam" in methods:
+        runs += [("cryosam", k, c) for k, c in enumerate(chosen_clicks(true, d_px, n_clicks))]
+    if "log" in methods:
+        runs.append(("log", "-", None))
+    rows = []
+    name = "-".join(str(v) for v in where.values())
+    for method, k, click in runs:
+        if method == "cryosam":
+            r = run_cryosam(sim.tomogram, 10.0, click, d_px, true, config, name=name)
+        else:
+            r = run_log(sim.tomogram, 10.0, None, d_px, true)
+        rows.append({**where, "target": target, "method": method, "click": k, **score_columns(r)})
+        print(format_table(rows[-1:], list(rows[-1])), flush=True)
+    return rows
 
 
 def main(argv=None) -> int:
@@ -91,41 +113,27 @@ def main(argv=None) -> int:
         print(f"defocus {defocus:g} µm: simulated in {time.perf_counter() - t0:.0f} s, "
               f"placed {sim.info['placed']}", flush=True)  # fmt: skip
         for target in args.targets:
-            species, typed = TARGETS[target]
-            true = np.array([[o["z"], o["y"], o["x"]] for o in sim.particles
-                             if o["class"] == species], float)  # fmt: skip
-            d_px = typed / 10.0
-            runs = []
-            if "cryosam" in args.methods:
-                runs += [
-                    ("cryosam", k, c) for k, c in enumerate(chosen_clicks(true, d_px, args.clicks))
-                ]
-            if "log" in args.methods:
-                runs.append(("log", "-", None))
-            for method, k, click in runs:
-                if method == "cryosam":
-                    r = run_cryosam(sim.tomogram, 10.0, click, d_px, true, config,
-                                    name=f"defocus{defocus:g}")  # fmt: skip
-                else:
-                    r = run_log(sim.tomogram, 10.0, None, d_px, true)
-                rows.append(_row(defocus, target, method, k, r))
-                print(format_table(rows[-1:], list(rows[-1])), flush=True)
+            where = {"defocus µm": defocus}
+            rows += target_rows(sim, where, target, args.methods, args.clicks, config)
     print("\n" + format_table(rows, list(rows[0])))
-    print(_medians(rows))
+    print(medians(rows, "defocus µm"))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
     print(f"\npeak memory of this process: {peak:.2f} GB")
     return 0
 
 
-def _medians(rows: list[dict]) -> str:
-    """Per defocus and target: cryosam's median (worst) F1 over the clicks beside LoG's."""
+def medians(rows: list[dict], key: str) -> str:
+    """Per ``key`` (the scene's column) and target: cryosam's median (worst) F1 over the clicks
+    beside LoG's."""
     out = []
-    for defocus in dict.fromkeys(r["defocus µm"] for r in rows):
+    for value in dict.fromkeys(r[key] for r in rows):
         for target in dict.fromkeys(r["target"] for r in rows):
-            mine = [r for r in rows if r["defocus µm"] == defocus and r["target"] == target]
+            mine = [r for r in rows if r[key] == value and r["target"] == target]
             ours = [r["F1"] for r in mine if r["method"] == "cryosam"]
             log = [r["F1"] for r in mine if r["method"] == "log"]
-            out.append({"defocus µm": defocus, "target": target,
+            if not mine:
+                continue
+            out.append({key: value, "target": target,
                         "cryosam median (worst)": f"{np.median(ours):.3f} ({min(ours):.3f})"
                         if ours else "-", "LoG": f"{log[0]:.3f}" if log else "-"})  # fmt: skip
     return "\n" + format_table(out, list(out[0]))
