@@ -100,11 +100,7 @@ def target_rows(sim, where: dict, target: str, methods, n_clicks: int, config) -
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--defocus", nargs="+", type=float, default=[1.5, 2.5, 3.5, 5.0])
-    ap.add_argument("--targets", nargs="+", default=list(TARGETS), choices=list(TARGETS))
-    ap.add_argument("--clicks", type=int, default=3, help="clicks per target")
-    ap.add_argument("--methods", nargs="+", default=["cryosam", "log"])
-    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
-    args = ap.parse_args(argv)
+    args = run_arguments(ap).parse_args(argv)
     config = Config().with_overrides(args.set)
     rows = []
     for defocus in args.defocus:
@@ -115,11 +111,25 @@ def main(argv=None) -> int:
         for target in args.targets:
             where = {"defocus µm": defocus}
             rows += target_rows(sim, where, target, args.methods, args.clicks, config)
+    report(rows, "defocus µm")
+    return 0
+
+
+def run_arguments(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """``ap`` with the options every scene benchmark takes: targets, clicks, methods, --set."""
+    ap.add_argument("--targets", nargs="+", default=list(TARGETS), choices=list(TARGETS))
+    ap.add_argument("--clicks", type=int, default=3, help="clicks per target")
+    ap.add_argument("--methods", nargs="+", default=["cryosam", "log"])
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
+    return ap
+
+
+def report(rows: list[dict], key: str) -> None:
+    """Every row, the :func:`medians` per ``key`` and target, and the peak memory."""
     print("\n" + format_table(rows, list(rows[0])))
-    print(medians(rows, "defocus µm"))
+    print(medians(rows, key))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
     print(f"\npeak memory of this process: {peak:.2f} GB")
-    return 0
 
 
 def medians(rows: list[dict], key: str) -> str:

@@ -26,16 +26,20 @@ method moves with the sample, not how it scores on data we did not make (those n
 from __future__ import annotations
 
 import argparse
-import resource
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.defocus_sweep import SPECIES, TARGETS, medians, scene, target_rows  # noqa: E402
+from benchmarks.defocus_sweep import (  # noqa: E402
+    SPECIES,
+    report,
+    run_arguments,
+    scene,
+    target_rows,
+)
 from cryosam.config import Config  # noqa: E402
-from cryosam.eval.tables import format_table  # noqa: E402
 
 LOOK_ALIKES = {"4v7r": 0.008, "6qzp": 0.008, "2uv8": 0.004, "4cr2": 0.004, "8tux": 0.003}
 SMALL = {"3ipm": 0.002, "6utj": 0.002, "1qvr": 0.002, "3cf3": 0.002}
@@ -51,11 +55,7 @@ DEFOCUS = 3.0
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--samples", nargs="+", default=list(SAMPLES), choices=list(SAMPLES))
-    ap.add_argument("--targets", nargs="+", default=list(TARGETS), choices=list(TARGETS))
-    ap.add_argument("--clicks", type=int, default=3, help="clicks per target")
-    ap.add_argument("--methods", nargs="+", default=["cryosam", "log"])
-    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
-    args = ap.parse_args(argv)
+    args = run_arguments(ap).parse_args(argv)
     config = Config().with_overrides(args.set)
     rows = []
     for sample in args.samples:
@@ -66,10 +66,7 @@ def main(argv=None) -> int:
               f"placed {sim.info['placed']}", flush=True)  # fmt: skip
         for target in args.targets:
             rows += target_rows(sim, {"sample": sample}, target, args.methods, args.clicks, config)
-    print("\n" + format_table(rows, list(rows[0])))
-    print(medians(rows, "sample"))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
-    print(f"\npeak memory of this process: {peak:.2f} GB")
+    report(rows, "sample")
     return 0
 
 
