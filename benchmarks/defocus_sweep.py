@@ -139,10 +139,10 @@ def medians(rows: list[dict], key: str) -> str:
     for value in dict.fromkeys(r[key] for r in rows):
         for target in dict.fromkeys(r["target"] for r in rows):
             mine = [r for r in rows if r[key] == value and r["target"] == target]
-            ours = [r["F1"] for r in mine if r["method"] == "cryosam"]
-            log = [r["F1"] for r in mine if r["method"] == "log"]
             if not mine:
                 continue
+            ours = [r["F1"] for r in mine if r["method"] == "cryosam"]
+            log = [r["F1"] for r in mine if r["method"] == "log"]
             out.append({key: value, "target": target,
                         "cryosam median (worst)": f"{np.median(ours):.3f} ({min(ours):.3f})"
                         if ours else "-", "LoG": f"{log[0]:.3f}" if log else "-"})  # fmt: skip
