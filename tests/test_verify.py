@@ -701,3 +701,37 @@ def test_correlations_are_the_weighted_pearson_of_every_rotation_and_shift():
         tc, xc = t - np.average(t, weights=w), x - np.average(x, weights=w)
         want = (w * tc * xc).sum() / np.sqrt((w * tc * tc).sum() * (w * xc * xc).sum())
         assert r[b, k, j] == pytest.approx(want, abs=1e-4)
+
+
+def test_a_rare_heavy_class_measures_its_mass_on_the_matches_as_dense_as_the_click():
+    """A ribosome clicked among many times as many lighter particles of a similar shape
+    (a proteasome-rich cell): the confident matches are mostly the light ones, so their
+    mass window would hold those and not the click. The reference drifts to them and is
+    refined again from the matches as dense as the click; the class's mass is then measured
+    on those too: the window that the cut counts by holds the heavy copies, not the light."""
+    vol, placed = scene(["ribosome"] * 27, seed=5, noise=0.0)
+    pts = np.array([c for c, _ in placed])
+    heavy = np.zeros(27, bool)
+    heavy[[0, 5, 13, 19, 24]] = True
+    for c in pts[~heavy].astype(int):
+        vol[tuple(slice(a - 15, a + 15) for a in c)] *= 0.4
+    vol += np.random.default_rng(5).normal(0, 0.3, vol.shape).astype(np.float32)
+    d = diameter("ribosome")
+    v = ShapeVerifier(vol, d)
+    assert v.mass(pts[~heavy]).max() < 0.6 * v.mass(pts[heavy]).min()  # the scene
+    status = [Status.CANDIDATE] * len(pts)  # the click's own candidate becomes its prompt
+    # the light copies rank first by their features, as a majority's look-alikes do
+    similarity = (~heavy).astype(float)
+    config = Config(verify_rounds=(4, 8), verify_climb=0, verify_similarity_weight=5.0)
+    ref = v.reference(pts[:1])
+    out = verify_candidates(vol, pts, status, d, config, ref, pts[:1], similarity=similarity)
+    assert out.dense_only and out.status[0] == Status.PROMPT
+    ok = out.mass_ok[out.status == Status.CANDIDATE]
+    free_heavy = heavy[out.status == Status.CANDIDATE]
+    assert ok[free_heavy].all() and not ok[~free_heavy].any()
+    # where the click is not among the candidates, its mass is read at the click
+    out = verify_candidates(
+        vol, pts[1:], status[1:], d, config, ref, pts[:1], similarity=similarity[1:]
+    )
+    assert out.dense_only
+    assert out.mass_ok[heavy[1:]].all() and not out.mass_ok[~heavy[1:]].any()
