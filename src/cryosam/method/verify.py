@@ -36,7 +36,10 @@ particles themselves:
    spread (:func:`combined_score`): shape and size-and-texture vote together; then lowered
    for a candidate whose mass (integrated density over its local background) is off the
    best matches' by more than ``verify_mass_tolerance`` (:func:`mass_adjusted`): Pearson
-   correlation cannot tell a ribosome from its large subunit.
+   correlation cannot tell a ribosome from its large subunit. Where a reference drifted and
+   was refined again from the matches as dense as the click, and the best matches' mass
+   window does not hold the click's, the window is measured on those dense matches
+   (:func:`_holds_click`): a class rare among lighter look-alikes.
 
 Everything reads the volume one box at a time, so memory does not grow with the tomogram.
 """
