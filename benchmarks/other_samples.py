@@ -44,14 +44,19 @@ from cryosam.config import Config  # noqa: E402
 
 LOOK_ALIKES = {"4v7r": 0.008, "6qzp": 0.008, "2uv8": 0.004, "4cr2": 0.004, "8tux": 0.003}
 SMALL = {"3ipm": 0.002, "6utj": 0.002, "1qvr": 0.002, "3cf3": 0.002}
+DEFOCUS, DOSE = 3.0, 120.0
 SAMPLES = {
-    "packed": ({**SPECIES, "4v4r": 0.08}, 1),
-    "proteasome-rich": ({"4v4r": 0.006, "3j9i": 0.025, "4v94": 0.006, "1bxn": 0.006}, 2),
-    "medium": ({**SPECIES, "4v94": 0.006, "1bxn": 0.004, **LOOK_ALIKES, **SMALL}, 2),
+    "packed": ({**SPECIES, "4v4r": 0.08}, 1, DEFOCUS, DOSE),
+    "proteasome-rich": (
+        {"4v4r": 0.006, "3j9i": 0.025, "4v94": 0.006, "1bxn": 0.006},
+        2,
+        DEFOCUS,
+        DOSE,
+    ),
+    "medium": ({**SPECIES, "4v94": 0.006, "1bxn": 0.004, **LOOK_ALIKES, **SMALL}, 2, DEFOCUS, DOSE),
     "half-dose": (SPECIES, 2, 2.0, 60.0),
 }
-"""Sample -> (map name -> fraction of the volume, vesicles[, defocus in µm, dose in e/Å²])."""
-DEFOCUS, DOSE = 3.0, 120.0
+"""Sample -> (map name -> fraction of the volume, vesicles, defocus in µm, dose in e/Å²)."""
 
 
 def main(argv=None) -> int:
@@ -61,7 +66,7 @@ def main(argv=None) -> int:
     config = Config().with_overrides(args.set)
     rows = []
     for sample in args.samples:
-        species, vesicles, defocus, dose = (*SAMPLES[sample], DEFOCUS, DOSE)[:4]
+        species, vesicles, defocus, dose = SAMPLES[sample]
         t0 = time.perf_counter()
         sim = scene(defocus, dose=dose, species=species, vesicles=vesicles)
         print(f"{sample}: simulated in {time.perf_counter() - t0:.0f} s, "
