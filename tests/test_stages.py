@@ -21,14 +21,18 @@ from cryosam.io.prompts import Prompt
 from cryosam.io.tomogram import is_tomogram_name, tomogram_stem
 from cryosam.method.candidates import Candidates, PickEntry, Status, deduplicate, statuses
 from cryosam.method.cut import (
+    NEAREST_SEPARATION,
+    WEAK_SEPARATION,
     Cut,
     CutRule,
     count_by_mass,
     feature_cut,
     mass_count_cut,
+    nearest_separation,
     one_population,
     separation,
     shape_cut,
+    weak_cut,
 )
 from cryosam.method.matching import nms
 from cryosam.models.cache import FeatureCache
@@ -123,6 +127,37 @@ def test_a_cut_that_is_a_guess_counts_the_particles_by_mass():
     assert count_by_mass(clear, of_mass) < gap.value
     assert count_by_mass(clear, None) is None
     assert count_by_mass(clear, np.arange(500) < 4) is None
+
+
+def test_matches_clear_of_a_crowd_of_another_class_are_not_counted_by_mass():
+    """A clicked proteasome in a cell packed with ribosomes: 70 proteasomes stand clear above
+    350 ribosomes, which correlate half as well, and 420 places of background below. Measured
+    against all the rejected (two populations: a wide spread) the proteasomes read weakly
+    separated; against the nearer group, the ribosomes, they stand clear, so the shape cut
+    stays though half the ribosomes measure the proteasome's mass in its box. Where the
+    rejected are one tail (the crowded case above), both readings are weak alike."""
+    rng = np.random.default_rng(3)
+    cls = np.repeat([2, 1, 0], [70, 350, 420])  # proteasome, ribosome, background
+    n = len(cls)
+    scores = np.select([cls == 2, cls == 1], [rng.normal(0.60, 0.07, n),
+                       rng.normal(0.35, 0.05, n)], rng.normal(0.05, 0.15, n))  # fmt: skip
+    of_mass = np.where(cls == 2, rng.random(n) < 0.9, rng.random(n) < 0.3 * cls)
+    knee = shape_cut(scores)
+    kept = scores >= knee.value
+    assert knee.rule is CutRule.SHAPE_KNEE and kept.sum() < 100 and (cls[kept] == 2).sum() > 60
+    sep, near = separation(scores, knee.value), nearest_separation(scores, knee.value)
+    assert sep < WEAK_SEPARATION <= NEAREST_SEPARATION <= near
+    assert not weak_cut(sep, near)
+    assert mass_count_cut(scores, knee, of_mass, sep, nearest=near) == knee
+    without = mass_count_cut(scores, knee, of_mass, sep)  # not told: counted by mass
+    assert (scores >= without.value).sum() > 150
+    # one tail of look-alikes: the nearer group is that tail, and the count goes on
+    rng = np.random.default_rng(5)
+    true = np.r_[np.ones(100, bool), np.zeros(400, bool)]
+    tail = np.where(true, rng.normal(0.30, 0.04, 500), rng.normal(0.22, 0.04, 500))
+    knee = shape_cut(tail)
+    sep, near = separation(tail, knee.value), nearest_separation(tail, knee.value)
+    assert weak_cut(sep, near) and near < NEAREST_SEPARATION
 
 
 def test_negatives_do_not_move_the_cut_into_the_matches():

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
+import cryosam.method.cut as cut_module
 from cryosam.config import Config
 from cryosam.method.candidates import Status
-from cryosam.method.cut import CutRule, confident_cut, shape_cut
+from cryosam.method.cut import (
+    MAJORITY_KNEE_SEPARATION,
+    CutRule,
+    confident_cut,
+    separation,
+    shape_cut,
+)
 from cryosam.method.verify import (
     Reference,
     ShapeVerifier,
@@ -201,6 +210,22 @@ def test_when_matches_are_most_candidates_the_cut_is_the_gap_below_them():
     r = np.random.default_rng(0)
     few = np.r_[r.normal(0.5, 0.07, 60), r.uniform(-0.5, 0.2, 400), r.uniform(0.2, 0.35, 40)]
     assert shape_cut(few).rule is not CutRule.SHAPE_MAJORITY
+
+
+def test_a_knee_that_stands_clear_is_not_lowered_to_a_valley_below_it(monkeypatch):
+    # the scores at the cut of one pick (a sparse proteasome at half the dose, our simulator's
+    # scene of the real maps, truth kept as ``match``): 74 proteasomes, and below them
+    # ribosomes and TRiC rings above the background, with a valley between those two groups
+    z = np.load(Path(__file__).parent / "data" / "half_dose_cut_scores.npz")
+    x, match = z["scores"], z["match"]
+    cut = shape_cut(x, float(z["floor"]), strays_follow=True)
+    kept = x >= cut.value
+    assert cut.rule is CutRule.SHAPE_KNEE and separation(x, cut.value) >= MAJORITY_KNEE_SEPARATION
+    assert kept.sum() < 90 and (kept & match).sum() >= 60
+    # without the limit the valley below took the cut among the look-alikes
+    monkeypatch.setattr(cut_module, "MAJORITY_KNEE_SEPARATION", np.inf)
+    low = shape_cut(x, float(z["floor"]), strays_follow=True)
+    assert low.rule is CutRule.SHAPE_MAJORITY and (x >= low.value).sum() > 3 * kept.sum()
 
 
 def test_with_strays_to_follow_the_cut_takes_the_knee_below_a_valley():

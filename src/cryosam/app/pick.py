@@ -23,7 +23,7 @@ from cryosam.io.picks import write_picks_csv
 from cryosam.io.prompts import Prompt
 from cryosam.io.star import RELION3, RELION5, write_relion5_index, write_star
 from cryosam.io.tomogram import Tomogram, tomogram_stem, write_volume
-from cryosam.method.cut import WEAK_SEPARATION, CutRule
+from cryosam.method.cut import CutRule, weak_cut
 from cryosam.method.pick import ClassQuery, PickOutcome, pick_particles, prompt_queries
 from cryosam.models.cache import FeatureCache
 from cryosam.timing import Timer
@@ -233,7 +233,7 @@ def cut_record(outcome: PickOutcome) -> dict:
 
 def weak_cut_warnings(reports, out) -> list[str]:
     """For each verified class whose accepted candidates do not stand apart from the rejected
-    (:data:`~cryosam.method.cut.WEAK_SEPARATION`): its cut is a guess, and how to move it."""
+    (:func:`~cryosam.method.cut.weak_cut`): its cut is a guess, and how to move it."""
     folder = out if out is not None else "OUT"
     by_mass = CutRule.SHAPE_MASS_COUNT.value
     return [
@@ -248,7 +248,7 @@ def weak_cut_warnings(reports, out) -> list[str]:
         )
         + f"; judge it in gallery.png and move it with 'cryosam recut {folder} --min-score S'"
         for r in reports
-        if r.verified and r.separation < WEAK_SEPARATION
+        if r.verified and weak_cut(r.separation, r.separation_nearest)
     ]
 
 

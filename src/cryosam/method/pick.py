@@ -49,6 +49,7 @@ from cryosam.method.cut import (
     count_by_mass,
     feature_cut,
     mass_count_cut,
+    nearest_separation,
     separation,
     shape_cut,
     strays,
@@ -127,6 +128,9 @@ class ClassReport:
     cut_method: str = ""
     background: float = float("nan")
     separation: float = float("nan")
+    separation_nearest: float = float("nan")
+    """``separation`` against the nearer group of the rejected alone
+    (:func:`~cryosam.method.cut.nearest_separation`)."""
     n_near_fiducial: int = 0
     n_on_membrane: int = 0
     n_strays: int = 0
@@ -570,13 +574,14 @@ def score_and_cut(
     # (which keeps more, and so leaves a narrower rejected tail) must not hide a guess
     pooled = cands.score[cands.cut_pool]
     rep.separation = separation(pooled, cut.value)
+    rep.separation_nearest = nearest_separation(pooled, cut.value)
     rep.cut_by_shape, rep.n_by_shape = cut.value, int(np.sum(pooled >= cut.value))
     if verify and v.mass_ok is not None:
         ok = v.mass_ok[cands.cut_pool]
         by_mass = count_by_mass(pooled, ok, v.floor)
         if by_mass is not None:
             rep.cut_by_mass, rep.n_by_mass = by_mass, int(np.sum(pooled >= by_mass))
-        cut = mass_count_cut(pooled, cut, ok, rep.separation, v.floor)
+        cut = mass_count_cut(pooled, cut, ok, rep.separation, v.floor, rep.separation_nearest)
     if verify and config.verify_refine_angles:
         with timer.stage("verify"):
             rerank_refined(s, cands, cut.value, dv, grid)
