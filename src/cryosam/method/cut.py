@@ -313,7 +313,7 @@ nine clicks, where the count helps, and dev3 proteasome click 2) and the real 00
 accepted stood 1.9-2.7 above the nearer group; where the count kept a crowd of another
 class (our simulator's scenes of the real maps, ``benchmarks/other_samples.py``: a cell
 packed with 70S ribosomes, proteasome click 0, 311 kept for 73 proteasomes; a cell with 80S
-look-alikes, proteasome clicks 0 and 2) 3.3-3.6. 3.0 lies between, near their geometric
+look-alikes, proteasome clicks 0 and 2) 3.25-3.57. 3.0 lies between, near their geometric
 mean (2.96)."""
 
 
