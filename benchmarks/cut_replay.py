@@ -8,9 +8,9 @@
 the line is theirs) with the cut's inputs of every cryosam run written to
 ``benchmarks/out/cuts/<tomogram>-<target>-<click>.npz``: the scores of the cut's pool, the
 floor, the feature similarities and background, whether strays follow, the class-mass flags
-the count by mass counts, the separation, the cut each rule gave, and whether each pool
+the count by mass counts, the separations, the cut each rule gave, and whether each pool
 candidate lies within half a diameter of a true particle of the target. ``replay`` runs
-``shape_cut`` and ``mass_count_cut`` of the code as it is now on every recorded input and
+``verified_cut`` (the pick's whole cut) of the code as it is now on every recorded input and
 prints the runs whose cut moves, with how many of the pool it keeps and the F1 of that many
 against the truth (pool-level: duplicates count, so below a pick's own F1; a comparison of two
 cuts, not a pick). Replaying the code that recorded them gives every recorded cut back to
@@ -42,12 +42,15 @@ class Recorder:
     """Wraps the benchmark's cryosam run and the pick's cut rules; writes one file per run."""
 
     def __init__(self, out: Path):
-        self.out, self.run, self.cands, self.inputs = out, {}, None, {}
+        self.out, self.run, self.cands = out, {}, None
         out.mkdir(parents=True, exist_ok=True)
 
     def install(self) -> None:
-        run, mark = external.run_cryosam, pick_module.mark_not_particles
-        shape, count = pick_module.shape_cut, pick_module.mass_count_cut
+        run, mark, decide = (
+            external.run_cryosam,
+            pick_module.mark_not_particles,
+            pick_module.verified_cut,
+        )
 
         def run_cryosam(volume, vs, click, d_px, true, config, name, **kw):
             at = "_".join(str(int(c)) for c in np.asarray(click).ravel())
@@ -59,53 +62,47 @@ class Recorder:
             self.cands = cands  # the last call before the cut: the pool is read from it
             return mark(s, cls, cands, timer)
 
-        def shape_cut(scores, floor=0.0, similarity=None, background=None, strays_follow=False):
-            cut = shape(scores, floor, similarity, background, strays_follow)
+        def verified_cut(scores, floor=0.0, similarity=None, background=None,
+                         strays_follow=False, of_class_mass=None):  # fmt: skip
+            cut = decide(scores, floor, similarity, background, strays_follow, of_class_mass)
             zyx = self.cands.zyx[self.cands.cut_pool]
             near, _ = cKDTree(self.run["true"]).query(zyx) if len(zyx) else (np.zeros(0), None)
-            self.inputs = {
-                "scores": np.asarray(scores, np.float64),
-                "floor": float(floor),
-                "similarity": np.asarray([] if similarity is None else similarity, np.float64),
-                "background": np.nan if background is None else float(background),
-                "strays_follow": bool(strays_follow),
-                "shape_value": cut.value,
-                "match": near < self.run["d"] / 2,
-            }
-            self._write(final_value=cut.value)
-            return cut
-
-        def mass_count_cut(scores, cut, of_class_mass, sep, floor=0.0, nearest=0.0):
-            final = count(scores, cut, of_class_mass, sep, floor, nearest)
             mass = np.asarray([] if of_class_mass is None else of_class_mass, bool)
             self._write(
-                of_class_mass=mass, separation=sep, nearest=nearest, final_value=final.value
+                scores=np.asarray(scores, np.float64),
+                floor=float(floor),
+                similarity=np.asarray([] if similarity is None else similarity, np.float64),
+                background=np.nan if background is None else float(background),
+                strays_follow=bool(strays_follow),
+                has_mass=of_class_mass is not None,
+                of_class_mass=mass,
+                shape_value=cut.first.value,
+                separation=cut.separation,
+                nearest=cut.nearest,
+                final_value=cut.final.value,
+                match=near < self.run["d"] / 2,
             )
-            return final
+            return cut
 
         external.run_cryosam = external.METHODS["cryosam"] = sweep.run_cryosam = run_cryosam
         pick_module.mark_not_particles = mark_not_particles
-        pick_module.shape_cut, pick_module.mass_count_cut = shape_cut, mass_count_cut
+        pick_module.verified_cut = verified_cut
 
-    def _write(self, **more) -> None:
-        self.inputs.update(more)
-        np.savez_compressed(self.out / f"{self.run['tag']}.npz", **self.inputs)
+    def _write(self, **inputs) -> None:
+        np.savez_compressed(self.out / f"{self.run['tag']}.npz", **inputs)
 
 
 def replay_one(z) -> tuple[float, float, float | None]:
-    """``(recorded cut, the shape cut now, the final cut now)`` of one recorded run (the final
-    ``None`` where the run had no count by mass to consider)."""
+    """``(recorded cut, the first rule's cut now, the final cut now)`` of one recorded run
+    (the final ``None`` where the run had no count by mass to consider). Files recorded
+    before ``has_mass`` was kept (stop 57) said so by holding a ``separation``."""
     x, floor = z["scores"], float(z["floor"])
     sim = z["similarity"] if len(z["similarity"]) else None
     background = None if np.isnan(float(z["background"])) else float(z["background"])
-    shape = cut_module.shape_cut(x, floor, sim, background, bool(z["strays_follow"]))
-    if "separation" not in z:
-        return float(z["final_value"]), shape.value, None
-    mass = z["of_class_mass"] if len(z["of_class_mass"]) else None
-    sep = cut_module.separation(x, shape.value)
-    near = cut_module.nearest_separation(x, shape.value)
-    final = cut_module.mass_count_cut(x, shape, mass, sep, floor, near)
-    return float(z["final_value"]), shape.value, final.value
+    has_mass = bool(z["has_mass"]) if "has_mass" in z else "separation" in z
+    mass = z["of_class_mass"] if has_mass else None
+    cut = cut_module.verified_cut(x, floor, sim, background, bool(z["strays_follow"]), mass)
+    return float(z["final_value"]), cut.first.value, cut.final.value if has_mass else None
 
 
 def pool_f1(x, match, value: float) -> tuple[int, float]:

@@ -377,6 +377,50 @@ def count_by_mass(scores, of_class_mass, floor: float = 0.0) -> float | None:
     return max(float(np.sort(x)[::-1][min(n, len(x)) - 1]), floor)
 
 
+@dataclass(frozen=True)
+class ClassCut:
+    """A class's cut and what led to it (``run.json`` keeps each): the ``first`` rule's cut
+    (:func:`shape_cut` on verification scores, :func:`feature_cut` without verification), the
+    :func:`separation` and :func:`nearest_separation` of the scores at it, the
+    :func:`count_by_mass` (``None``: none to count), and the ``final`` cut
+    (:func:`mass_count_cut`)."""
+
+    first: Cut
+    separation: float
+    nearest: float
+    by_mass: float | None
+    final: Cut
+
+
+def verified_cut(
+    scores,
+    floor: float = 0.0,
+    similarity=None,
+    background=None,
+    strays_follow: bool = False,
+    of_class_mass=None,
+) -> ClassCut:
+    """The whole cut of one class's verified candidates (``scores``, the cut's pool), in the
+    order the pick takes it: the shape rules, then the count by mass where that cut is a
+    guess (``of_class_mass``: per candidate, ``None`` without a mass window). The one place
+    that order lives: the pick and ``benchmarks/cut_replay.py`` both call it."""
+    x = np.asarray(scores, np.float64)
+    shape = shape_cut(x, floor, similarity, background, strays_follow)
+    sep, near = separation(x, shape.value), nearest_separation(x, shape.value)
+    if of_class_mass is None:
+        return ClassCut(shape, sep, near, None, shape)
+    final = mass_count_cut(x, shape, of_class_mass, sep, floor, near)
+    return ClassCut(shape, sep, near, count_by_mass(x, of_class_mass, floor), final)
+
+
+def unverified_cut(scores, floor: float, background: float | None = None) -> ClassCut:
+    """The cut of feature similarities (verification off): :func:`feature_cut`, with its
+    separations for the report; no count by mass."""
+    x = np.asarray(scores, np.float64)
+    cut = feature_cut(x, floor, background)
+    return ClassCut(cut, separation(x, cut.value), nearest_separation(x, cut.value), None, cut)
+
+
 def class_mass(mass, known, tolerance: float) -> tuple[float, float, float] | None:
     """``(median, robust spread, window)`` of the class's mass: the median mass of the
     ``known`` candidates (indices: the prompts and the confident matches), their robust

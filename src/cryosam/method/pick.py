@@ -46,13 +46,9 @@ from cryosam.method.cut import (
     Cut,
     CutRule,
     background_level,
-    count_by_mass,
-    feature_cut,
-    mass_count_cut,
-    nearest_separation,
-    separation,
-    shape_cut,
     strays,
+    unverified_cut,
+    verified_cut,
 )
 from cryosam.method.envelope import ENVELOPE_MIN_PICKS, class_envelope, trim_mask
 from cryosam.method.extended import in_zone, membrane_zone
@@ -564,24 +560,23 @@ def score_and_cut(
         columns[CLAIMED] = claimed.astype(np.float64)
         mark_not_particles(s, cls, cands, timer)  # centring may have moved one there
         pool = cands.cut_pool
-        sim = columns["similarity"][pool]
-        cut = shape_cut(cands.score[pool], v.floor, sim, rep.background, config.pick_strays)
+        ok = None if v.mass_ok is None else v.mass_ok[pool]
+        vc = verified_cut(
+            cands.score[pool], v.floor, columns["similarity"][pool], rep.background,
+            config.pick_strays, ok,
+        )  # fmt: skip
     else:
-        cut = feature_cut(cands.score[cands.cut_pool], config.tau_sim, rep.background)
+        vc = unverified_cut(cands.score[cands.cut_pool], config.tau_sim, rep.background)
     rep.n_near_fiducial = int(np.sum(cands.status == Status.NEAR_FIDUCIAL))
     rep.n_on_membrane = int(np.sum(cands.status == Status.ON_MEMBRANE))
-    # how far the matches stand apart at the cut their scores gave: the mass count below
-    # (which keeps more, and so leaves a narrower rejected tail) must not hide a guess
+    # how far the matches stand apart at the cut their scores gave (the mass count, which
+    # keeps more and so leaves a narrower rejected tail, must not hide a guess)
     pooled = cands.score[cands.cut_pool]
-    rep.separation = separation(pooled, cut.value)
-    rep.separation_nearest = nearest_separation(pooled, cut.value)
-    rep.cut_by_shape, rep.n_by_shape = cut.value, int(np.sum(pooled >= cut.value))
-    if verify and v.mass_ok is not None:
-        ok = v.mass_ok[cands.cut_pool]
-        by_mass = count_by_mass(pooled, ok, v.floor)
-        if by_mass is not None:
-            rep.cut_by_mass, rep.n_by_mass = by_mass, int(np.sum(pooled >= by_mass))
-        cut = mass_count_cut(pooled, cut, ok, rep.separation, v.floor, rep.separation_nearest)
+    rep.separation, rep.separation_nearest = vc.separation, vc.nearest
+    rep.cut_by_shape, rep.n_by_shape = vc.first.value, int(np.sum(pooled >= vc.first.value))
+    if vc.by_mass is not None:
+        rep.cut_by_mass, rep.n_by_mass = vc.by_mass, int(np.sum(pooled >= vc.by_mass))
+    cut = vc.final
     if verify and config.verify_refine_angles:
         with timer.stage("verify"):
             rerank_refined(s, cands, cut.value, dv, grid)
