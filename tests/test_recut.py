@@ -155,3 +155,25 @@ def test_a_cut_by_mass_count_still_says_it_is_a_guess():
     assert "cryosam recut picks --min-score S" in said
     rep.separation = 3.0
     assert weak_cut_warnings([rep], "picks") == []
+
+
+def test_a_shape_cut_far_below_the_count_by_mass_names_the_recut_that_keeps_them():
+    """A knee that keeps a few dozen where hundreds have the class's mass (the real tomogram
+    from most clicks) is pointed out with the cut that would keep them; a count close to the
+    cut's, a cut already by mass, or no mass window says nothing."""
+    from cryosam.app.pick import MASS_NOTE_RATIO, mass_count_notes
+    from cryosam.method.cut import CutRule
+    from cryosam.method.pick import ClassReport
+
+    rep = ClassReport("ribosome", 1, 25.0, 1, cut=0.243, verified=True, separation=2.7)
+    rep.cut_method = CutRule.SHAPE_KNEE.value
+    rep.n_by_shape, rep.n_by_mass, rep.cut_by_mass = 75, 993, 0.15718
+    (said,) = mass_count_notes([rep], "picks")
+    assert "keeps 75" in said and "993 have the class's mass" in said
+    assert "cryosam recut picks --min-score ribosome=0.1571" in said
+    rep.n_by_mass = int(MASS_NOTE_RATIO * 75) - 1
+    assert mass_count_notes([rep], "picks") == []
+    rep.n_by_mass, rep.cut_method = 993, CutRule.SHAPE_MASS_COUNT.value
+    assert mass_count_notes([rep], "picks") == []
+    rep.cut_method, rep.cut_by_mass = CutRule.SHAPE_KNEE.value, float("nan")
+    assert mass_count_notes([rep], None) == []
