@@ -284,6 +284,28 @@ def test_mass_ranks_a_lighter_particle_of_the_same_shape_lower():
     assert of_class_mass(wide + 0.3, np.arange(6), 0.25).all()
 
 
+def test_the_mask_margin_sees_the_edge_of_a_particle_larger_than_the_typed_diameter():
+    """A user types 16 voxels for a particle 18 across, beside a particle 15 across: cut at
+    the typed radius, the mask holds the inside of either and no edge, so they correlate
+    alike; ``verify_mask_margin`` (10 % past it) sees where each ends."""
+    vol = np.zeros((40, 40, 40 * 8), np.float32)
+    r = np.sqrt(((np.indices((40, 40, 40)) - 20.0) ** 2).sum(0))
+    pts = []
+    for i in range(8):
+        vol[:, :, 40 * i : 40 * (i + 1)] = r <= (9 if i % 2 == 0 else 7.5)
+        pts.append((20, 20, 40 * i + 20))
+    vol += np.random.default_rng(0).normal(0, 0.3, vol.shape).astype(np.float32)
+    pts = np.array(pts, float)
+    gaps = {}
+    for margin in (0.0, 0.1):
+        v = ShapeVerifier(vol, 16.0, Config(verify_mask_margin=margin))
+        corr, _ = v.score(v.reference(pts[:1]), pts[1:])
+        same, smaller = corr[1::2], corr[::2]
+        gaps[margin] = same.min() - smaller.max()
+    assert gaps[0.0] < 0.02  # at the typed radius: no edge, the two alike
+    assert gaps[0.1] > 0.05  # past it: the same size correlates better than the smaller
+
+
 def test_band_contrast_sees_a_halo_that_the_mass_does_not():
     """Two equal balls, one ringed by a thin halo just outside its radius: the rim band
     (1-1.25 radii) tells them apart, the mass (ball less the 1.15-1.5 shell) barely."""

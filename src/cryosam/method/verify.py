@@ -266,7 +266,9 @@ class ShapeVerifier:
         self.half = int(np.ceil(config.verify_box_factor * self.d))
         self.n = 2 * self.half + 1
         g = np.indices((self.n,) * 3) - self.half
-        self.sphere = np.sqrt((g**2).sum(0)) <= 0.5 * self.d + 0.5
+        # the mask's reach: past the typed radius by ``verify_mask_margin`` diameters
+        reach = 0.5 * self.d * (1.0 + config.verify_mask_margin)
+        self.sphere = np.sqrt((g**2).sum(0)) <= reach + 0.5
         # ``rotations`` (K, 3, 3) replaces the grid: the orientation search's own sets
         self.matrices = (
             rotation_grid(config.verify_angle_step, config.verify_all_rotations).as_matrix()
