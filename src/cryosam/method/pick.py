@@ -561,10 +561,8 @@ def score_and_cut(
         mark_not_particles(s, cls, cands, timer)  # centring may have moved one there
         pool = cands.cut_pool
         ok = None if v.mass_ok is None else v.mass_ok[pool]
-        vc = verified_cut(
-            cands.score[pool], v.floor, columns["similarity"][pool], rep.background,
-            config.pick_strays, ok,
-        )  # fmt: skip
+        sim, strays_follow = columns["similarity"][pool], config.pick_strays
+        vc = verified_cut(cands.score[pool], v.floor, sim, rep.background, strays_follow, ok)
     else:
         vc = unverified_cut(cands.score[cands.cut_pool], config.tau_sim, rep.background)
     rep.n_near_fiducial = int(np.sum(cands.status == Status.NEAR_FIDUCIAL))
