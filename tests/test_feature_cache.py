@@ -5,12 +5,16 @@ import numpy as np
 import pytest
 
 from cryosam.cli.main import main
+from cryosam.config import Config
 from cryosam.io.prompts import Prompt
 from cryosam.method.pick import pick_particles
 from cryosam.models.cache import FeatureCache, cache_key
 from cryosam.models.classical_encoder import ClassicalEncoder
 from cryosam.models.features import FeatureVolume
 from tests.conftest import small_sim
+
+FEATURES_ONLY = Config(verify=False)
+"""The cache holds features: the picks that read them need no verification (a third of the time)."""
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +42,7 @@ def test_rerun_with_new_prompts_reuses_features(sim, tmp_path, monkeypatch):
         sim.tomogram,
         [Prompt(tuple(ribos[0]), "ribosome")],
         {"ribosome": 29.0},
+        config=FEATURES_ONLY,
         cache=cache,
         input_sha256="abc",
     )
@@ -45,6 +50,7 @@ def test_rerun_with_new_prompts_reuses_features(sim, tmp_path, monkeypatch):
         sim.tomogram,
         [Prompt(tuple(ribos[1]), "ribosome")],
         {"ribosome": 29.0},
+        config=FEATURES_ONLY,
         cache=cache,
         input_sha256="abc",
     )
@@ -55,6 +61,7 @@ def test_rerun_with_new_prompts_reuses_features(sim, tmp_path, monkeypatch):
         sim.tomogram,
         [Prompt(tuple(ribos[1]), "ribosome")],
         {"ribosome": 29.0},
+        config=FEATURES_ONLY,
         cache=cache,
         input_sha256="other",
     )
@@ -62,6 +69,7 @@ def test_rerun_with_new_prompts_reuses_features(sim, tmp_path, monkeypatch):
         sim.tomogram,
         [Prompt(tuple(ribos[1]), "ribosome")],
         {"ribosome": 35.0},
+        config=FEATURES_ONLY,
         cache=cache,
         input_sha256="abc",
     )
