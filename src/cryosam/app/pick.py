@@ -255,9 +255,9 @@ def weak_cut_warnings(reports, out) -> list[str]:
 
 MASS_NOTE_RATIO = 5.0
 """A shape cut that keeps under 1 / this of the candidates of the class's mass is pointed out.
-On the real 00254 (ribosome, 10 Å) four clicks of five cut at the knee and kept 47-86 of the
-pool where 717-993 had the class's mass (11-21 times); on the dev tomograms the knee kept at
-least 1 / 4.8 of the count (crowded 20S proteasome, where counting by mass is wrong)."""
+On the real 00254 (ribosome, 10 Å) three clicks of five cut at the knee, which kept 70-84 of
+the pool where 717-993 had the class's mass (8.5-14 times); on the dev tomograms the knee kept
+at least 1 / 4.8 of the count (crowded 20S proteasome, where counting by mass is wrong)."""
 
 
 def mass_count_notes(reports, out) -> list[str]:
