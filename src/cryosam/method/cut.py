@@ -346,10 +346,14 @@ def mass_count_cut(
     :data:`NEAREST_SEPARATION` or more above the nearer group of the rejected (``nearest``,
     :func:`nearest_separation`: the weak reading came from rejected of two populations).
     Never above ``cut`` (a cut that already keeps that many stays), never below ``floor``."""
-    value = count_by_mass(scores, of_class_mass, floor)
-    if value is None or not weak_cut(sep, nearest) or value >= cut.value:
+    return _counted(cut, count_by_mass(scores, of_class_mass, floor), sep, nearest)
+
+
+def _counted(cut: Cut, by_mass: float | None, sep: float, nearest: float) -> Cut:
+    """:func:`mass_count_cut` given the :func:`count_by_mass` cut ``by_mass``."""
+    if by_mass is None or not weak_cut(sep, nearest) or by_mass >= cut.value:
         return cut
-    return Cut(value, CutRule.SHAPE_MASS_COUNT)
+    return Cut(by_mass, CutRule.SHAPE_MASS_COUNT)
 
 
 def weak_cut(sep: float, nearest: float = 0.0) -> bool:
@@ -407,10 +411,8 @@ def verified_cut(
     x = np.asarray(scores, np.float64)
     shape = shape_cut(x, floor, similarity, background, strays_follow)
     sep, near = separation(x, shape.value), nearest_separation(x, shape.value)
-    if of_class_mass is None:
-        return ClassCut(shape, sep, near, None, shape)
-    final = mass_count_cut(x, shape, of_class_mass, sep, floor, near)
-    return ClassCut(shape, sep, near, count_by_mass(x, of_class_mass, floor), final)
+    by_mass = None if of_class_mass is None else count_by_mass(x, of_class_mass, floor)
+    return ClassCut(shape, sep, near, by_mass, _counted(shape, by_mass, sep, near))
 
 
 def unverified_cut(scores, floor: float, background: float | None = None) -> ClassCut:
