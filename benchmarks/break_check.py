@@ -310,9 +310,15 @@ BREAKS = (
     Break(
         "mass-count-off",
         "method/cut.py",
-        "    if value >= cut.value:\n        return cut\n"
-        "    return Cut(value, CutRule.SHAPE_MASS_COUNT)",
-        "    return cut",
+        "    if weak_cut(sep, nearest):\n        return Cut(by_mass, CutRule.SHAPE_MASS_COUNT)\n",
+        "    if False:\n        return Cut(by_mass, CutRule.SHAPE_MASS_COUNT)\n",
+        ("tests/test_stages.py",),
+    ),
+    Break(
+        "knee-of-few-of-many-kept",
+        "method/cut.py",
+        "    if cut.rule is CutRule.SHAPE_KNEE and many_of_class_mass(scores, cut.value, by_mass):",
+        "    if False:",
         ("tests/test_stages.py",),
     ),
     Break(

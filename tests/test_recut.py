@@ -175,5 +175,10 @@ def test_a_shape_cut_far_below_the_count_by_mass_names_the_recut_that_keeps_them
     assert mass_count_notes([rep], "picks") == []
     rep.n_by_mass, rep.cut_method = 993, CutRule.SHAPE_MASS_COUNT.value
     assert mass_count_notes([rep], "picks") == []
+    # counted because the knee kept a few of many: the note names the recut to the few
+    rep.cut_method, rep.cut, rep.cut_by_shape = CutRule.SHAPE_MASS_MANY.value, 0.15718, 0.24325
+    (said,) = mass_count_notes([rep], "picks")
+    assert "only 75 candidates stand out" in said and "993 have the class's mass" in said
+    assert "cryosam recut picks --min-score ribosome=0.2432" in said
     rep.cut_method, rep.cut_by_mass = CutRule.SHAPE_KNEE.value, float("nan")
     assert mass_count_notes([rep], None) == []

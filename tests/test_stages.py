@@ -21,6 +21,7 @@ from cryosam.io.prompts import Prompt
 from cryosam.io.tomogram import is_tomogram_name, tomogram_stem
 from cryosam.method.candidates import Candidates, PickEntry, Status, deduplicate, statuses
 from cryosam.method.cut import (
+    MASS_COUNT_RATIO,
     NEAREST_SEPARATION,
     WEAK_SEPARATION,
     Cut,
@@ -32,6 +33,7 @@ from cryosam.method.cut import (
     one_population,
     separation,
     shape_cut,
+    verified_cut,
     weak_cut,
 )
 from cryosam.method.matching import nms
@@ -127,6 +129,29 @@ def test_a_cut_that_is_a_guess_counts_the_particles_by_mass():
     assert count_by_mass(clear, of_mass) < gap.value
     assert count_by_mass(clear, None) is None
     assert count_by_mass(clear, np.arange(500) < 4) is None
+
+
+def test_a_knee_that_keeps_a_few_of_many_of_the_class_mass_is_counted_by_mass():
+    """A cell packed with the particle (the real tomogram from most clicks): the knee keeps
+    about a hundred of the densest, which stand well above the rest (no weak separation) with
+    no valley below them, while about 780 have the class's mass. Keeping under
+    1 / MASS_COUNT_RATIO of the count, the knee gives way to the count; where a quarter as many
+    have the mass (a crowd of another class), the knee stays."""
+    rng = np.random.default_rng(11)
+    scores = np.r_[rng.normal(0.32, 0.03, 60), rng.normal(0.20, 0.04, 900)]
+    many = np.r_[np.ones(60, bool), rng.random(900) < 0.8]
+    cut = verified_cut(scores, of_class_mass=many)
+    kept_by_shape = int((scores >= cut.first.value).sum())
+    assert cut.first.rule is CutRule.SHAPE_KNEE and kept_by_shape < 120
+    assert not weak_cut(cut.separation, cut.nearest)
+    assert cut.final.rule is CutRule.SHAPE_MASS_MANY
+    assert (scores >= cut.final.value).sum() == many.sum() >= MASS_COUNT_RATIO * kept_by_shape
+    few = np.r_[np.ones(60, bool), rng.random(900) < 0.2]
+    assert few.sum() < MASS_COUNT_RATIO * kept_by_shape
+    assert verified_cut(scores, of_class_mass=few).final == cut.first
+    # the rule as the pick and recut call it, told the separation
+    sep = separation(scores, cut.first.value)
+    assert mass_count_cut(scores, cut.first, many, sep).rule is CutRule.SHAPE_MASS_MANY
 
 
 def test_matches_clear_of_a_crowd_of_another_class_are_not_counted_by_mass():

@@ -232,10 +232,20 @@ def cut_record(outcome: PickOutcome) -> dict:
     }
 
 
+def _recut(out, min_score: str) -> str:
+    """The ``cryosam recut`` command line for the pick written to ``out`` (``OUT`` where it
+    was not written) with ``--min-score min_score``."""
+    return f"'cryosam recut {out if out is not None else 'OUT'} --min-score {min_score}'"
+
+
+def _down(value: float) -> str:
+    """``value`` to four decimals, rounded down (a recut at it loses none it was read from)."""
+    return f"{np.floor(value * 1e4) / 1e4:.4f}"
+
+
 def weak_cut_warnings(reports, out) -> list[str]:
     """For each verified class whose accepted candidates do not stand apart from the rejected
     (:func:`~cryosam.method.cut.weak_cut`): its cut is a guess, and how to move it."""
-    folder = out if out is not None else "OUT"
     by_mass = CutRule.SHAPE_MASS_COUNT.value
     return [
         (
@@ -247,35 +257,48 @@ def weak_cut_warnings(reports, out) -> list[str]:
             f"spreads above the rejected (no population of their own): the cut at "
             f"{r.cut:.3f} is a guess"
         )
-        + f"; judge it in gallery.png and move it with 'cryosam recut {folder} --min-score S'"
+        + f"; judge it in gallery.png and move it with {_recut(out, 'S')}"
         for r in reports
         if r.verified and weak_cut(r.separation, r.separation_nearest)
     ]
 
 
 MASS_NOTE_RATIO = 5.0
-"""A shape cut that keeps under 1 / this of the candidates of the class's mass is pointed out.
-On the real 00254 (ribosome, 10 Å) three clicks of five cut at the knee, which kept 70-84 of
-the pool where 717-993 had the class's mass (8.5-14 times); on the dev tomograms the knee kept
-at least 1 / 4.8 of the count (crowded 20S proteasome, where counting by mass is wrong)."""
+"""A shape cut that keeps under 1 / this of the candidates of the class's mass is pointed out
+(from 1 / :data:`~cryosam.method.cut.MASS_COUNT_RATIO` the count is taken instead). On the
+real 00254 (ribosome, 10 Å) three clicks of five cut at the knee, which kept 70-84 of the pool
+where 717-993 had the class's mass (8.5-14 times); on the dev tomograms the knee kept at least
+1 / 4.8 of the count (crowded 20S proteasome, where counting by mass is wrong)."""
 
 
 def mass_count_notes(reports, out) -> list[str]:
     """For each verified class cut by its scores that kept far fewer than have its mass
-    (:data:`MASS_NOTE_RATIO`): the count, and the ``recut`` that would keep them (its score
-    rounded down, so none of them is lost)."""
-    folder = out if out is not None else "OUT"
-    return [
-        f"{r.name}: the cut keeps {r.n_by_shape} candidates by shape, but {r.n_by_mass} have "
-        "the class's mass; if the tomogram holds that many, judge the rejected in gallery.png "
-        f"and keep them with 'cryosam recut {folder} --min-score {r.name}="
-        f"{np.floor(r.cut_by_mass * 1e4) / 1e4:.4f}'"
-        for r in reports
-        if r.verified
-        and r.cut_method != CutRule.SHAPE_MASS_COUNT.value
-        and np.isfinite(r.cut_by_mass)
-        and r.n_by_mass >= MASS_NOTE_RATIO * max(r.n_by_shape, 1)
-    ]
+    (:data:`MASS_NOTE_RATIO`): the count, and the ``recut`` that would keep them; for each
+    class counted by mass because its shape cut kept a few of many (``SHAPE_MASS_MANY``): the
+    few, and the ``recut`` that would keep only them (scores rounded down: none is lost)."""
+    notes = []
+    for r in reports:
+        if not r.verified or not np.isfinite(r.cut_by_mass):
+            continue
+        if r.cut_method == CutRule.SHAPE_MASS_MANY.value:
+            notes.append(
+                f"{r.name}: by shape only {r.n_by_shape} candidates stand out "
+                f"({r.separation:.1f} robust spreads above the rest), but {r.n_by_mass} have "
+                f"the class's mass: the cut at {r.cut:.3f} keeps as many as have it; if only "
+                "the few are wanted, judge the kept in gallery.png and keep the few with "
+                + _recut(out, f"{r.name}={_down(r.cut_by_shape)}")
+            )
+        elif (
+            r.cut_method != CutRule.SHAPE_MASS_COUNT.value
+            and r.n_by_mass >= MASS_NOTE_RATIO * max(r.n_by_shape, 1)
+        ):
+            notes.append(
+                f"{r.name}: the cut keeps {r.n_by_shape} candidates by shape, but "
+                f"{r.n_by_mass} have the class's mass; if the tomogram holds that many, judge "
+                "the rejected in gallery.png and keep them with "
+                + _recut(out, f"{r.name}={_down(r.cut_by_mass)}")
+            )
+    return notes
 
 
 def write_pick_outputs(
