@@ -10,7 +10,7 @@ from scipy.spatial.transform import Rotation
 from cryosam.config import Config
 from cryosam.errors import CryosamError
 from cryosam.method.verify import ShapeVerifier, rotate_box
-from cryosam.volume.wedge import Wedge, estimate_wedge
+from cryosam.volume.wedge import NARROW_BELOW, Wedge, estimate_wedge, wedge_to_mind
 
 
 def wedge_filtered(volume: np.ndarray, wedge: Wedge) -> np.ndarray:
@@ -59,8 +59,49 @@ def test_restrict_removes_the_unmeasured_components():
     assert Wedge.parse(w.spec()) == w and Wedge.parse("off") is None
 
 
+def test_narrow_minds_a_wedge_read_under_55_degrees_only():
+    """The default minds a lamella's +-45° wedge and leaves a +-60° one alone; ``auto`` minds
+    both; ``off`` neither; a given wedge is taken as given."""
+    noise = np.random.default_rng(5).standard_normal((64, 96, 96)).astype(np.float32)
+    narrow = wedge_filtered(noise, Wedge("y", 45.0))
+    usual = wedge_filtered(noise, Wedge("y", 60.0))
+    found = wedge_to_mind("narrow", narrow)
+    assert found is not None and found.axis == "y" and found.max_tilt < NARROW_BELOW
+    assert wedge_to_mind("narrow", usual) is None
+    assert wedge_to_mind("auto", usual).max_tilt >= NARROW_BELOW
+    assert wedge_to_mind("off", narrow) is None
+    assert wedge_to_mind("x:50", usual) == Wedge("x", 50.0)
+
+
+def test_a_default_pick_minds_a_narrow_wedge_and_records_it(tmp_path):
+    """A scene tilted only +-45° is verified with its wedge minded, and ``run.json`` says so;
+    the same scene tilted +-60° is verified as before."""
+    import json
+
+    from cryosam.app.pick import in_memory, pick
+    from cryosam.io.prompts import Prompt
+    from cryosam.simulate import Imaging, SimulationConfig, simulate
+
+    read = {}
+    for tilt in (45.0, 60.0):
+        imaging = Imaging(snr=1.0, tilt_min=-tilt, tilt_max=tilt)
+        shape, fractions = (48, 96, 96), {"ribosome": 0.05}
+        sim = simulate(SimulationConfig(shape=shape, fractions=fractions, imaging=imaging, seed=3))
+        p = sim.centres("ribosome")[0]
+        out = tmp_path / f"tilt{tilt:g}"
+        tomo = in_memory(sim.tomogram, 10.0)
+        pick(tomo, [Prompt(tuple(p), "ribosome")], {"ribosome": 25.0}, out=out, cache=False)
+        record = json.loads((out / "run.json").read_text())
+        assert record["config"]["missing_wedge"] == "narrow"
+        read[tilt] = record["input"]["missing_wedge"]
+    axis, _, angle = read[45.0].partition(":")
+    assert axis == "y" and 40.0 <= float(angle) < NARROW_BELOW
+    assert read[60.0] == "off"
+
+
 def test_config_checks_missing_wedge():
-    for ok in ("auto", "off", "y:60", "x:42.5"):
+    assert Config().missing_wedge == "narrow"
+    for ok in ("narrow", "auto", "off", "y:60", "x:42.5"):
         assert Config(missing_wedge=ok).missing_wedge == ok
     for bad in ("z:60", "y:95", "y:", "sixty"):
         with pytest.raises(CryosamError, match="missing_wedge"):

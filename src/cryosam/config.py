@@ -21,8 +21,8 @@ Invert = Literal["auto", "yes", "no"]
 
 
 def _wedge_ok(text: str) -> bool:
-    """Whether ``missing_wedge`` reads as auto, off or ``AXIS:DEGREES``."""
-    if text in ("auto", "off"):
+    """Whether ``missing_wedge`` reads as narrow, auto, off or ``AXIS:DEGREES``."""
+    if text in ("narrow", "auto", "off"):
         return True
     axis, _, angle = str(text).partition(":")
     try:
@@ -306,12 +306,13 @@ class Config:
         "lifted (README, 'A deconvolved tomogram').",
     )
     missing_wedge: str = _p(
-        "off",
+        "narrow",
         "Mind the tilt series' missing wedge in shape verification: each turned reference "
-        "loses what the tomogram could not measure. 'auto' reads the tilt axis and the largest "
-        "tilt from the tomogram's spectrum, 'y:45' / 'x:50' gives them, 'off' (default) does "
-        "not mind it. Helps a ribosome under a +-45° tilt range; costs the +-60° dev tomograms "
-        "a little (README, 'A narrower tilt range').",
+        "loses what the tomogram could not measure. 'narrow' (default) reads the tilt axis and "
+        "the largest tilt from the tomogram's spectrum and minds them when the tilts reach "
+        "under +-55° (a lamella's +-45-50°: it lifts a ribosome's picks there), not at +-60°, "
+        "where it costs a little; 'auto' minds what it reads at any range, 'y:45' / 'x:50' "
+        "gives them, 'off' never minds it (README, 'A narrower tilt range').",
     )
     seed: int = _p(0, "Seed for every random choice, so runs are reproducible.")
 
@@ -430,8 +431,8 @@ class Config:
             ),
             (
                 _wedge_ok(self.missing_wedge),
-                "missing_wedge must be auto, off or AXIS:DEGREES (axis y or x, 0 < degrees < 90, "
-                f"e.g. y:60), got {self.missing_wedge!r}",
+                "missing_wedge must be narrow, auto, off or AXIS:DEGREES (axis y or x, "
+                f"0 < degrees < 90, e.g. y:60), got {self.missing_wedge!r}",
             ),
             (min(factors) > 0, "the *_factor sizes must be positive"),
             (

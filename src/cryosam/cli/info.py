@@ -80,12 +80,16 @@ def info(
 def _spectrum_lines(data) -> None:
     """The missing wedge and the balance of low and mid frequencies, read from the spectrum."""
     from cryosam.volume.spectrum import is_lifted, low_excess
-    from cryosam.volume.wedge import estimate_wedge
+    from cryosam.volume.wedge import NARROW_BELOW, estimate_wedge
 
     wedge = estimate_wedge(data)
     typer.echo(
         f"missing wedge: tilts about {wedge.axis} up to +-{wedge.max_tilt:g}° "
-        "(verification minds it with --set missing_wedge=auto)"
+        + (
+            "(under +-55°: verification minds it by default)"
+            if wedge.max_tilt < NARROW_BELOW
+            else "(+-55° or more: verification minds it with --set missing_wedge=auto)"
+        )
         if wedge
         else "missing wedge: none seen in the spectrum"
     )

@@ -107,7 +107,7 @@ from cryosam.volume.fiducials import (
     near_gold,
 )
 from cryosam.volume.prepare import lifted_warning, prepare_volume
-from cryosam.volume.wedge import estimate_wedge
+from cryosam.volume.wedge import wedge_to_mind
 
 
 @dataclass
@@ -176,8 +176,8 @@ class PickOutcome:
     prompts: list[Prompt] = field(default_factory=list)
     """The prompts as used (a click moved to its particle's centre when ``prompt_snap`` is on)."""
     missing_wedge: str = "off"
-    """The missing wedge verification minded (``y:62``: tilts about y up to 62°), as read from
-    the tomogram where ``missing_wedge`` is ``auto``."""
+    """The missing wedge verification minded (``y:46``: tilts about y up to 46°), as read from
+    the tomogram where ``missing_wedge`` is ``narrow`` or ``auto``."""
     spectrum_balanced: bool = False
     """Whether the tomogram's low frequencies were turned down (``balance_spectrum``)."""
 
@@ -345,11 +345,12 @@ def _inverted_by_vote(external: dict[str, ClassQuery]) -> str:
 
 
 def with_wedge_read(config: Config, prepared) -> Config:
-    """``config`` with ``missing_wedge: auto`` replaced by what the tomogram shows (``y:62``,
-    or ``off``): read once, every verifier of the run shares it."""
-    if config.missing_wedge != "auto":
+    """``config`` with ``missing_wedge: narrow`` or ``auto`` replaced by the wedge to mind
+    that the tomogram shows (``y:46``, or ``off``): read once, every verifier of the run
+    shares it."""
+    if config.missing_wedge not in ("narrow", "auto"):
         return config
-    wedge = estimate_wedge(prepared)
+    wedge = wedge_to_mind(config.missing_wedge, prepared)
     return config.replace(missing_wedge=wedge.spec() if wedge else "off")
 
 

@@ -62,7 +62,7 @@ from cryosam.method.matching import nms
 from cryosam.method.rotations import rotation_grid
 from cryosam.volume.binning import block_mean, extract_boxes
 from cryosam.volume.resample import fourier_resample, resample_map
-from cryosam.volume.wedge import PAD, Wedge, estimate_wedge
+from cryosam.volume.wedge import PAD, Wedge, wedge_to_mind
 
 BLOB_REACH = 0.4
 """How far (diameters) a candidate's blob centre may lie from where matching put it."""
@@ -218,11 +218,9 @@ def rotate_box(box: np.ndarray, matrix: np.ndarray) -> np.ndarray:
 
 
 def config_wedge(config: Config, volume) -> Wedge | None:
-    """The missing wedge ``config.missing_wedge`` names (``auto``: read from ``volume``, as
-    :func:`~cryosam.method.pick.setup` does once per run)."""
-    if config.missing_wedge == "auto":
-        return estimate_wedge(volume)
-    return Wedge.parse(config.missing_wedge)
+    """The missing wedge ``config.missing_wedge`` names (``narrow`` or ``auto``: read from
+    ``volume``, as :func:`~cryosam.method.pick.setup` does once per run)."""
+    return wedge_to_mind(config.missing_wedge, volume)
 
 
 def fit_box(a: np.ndarray, n: int) -> np.ndarray:
