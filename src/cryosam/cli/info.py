@@ -86,9 +86,10 @@ def _spectrum_lines(data) -> None:
     typer.echo(
         f"missing wedge: tilts about {wedge.axis} up to +-{wedge.max_tilt:g}° "
         + (
-            "(under +-55°: verification minds it by default)"
+            f"(under +-{NARROW_BELOW:g}°: verification minds it by default)"
             if wedge.max_tilt < NARROW_BELOW
-            else "(+-55° or more: verification minds it with --set missing_wedge=auto)"
+            else f"(+-{NARROW_BELOW:g}° or more: verification minds it with --set "
+            "missing_wedge=auto)"
         )
         if wedge
         else "missing wedge: none seen in the spectrum"

@@ -62,7 +62,7 @@ from cryosam.method.matching import nms
 from cryosam.method.rotations import rotation_grid
 from cryosam.volume.binning import block_mean, extract_boxes
 from cryosam.volume.resample import fourier_resample, resample_map
-from cryosam.volume.wedge import PAD, Wedge, wedge_to_mind
+from cryosam.volume.wedge import PAD, wedge_to_mind
 
 BLOB_REACH = 0.4
 """How far (diameters) a candidate's blob centre may lie from where matching put it."""
@@ -217,12 +217,6 @@ def rotate_box(box: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     return ndimage.affine_transform(box, matrix, offset=c - matrix @ c, order=1)
 
 
-def config_wedge(config: Config, volume) -> Wedge | None:
-    """The missing wedge ``config.missing_wedge`` names (``narrow`` or ``auto``: read from
-    ``volume``, as :func:`~cryosam.method.pick.setup` does once per run)."""
-    return wedge_to_mind(config.missing_wedge, volume)
-
-
 def fit_box(a: np.ndarray, n: int) -> np.ndarray:
     """Centre-crop or zero-pad a 3D box (any shape) to a cube of ``n`` per side."""
     out = np.zeros((n,) * 3, np.float32)
@@ -257,7 +251,7 @@ class ShapeVerifier:
         self.volume = volume
         # the turned references lose what the tilt series could not measure (``restrict``:
         # boxes in the tomogram's frame; the orientation's local search turns the boxes)
-        self.wedge = config_wedge(config, volume) if restrict else None
+        self.wedge = wedge_to_mind(config.missing_wedge, volume) if restrict else None
         self._sampled = None
         self.bin = binning(diameter_px, config.verify_bin_px)
         self.d = diameter_px / self.bin

@@ -37,13 +37,13 @@ scene without tilts) keeps its angular profile within a few tenths."""
 STEP = 1.0
 """Angle bins of the profile, degrees."""
 PAD = 2
+"""A box is zero-padded to this many times its side before its spectrum is restricted, so
+its edges do not wrap around."""
 NARROW_BELOW = 55.0
 """``missing_wedge: narrow`` (the default) minds a wedge read from the tomogram only when its
 largest tilt is under this many degrees: the dev tomograms' +-60° read as 62° and the real
 EMPIAR-10499 reconstruction's as 60°, where minding it costs a little; +-45° and +-50° copies
 of dev1 read as 46° and 50°, where it gains (README, "A narrower tilt range")."""
-"""A box is zero-padded to this many times its side before its spectrum is restricted, so
-its edges do not wrap around."""
 
 
 @dataclass(frozen=True)
